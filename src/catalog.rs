@@ -1,0 +1,190 @@
+//! The inputs of `read` besides the config: the configured catalog and the
+//! state file. Both are parsed leniently (Airbyte adds fields over time) but
+//! every field we rely on is checked before any request is made.
+
+use crate::config::json_kind;
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::path::Path;
+
+/// How the catalog asks for a stream to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    FullRefresh,
+    Incremental,
+}
+
+/// One entry of the configured catalog.
+#[derive(Clone, Debug)]
+pub struct Selected {
+    pub name: String,
+    /// Echoed back exactly in every message of the stream.
+    pub namespace: Option<String>,
+    pub sync_mode: SyncMode,
+}
+
+/// Reads a JSON file; `what` names it in errors ("config", "catalog", ...).
+pub fn read_json_file(path: &Path, what: &str) -> Result<Value> {
+    let text = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_slice(&text).map_err(|e| {
+        Error::config(format!(
+            "the {what} file {} is not valid JSON: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// The streams of a ConfiguredAirbyteCatalog, in catalog order.
+pub fn parse_catalog(value: &Value) -> Result<Vec<Selected>> {
+    let streams = value
+        .get("streams")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::config("the catalog has no `streams` array"))?;
+    streams
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            parse_entry(entry).map_err(|why| Error::config(format!("catalog stream {i}: {why}")))
+        })
+        .collect()
+}
+
+fn parse_entry(entry: &Value) -> Result<Selected, String> {
+    let stream = entry
+        .get("stream")
+        .filter(|s| s.is_object())
+        .ok_or("`stream` must be an object")?;
+    let name = match stream.get("name") {
+        Some(Value::String(n)) if !n.is_empty() => n.clone(),
+        Some(other) => {
+            return Err(format!(
+                "`stream.name` must be a non-empty string, found {}",
+                json_kind(other)
+            ))
+        }
+        None => return Err("`stream.name` is missing".into()),
+    };
+    let namespace = match stream.get("namespace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ns)) => Some(ns.clone()),
+        Some(other) => {
+            return Err(format!(
+                "`stream.namespace` of {name} must be a string, found {}",
+                json_kind(other)
+            ))
+        }
+    };
+    let sync_mode = match entry.get("sync_mode").and_then(Value::as_str) {
+        Some("full_refresh") => SyncMode::FullRefresh,
+        Some("incremental") => SyncMode::Incremental,
+        other => {
+            return Err(format!(
+                "stream {name}: `sync_mode` must be \"full_refresh\" or \"incremental\", found {}",
+                other.map_or_else(|| "nothing".to_string(), |s| format!("{s:?}"))
+            ))
+        }
+    };
+    Ok(Selected {
+        name,
+        namespace,
+        sync_mode,
+    })
+}
+
+/// Per-stream states from a `--state` file, by stream name.
+#[derive(Debug, Default)]
+pub struct State {
+    streams: Vec<(String, Value)>,
+}
+
+impl State {
+    /// Accepts what Airbyte and PyAirbyte send: an array of state messages
+    /// (possibly empty, possibly with null extras), or nothing at all.
+    pub fn parse(value: &Value) -> Result<State> {
+        let items = match value {
+            Value::Null => return Ok(State::default()),
+            Value::Array(items) => items,
+            // A legacy whole-connector state object: nothing per stream in it.
+            Value::Object(_) => return Ok(State::default()),
+            other => {
+                return Err(Error::config(format!(
+                    "the state file must hold a JSON array of state messages, found {}",
+                    json_kind(other)
+                )))
+            }
+        };
+        let mut streams = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if !(item.is_object() || item.is_null()) {
+                return Err(Error::config(format!(
+                    "state item {i} must be a state message object, found {}",
+                    json_kind(item)
+                )));
+            }
+            // Per-stream states only; GLOBAL/LEGACY items carry nothing for us.
+            let Some(stream) = item.get("stream").filter(|s| s.is_object()) else {
+                continue;
+            };
+            let Some(name) = stream
+                .get("stream_descriptor")
+                .and_then(|d| d.get("name"))
+                .and_then(Value::as_str)
+            else {
+                return Err(Error::config(format!(
+                    "state item {i} has no `stream.stream_descriptor.name`"
+                )));
+            };
+            let state = stream.get("stream_state").cloned().unwrap_or(Value::Null);
+            streams.push((name.to_string(), state));
+        }
+        Ok(State { streams })
+    }
+
+    /// The saved state of `stream` (the last one, if the file repeats it).
+    #[allow(dead_code)] // full-refresh streams ignore their state
+    pub fn get(&self, stream: &str) -> Option<&Value> {
+        self.streams
+            .iter()
+            .rev()
+            .find(|(name, _)| name == stream)
+            .map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn catalog_entries() {
+        let cat = json!({"streams": [
+            {"stream": {"name": "leads", "json_schema": {}}, "sync_mode": "incremental", "extra": 1},
+            {"stream": {"name": "users", "namespace": "ns"}, "sync_mode": "full_refresh"}
+        ]});
+        let s = parse_catalog(&cat).unwrap();
+        assert_eq!(s[0].sync_mode, SyncMode::Incremental);
+        assert_eq!(s[1].namespace.as_deref(), Some("ns"));
+        let bad = json!({"streams": [{"stream": {"name": "x"}, "sync_mode": "INVALID"}]});
+        assert!(parse_catalog(&bad).unwrap_err().message.contains("INVALID"));
+        assert!(parse_catalog(&json!({})).is_err());
+    }
+
+    #[test]
+    fn state_forms() {
+        assert!(State::parse(&json!([])).unwrap().get("leads").is_none());
+        let st = State::parse(&json!([
+            {"type": "STREAM", "stream": {"stream_descriptor": {"name": "leads", "namespace": null}, "stream_state": {"a": 1}}, "global_": null, "data": null},
+            {"type": "GLOBAL", "global": {}}
+        ]))
+        .unwrap();
+        assert_eq!(st.get("leads"), Some(&json!({"a": 1})));
+        assert!(State::parse(&json!("x")).is_err());
+        assert!(State::parse(&json!([5])).is_err());
+    }
+}

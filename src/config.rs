@@ -1,0 +1,245 @@
+//! The connector's config: parsed once, checked key by key, so that every
+//! later step can trust it.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+/// Where the API lives unless the config says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://api.persistiq.com/v1/";
+
+/// Sleeps between tries of one request. The API's rate window is one
+/// minute, so the schedule spans more than a minute (68 s) before giving up.
+pub const DEFAULT_RETRY_SCHEDULE: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0];
+
+/// The longest one HTTP request may take, connect to last body byte.
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 60.0;
+
+/// Longest single sleep or timeout we accept: a day. Anything longer is a typo.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// The connectionSpecification that `spec` prints.
+pub const SPEC_JSON: &str = include_str!("spec.json");
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api_key: String,
+    /// Absolute URL ending in `/`; every request URL starts with it.
+    pub base_url: String,
+    pub retry_schedule: Vec<Duration>,
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// Checks a parsed config object; the error names the key at fault.
+    pub fn from_json(value: &Value) -> Result<Config> {
+        let obj = value.as_object().ok_or_else(|| {
+            Error::config(format!(
+                "config must be a JSON object, found {}",
+                json_kind(value)
+            ))
+        })?;
+        Ok(Config {
+            api_key: api_key(obj)?,
+            base_url: base_url(obj)?,
+            retry_schedule: retry_schedule(obj)?,
+            timeout: timeout(obj)?,
+        })
+    }
+}
+
+fn api_key(obj: &Map<String, Value>) -> Result<String> {
+    match obj.get("api_key") {
+        None | Some(Value::Null) => Err(Error::config(
+            "config key `api_key` is missing: set it to the key from PersistIq's Settings > Integrations",
+        )),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(Error::config("config key `api_key` is empty"))
+        }
+        // A key that cannot travel in an HTTP header would fail every request.
+        Some(Value::String(s)) if s.bytes().any(|b| b < 0x20 || b == 0x7f) => Err(
+            Error::config("config key `api_key` contains control characters"),
+        ),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(Error::config(format!(
+            "config key `api_key` must be a string, found {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+fn base_url(obj: &Map<String, Value>) -> Result<String> {
+    let raw = match obj.get("base_url") {
+        None | Some(Value::Null) => return Ok(DEFAULT_BASE_URL.to_string()),
+        Some(Value::String(s)) => s.trim(),
+        Some(other) => {
+            return Err(Error::config(format!(
+                "config key `base_url` must be a string, found {}",
+                json_kind(other)
+            )))
+        }
+    };
+    check_base_url(raw).map_err(|why| {
+        Error::config(format!(
+            "config key `base_url` is not usable ({why}); expected e.g. {DEFAULT_BASE_URL}"
+        ))
+    })?;
+    let mut url = raw.to_string();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
+}
+
+/// Why a base URL is refused, or `Ok` when requests may be built on it.
+fn check_base_url(raw: &str) -> Result<(), String> {
+    let uri: ureq::http::Uri = raw.parse().map_err(|_| "not a URL".to_string())?;
+    let host = uri.host().ok_or("no host")?;
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    if authority.contains('@') {
+        return Err("credentials in the URL are not allowed".into());
+    }
+    if uri.query().is_some() || raw.contains('#') {
+        return Err("a query or fragment is not allowed".into());
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if is_loopback(host) => Ok(()),
+        Some("http") => Err("plain http is allowed only for loopback hosts; use https".into()),
+        _ => Err("the scheme must be https".into()),
+    }
+}
+
+/// Loopback hosts, where plain http cannot leak the key off the machine.
+pub fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        return v4.is_loopback();
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<Ipv6Addr>().is_ok_and(|v6| v6.is_loopback())
+}
+
+fn retry_schedule(obj: &Map<String, Value>) -> Result<Vec<Duration>> {
+    let items = match obj.get("retry_schedule_seconds") {
+        None | Some(Value::Null) => {
+            return Ok(DEFAULT_RETRY_SCHEDULE
+                .iter()
+                .map(|s| Duration::from_secs_f64(*s))
+                .collect())
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(Error::config(format!(
+                "config key `retry_schedule_seconds` must be an array of seconds such as [1, 5, 30], found {}",
+                json_kind(other)
+            )))
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            seconds(item, false).ok_or_else(|| {
+                Error::config(format!(
+                    "config key `retry_schedule_seconds` item {i} must be a number of seconds from 0 to {MAX_SECONDS}, found {item}"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
+    match obj.get("timeout_seconds") {
+        None | Some(Value::Null) => Ok(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS)),
+        Some(v) => seconds(v, true).ok_or_else(|| {
+            Error::config(format!(
+                "config key `timeout_seconds` must be a positive number of seconds up to {MAX_SECONDS}, found {v}"
+            ))
+        }),
+    }
+}
+
+/// A JSON number as a duration, if it is finite and in range.
+fn seconds(value: &Value, positive: bool) -> Option<Duration> {
+    let s = value.as_f64()?;
+    let low_ok = if positive { s > 0.0 } else { s >= 0.0 };
+    (low_ok && s <= MAX_SECONDS).then(|| Duration::from_secs_f64(s))
+}
+
+/// "a string", "an array", ... for error messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "127.0.0.1", "127.8.9.10", "[::1]", "LOCALHOST"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "128.0.0.1",
+            "[::2]",
+            "localhost.evil",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn base_url_rules() {
+        let ok = |u: &str| Config::from_json(&json!({"api_key": "k", "base_url": u}));
+        assert_eq!(
+            ok("http://127.0.0.1:9/v1").unwrap().base_url,
+            "http://127.0.0.1:9/v1/"
+        );
+        assert!(ok("https://api.persistiq.com/v1/").is_ok());
+        for bad in [
+            "http://example.com/v1/",
+            "ftp://x/",
+            "not a url",
+            "https://u:p@h/",
+            "https://h/?a=1",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert_eq!(e.failure, crate::error::FailureType::Config, "{bad}");
+            assert!(e.message.contains("base_url"), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn defaults_and_limits() {
+        let c = Config::from_json(&json!({"api_key": "k", "extra": 1})).unwrap();
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        let total: f64 = c.retry_schedule.iter().map(Duration::as_secs_f64).sum();
+        assert!(total >= 60.0);
+        assert!(
+            Config::from_json(&json!({"api_key": "k", "retry_schedule_seconds": [-1]})).is_err()
+        );
+        assert!(
+            Config::from_json(&json!({"api_key": "k", "retry_schedule_seconds": [1e300]})).is_err()
+        );
+        assert!(Config::from_json(&json!({"api_key": "k", "timeout_seconds": 0})).is_err());
+        assert!(Config::from_json(&json!({"api_key": ""})).is_err());
+        assert!(Config::from_json(&json!({"api_key": 5})).is_err());
+        assert!(Config::from_json(&json!([])).is_err());
+    }
+}

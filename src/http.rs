@@ -1,0 +1,354 @@
+//! Talking to the PersistIq API: one keep-alive agent, the key on every
+//! request and nowhere else, and retries on a fixed sleep schedule.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::output::Out;
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ureq::http::{HeaderMap, Response};
+use ureq::Body;
+
+/// The most we read of one response body; a page is far smaller.
+const MAX_BODY_BYTES: u64 = 256 << 20;
+
+/// A rate-limit reset further away than this is not waited for (a broken
+/// clock or header); the retry schedule applies instead.
+const MAX_RESET_WAIT: Duration = Duration::from_secs(120);
+
+/// Added to a server-given reset time: the two clocks are not in step.
+const RESET_MARGIN: Duration = Duration::from_millis(500);
+
+/// How much of an unexpected body an error message may quote.
+const QUOTE_BYTES: usize = 200;
+
+/// What one try of a request came to.
+enum Outcome<T> {
+    Done(T),
+    /// Worth another try; `wait` overrides the schedule's next sleep.
+    Retry {
+        why: String,
+        rate_limited: bool,
+        wait: Option<Duration>,
+    },
+    Fail(Error),
+}
+
+/// The API client. Reuses one connection and one body buffer across pages.
+pub struct Client {
+    agent: ureq::Agent,
+    base_url: String,
+    api_key: String,
+    schedule: Vec<Duration>,
+    body: Vec<u8>,
+    /// Set when the server said the rate window is used up: no request before it.
+    quiet_until: Option<SystemTime>,
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Client {
+        let mut builder = ureq::Agent::config_builder()
+            // Statuses are ours to judge, and a redirect is never followed:
+            // it could carry the x-api-key header to another origin.
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(config.timeout))
+            .user_agent(concat!("source-persistiq/", env!("CARGO_PKG_VERSION")))
+            .accept("application/json");
+        if config.base_url.starts_with("http://") {
+            // Plain http only ever goes to loopback; a proxy would see the key.
+            builder = builder.proxy(None);
+        }
+        Client {
+            agent: builder.build().new_agent(),
+            base_url: config.base_url.clone(),
+            api_key: config.api_key.clone(),
+            schedule: config.retry_schedule.clone(),
+            body: Vec::with_capacity(1 << 20),
+            quiet_until: None,
+        }
+    }
+
+    /// GETs `path_query` (relative to base_url) and hands the body to
+    /// `on_body`. A body that `on_body` refuses counts as a failed try, so
+    /// `on_body` must have no effect when it returns `Err`.
+    ///
+    /// `what` names the request in logs and errors ("stream leads, page 3").
+    pub fn get<T>(
+        &mut self,
+        path_query: &str,
+        what: &str,
+        out: &mut Out,
+        mut on_body: impl FnMut(&[u8], &mut Out) -> Result<T, String>,
+    ) -> Result<T> {
+        let url = format!("{}{}", self.base_url, path_query);
+        let mut retries = 0;
+        loop {
+            self.wait_for_rate_window(what, out)?;
+            let (why, rate_limited, wait) = match self.try_once(&url, what, out, &mut on_body) {
+                Outcome::Done(value) => return Ok(value),
+                Outcome::Fail(err) => return Err(err),
+                Outcome::Retry {
+                    why,
+                    rate_limited,
+                    wait,
+                } => (why, rate_limited, wait),
+            };
+            let Some(step) = self.schedule.get(retries) else {
+                return Err(give_up(what, &why, rate_limited, retries));
+            };
+            retries += 1;
+            let sleep = wait.unwrap_or(*step);
+            out.log(
+                "WARN",
+                &format!(
+                    "{what}: {why}; retry {retries} of {} in {:.2} s",
+                    self.schedule.len(),
+                    sleep.as_secs_f64()
+                ),
+            );
+            out.flush()?;
+            std::thread::sleep(sleep);
+        }
+    }
+
+    fn try_once<T>(
+        &mut self,
+        url: &str,
+        what: &str,
+        out: &mut Out,
+        on_body: &mut impl FnMut(&[u8], &mut Out) -> Result<T, String>,
+    ) -> Outcome<T> {
+        let response = match self
+            .agent
+            .get(url)
+            .header("x-api-key", &self.api_key)
+            .call()
+        {
+            Ok(r) => r,
+            Err(e) => return transport_outcome(e),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        self.note_rate_window(&headers, status);
+        if (200..300).contains(&status) {
+            self.body.clear();
+            if let Err(e) = read_body(response, &mut self.body) {
+                return Outcome::Retry {
+                    why: format!("the response body broke off ({e})"),
+                    rate_limited: false,
+                    wait: None,
+                };
+            }
+            return match on_body(&self.body, out) {
+                Ok(value) => Outcome::Done(value),
+                Err(why) => Outcome::Retry {
+                    why: format!(
+                        "HTTP {status} with an unusable body: {why}; body starts {}",
+                        quote(&self.body)
+                    ),
+                    rate_limited: false,
+                    wait: None,
+                },
+            };
+        }
+        // Error bodies are small; read what there is for the message.
+        self.body.clear();
+        let _ = read_body(response, &mut self.body);
+        match status {
+            429 => Outcome::Retry {
+                why: "HTTP 429: rate limited".into(),
+                rate_limited: true,
+                wait: reset_wait(&headers),
+            },
+            408 | 500..=599 => Outcome::Retry {
+                why: format!("HTTP {status}{}", api_reason(&self.body)),
+                rate_limited: false,
+                wait: None,
+            },
+            401 | 403 => Outcome::Fail(
+                Error::config(format!(
+                    "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
+                ))
+                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body))),
+            ),
+            300..=399 => Outcome::Fail(Error::system(format!(
+                "{what}: the API answered HTTP {status}, a redirect{}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
+                headers
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .map(|l| format!(" to {}", truncate(l, QUOTE_BYTES)))
+                    .unwrap_or_default()
+            ))),
+            _ => Outcome::Fail(Error::system(format!(
+                "{what}: the API answered HTTP {status}{}",
+                api_reason(&self.body)
+            ))),
+        }
+    }
+
+    /// Records a spent rate window (`X-RateLimit-Remaining: 0`) so that the
+    /// next request waits for its reset instead of running into a 429.
+    fn note_rate_window(&mut self, headers: &HeaderMap, status: u16) {
+        if status == 429 {
+            return;
+        }
+        let spent = header_u64(headers, "x-ratelimit-remaining") == Some(0);
+        self.quiet_until = match (spent, reset_wait(headers)) {
+            (true, Some(wait)) => Some(SystemTime::now() + wait),
+            _ => None,
+        };
+    }
+
+    fn wait_for_rate_window(&mut self, what: &str, out: &mut Out) -> Result<()> {
+        let Some(until) = self.quiet_until.take() else {
+            return Ok(());
+        };
+        if let Ok(wait) = until.duration_since(SystemTime::now()) {
+            out.log(
+                "INFO",
+                &format!(
+                    "{what}: the API's rate window is used up; pausing {:.2} s until it resets",
+                    wait.as_secs_f64()
+                ),
+            );
+            out.flush()?;
+            std::thread::sleep(wait);
+        }
+        Ok(())
+    }
+}
+
+fn read_body(response: Response<Body>, into: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut body = response.into_body();
+    body.with_config()
+        .limit(MAX_BODY_BYTES)
+        .reader()
+        .read_to_end(into)
+}
+
+/// Sorts a transport failure: configuration mistakes fail, the rest retry.
+fn transport_outcome<T>(e: ureq::Error) -> Outcome<T> {
+    match e {
+        ureq::Error::BadUri(_)
+        | ureq::Error::Http(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_) => Outcome::Fail(Error::config(format!(
+            "the request could not be made ({e}); check base_url"
+        ))),
+        e => Outcome::Retry {
+            why: format!("request failed: {e}"),
+            rate_limited: false,
+            wait: None,
+        },
+    }
+}
+
+fn give_up(what: &str, why: &str, rate_limited: bool, retries: usize) -> Error {
+    let tries = format!(
+        "after {} tr{}",
+        retries + 1,
+        if retries == 0 { "y" } else { "ies" }
+    );
+    if rate_limited {
+        Error::transient(format!(
+            "{what}: PersistIq's rate limit was still exceeded {tries}; try again later or lengthen retry_schedule_seconds"
+        ))
+    } else if why.starts_with("HTTP 2") {
+        Error::system(format!("{what}: {why} ({tries})"))
+    } else {
+        Error::transient(format!("{what}: {why} ({tries})"))
+    }
+}
+
+/// How long until `X-RateLimit-Reset` (epoch seconds), if it is soon enough
+/// to wait for.
+fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
+    let reset = UNIX_EPOCH + Duration::from_secs(header_u64(headers, "x-ratelimit-reset")?);
+    let wait = reset
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    (wait <= MAX_RESET_WAIT).then_some(wait + RESET_MARGIN)
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// ": <reason>: <message>" from the API's error envelope, or a quote of the body.
+fn api_reason(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Option<Detail>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        reason: Option<String>,
+        message: Option<String>,
+    }
+    if body.is_empty() {
+        return String::new();
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { error: Some(d) }) => {
+            let parts: Vec<&str> = [d.reason.as_deref(), d.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            format!(": {}", truncate(&parts.join(": "), 2 * QUOTE_BYTES))
+        }
+        _ => format!(": body starts {}", quote(body)),
+    }
+}
+
+/// The first bytes of a body, fit for a one-line message.
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(QUOTE_BYTES)]);
+    format!("{:?}", text)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Percent-encodes a query value or path segment (RFC 3986 unreserved kept).
+#[allow(dead_code)] // no stream has a filter or a path parameter yet
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_and_quotes() {
+        assert_eq!(
+            encode("2024-01-02T03:04:05+00:00"),
+            "2024-01-02T03%3A04%3A05%2B00%3A00"
+        );
+        assert_eq!(encode("../x@y"), "..%2Fx%40y");
+        assert_eq!(
+            api_reason(br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#),
+            ": bad_params: no"
+        );
+        assert!(api_reason(b"<html>oops").contains("<html>oops"));
+        assert_eq!(truncate("h\u{e9}llo", 2), "h");
+        assert_eq!(quote(&[b'a'; 500]).len(), QUOTE_BYTES + 2);
+    }
+}

@@ -1,0 +1,198 @@
+//! source-persistiq: an Airbyte source for the PersistIq REST API.
+//!
+//! `main` parses the flags, runs one command, and is the one place where a
+//! failure becomes a TRACE ERROR and an exit code.
+
+mod catalog;
+mod cli;
+mod config;
+mod error;
+mod http;
+mod output;
+mod page;
+mod signals;
+mod streams;
+mod sync;
+
+use catalog::{read_json_file, Selected, State, SyncMode};
+use cli::{Command, ReadArgs};
+use config::Config;
+use error::{Error, Result};
+use output::Out;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    signals::install();
+    let command = match cli::parse(std::env::args_os().skip(1).collect()) {
+        Ok(c) => c,
+        Err(usage) => {
+            eprintln!(
+                "source-persistiq: {usage}\n\n{}\n\nRun `source-persistiq --help` for more.",
+                cli::USAGE
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = Out::new();
+    let code = match run(command, &mut out) {
+        Ok(code) => code,
+        Err(e) if e.output_closed => return ExitCode::SUCCESS,
+        Err(e) => {
+            out.trace_error(&e, None);
+            1
+        }
+    };
+    // A reader that left early is not an error worth a word (see `--help`).
+    match out.flush() {
+        Err(e) if e.output_closed => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("source-persistiq: {e}");
+            ExitCode::from(1)
+        }
+        Ok(()) => ExitCode::from(code),
+    }
+}
+
+/// Runs one command; `Ok` carries the exit code.
+fn run(command: Command, out: &mut Out) -> Result<u8> {
+    match command {
+        Command::Help => print!("{}", cli::help()),
+        Command::Version => println!("source-persistiq {}", env!("CARGO_PKG_VERSION")),
+        Command::Spec => spec(out),
+        Command::Check { config } => check(&config, out)?,
+        Command::Discover { config } => {
+            load_config(&config, out)?;
+            discover(out)?;
+        }
+        Command::Read(args) => return read(&args, out),
+    }
+    Ok(0)
+}
+
+/// Reads and checks the config.
+fn load_config(path: &Path, out: &mut Out) -> Result<Config> {
+    Config::from_json(&read_config_json(path, out)?)
+}
+
+/// Reads the config file; from here on the key is masked in all output,
+/// even if the rest of the config turns out to be wrong.
+fn read_config_json(path: &Path, out: &mut Out) -> Result<serde_json::Value> {
+    let value = read_json_file(path, "config")?;
+    if let Some(key) = value.get("api_key").and_then(|k| k.as_str()) {
+        out.redact(key);
+    }
+    Ok(value)
+}
+
+fn spec(out: &mut Out) {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec<'a> {
+        documentation_url: &'a str,
+        connection_specification: &'a RawValue,
+    }
+    let schema = minified(config::SPEC_JSON);
+    let spec = Spec {
+        documentation_url: "https://github.com/source-persistiq/source-persistiq#readme",
+        connection_specification: &schema,
+    };
+    out.message("SPEC", "spec", &spec);
+}
+
+/// A pretty JSON text compiled into the binary, as one line.
+fn minified(pretty: &str) -> Box<RawValue> {
+    let mut compact = Vec::with_capacity(pretty.len());
+    page::minify_into(&mut compact, pretty.as_bytes());
+    let text = String::from_utf8(compact).unwrap_or_default();
+    RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// One CONNECTION_STATUS, exit 0, whenever the config file held JSON.
+fn check(path: &Path, out: &mut Out) -> Result<()> {
+    let value = read_config_json(path, out)?;
+    let config = match Config::from_json(&value) {
+        Ok(c) => c,
+        Err(e) => {
+            out.trace_error(&e, None);
+            out.connection_status(false, Some(&e.message));
+            return Ok(());
+        }
+    };
+    let mut client = http::Client::new(&config);
+    let probe = client.get("users?page=1", "check (GET users)", out, |body, _| {
+        page::parse(body, "users").map(|_| ())
+    });
+    match probe {
+        Ok(()) => out.connection_status(true, None),
+        Err(e) => out.connection_status(false, Some(&e.message)),
+    }
+    Ok(())
+}
+
+fn discover(out: &mut Out) -> Result<()> {
+    #[derive(Serialize)]
+    struct Stream<'a> {
+        name: &'a str,
+        json_schema: Box<RawValue>,
+        supported_sync_modes: [&'a str; 1],
+        source_defined_primary_key: [[&'a str; 1]; 1],
+        is_resumable: bool,
+    }
+    let streams: Vec<Stream> = streams::STREAMS
+        .iter()
+        .map(|s| Stream {
+            name: s.name,
+            json_schema: minified(s.schema),
+            supported_sync_modes: ["full_refresh"],
+            source_defined_primary_key: [["id"]],
+            is_resumable: false,
+        })
+        .collect();
+    #[derive(Serialize)]
+    struct Catalog<'a> {
+        streams: Vec<Stream<'a>>,
+    }
+    out.message("CATALOG", "catalog", &Catalog { streams });
+    Ok(())
+}
+
+fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
+    let config = load_config(&args.config, out)?;
+    let selected = match (&args.catalog, &args.streams) {
+        (Some(path), _) => catalog::parse_catalog(&read_json_file(path, "catalog")?)?,
+        (None, Some(names)) => select_by_name(names)?,
+        (None, None) => select_by_name(&[])?,
+    };
+    let state = match &args.state {
+        Some(path) => State::parse(&read_json_file(path, "state")?)?,
+        None => State::default(),
+    };
+    let mut client = http::Client::new(&config);
+    let all_complete = sync::read(&mut client, &selected, &state, out)?;
+    Ok(if all_complete { 0 } else { 1 })
+}
+
+/// The streams named on the command line; none named means all of them.
+fn select_by_name(names: &[String]) -> Result<Vec<Selected>> {
+    if names.is_empty() {
+        return Ok(streams::STREAMS.iter().map(|s| selected(s.name)).collect());
+    }
+    if let Some(bad) = names.iter().find(|n| streams::find(n).is_none()) {
+        return Err(Error::config(format!(
+            "--streams: there is no stream `{bad}`; the streams are: {}",
+            streams::names()
+        )));
+    }
+    Ok(names.iter().map(|n| selected(n)).collect())
+}
+
+fn selected(name: &str) -> Selected {
+    Selected {
+        name: name.to_string(),
+        namespace: None,
+        sync_mode: SyncMode::FullRefresh,
+    }
+}

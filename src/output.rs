@@ -1,0 +1,218 @@
+//! Airbyte messages on stdout, one JSON object per line.
+//!
+//! Lines gather in one reusable buffer and reach stdout only whole, at the
+//! end of each page or message group; a signal cannot cut a write short (see
+//! `signals`). Free text (LOG, TRACE) passes through the redactor, so the API
+//! key never leaves the process even when the server echoes it back.
+
+use crate::error::{Error, Result};
+use crate::signals;
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, as the protocol's timestamps want.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The stream a message belongs to, pre-rendered once per stream.
+#[derive(Clone, Debug)]
+pub struct StreamId {
+    pub name: String,
+    /// `{"name":..,"namespace":..}`, namespace kept exactly as the catalog had it.
+    descriptor: String,
+    /// The start of every RECORD line of the stream, up to `"data":`.
+    record_prefix: Vec<u8>,
+}
+
+impl StreamId {
+    pub fn new(name: &str, namespace: Option<&str>) -> StreamId {
+        let descriptor = match namespace {
+            Some(ns) => json!({"name": name, "namespace": ns}),
+            None => json!({"name": name}),
+        }
+        .to_string();
+        let mut record_prefix = br#"{"type":"RECORD","record":{"#.to_vec();
+        if let Some(ns) = namespace {
+            record_prefix.extend_from_slice(format!("\"namespace\":{},", json!(ns)).as_bytes());
+        }
+        record_prefix.extend_from_slice(format!("\"stream\":{},\"data\":", json!(name)).as_bytes());
+        StreamId {
+            name: name.to_string(),
+            descriptor,
+            record_prefix,
+        }
+    }
+}
+
+/// STREAM_STATUS values.
+#[derive(Clone, Copy, Debug)]
+pub enum Status {
+    Started,
+    Running,
+    Complete,
+    Incomplete,
+}
+
+/// The stdout writer. Everything the connector says goes through it.
+pub struct Out {
+    buf: Vec<u8>,
+    secret: Option<String>,
+}
+
+impl Out {
+    pub fn new() -> Out {
+        Out {
+            buf: Vec::with_capacity(1 << 20),
+            secret: None,
+        }
+    }
+
+    /// Text equal to `secret` is masked in every LOG and TRACE from now on.
+    pub fn redact(&mut self, secret: &str) {
+        if !secret.is_empty() {
+            self.secret = Some(secret.to_string());
+        }
+    }
+
+    fn clean(&self, text: &str) -> String {
+        match &self.secret {
+            Some(s) => text.replace(s.as_str(), "[redacted]"),
+            None => text.to_string(),
+        }
+    }
+
+    /// A RECORD whose `data` is the API's own JSON for one record.
+    pub fn record(&mut self, stream: &StreamId, data: &[u8], emitted_at: u64) {
+        self.buf.extend_from_slice(&stream.record_prefix);
+        crate::page::minify_into(&mut self.buf, data);
+        self.buf.extend_from_slice(b",\"emitted_at\":");
+        self.buf
+            .extend_from_slice(emitted_at.to_string().as_bytes());
+        self.buf.extend_from_slice(b"}}\n");
+    }
+
+    /// A per-stream STATE; `records` counts the stream's records since its previous STATE.
+    pub fn state(&mut self, stream: &StreamId, stream_state: &serde_json::Value, records: u64) {
+        let state = stream_state.to_string();
+        // recordCount is a double that must carry a decimal point.
+        let line = format!(
+            "{{\"type\":\"STATE\",\"state\":{{\"type\":\"STREAM\",\"stream\":{{\"stream_descriptor\":{},\"stream_state\":{}}},\"sourceStats\":{{\"recordCount\":{}.0}}}}}}\n",
+            stream.descriptor, state, records
+        );
+        self.buf.extend_from_slice(line.as_bytes());
+    }
+
+    pub fn status(&mut self, stream: &StreamId, status: Status) {
+        let status = match status {
+            Status::Started => "STARTED",
+            Status::Running => "RUNNING",
+            Status::Complete => "COMPLETE",
+            Status::Incomplete => "INCOMPLETE",
+        };
+        let line = format!(
+            "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"}}}}}}\n",
+            now_ms(),
+            stream.descriptor,
+            status
+        );
+        self.buf.extend_from_slice(line.as_bytes());
+    }
+
+    pub fn log(&mut self, level: &str, message: &str) {
+        #[derive(Serialize)]
+        struct Log<'a> {
+            level: &'a str,
+            message: &'a str,
+        }
+        let message = self.clean(message);
+        self.message(
+            "LOG",
+            "log",
+            &Log {
+                level,
+                message: &message,
+            },
+        );
+    }
+
+    /// A TRACE ERROR carrying the error's failure_type (and stream, if any).
+    pub fn trace_error(&mut self, err: &Error, stream: Option<&StreamId>) {
+        #[derive(Serialize)]
+        struct Trace<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            emitted_at: u64,
+            error: ErrorBody<'a>,
+        }
+        #[derive(Serialize)]
+        struct ErrorBody<'a> {
+            message: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            internal_message: Option<String>,
+            failure_type: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stream_descriptor: Option<serde_json::Value>,
+        }
+        let descriptor = match (stream, &err.stream) {
+            (Some(s), _) => serde_json::from_str(&s.descriptor).ok(),
+            (None, Some(name)) => Some(json!({ "name": name })),
+            (None, None) => None,
+        };
+        let trace = Trace {
+            kind: "ERROR",
+            emitted_at: now_ms(),
+            error: ErrorBody {
+                message: self.clean(&err.message),
+                internal_message: err.internal.as_deref().map(|i| self.clean(i)),
+                failure_type: err.failure.as_str(),
+                stream_descriptor: descriptor,
+            },
+        };
+        self.message("TRACE", "trace", &trace);
+    }
+
+    pub fn connection_status(&mut self, ok: bool, message: Option<&str>) {
+        #[derive(Serialize)]
+        struct ConnectionStatus<'a> {
+            status: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<String>,
+        }
+        let status = ConnectionStatus {
+            status: if ok { "SUCCEEDED" } else { "FAILED" },
+            message: message.map(|m| self.clean(m)),
+        };
+        self.message("CONNECTION_STATUS", "connectionStatus", &status);
+    }
+
+    /// `{"type":kind,"<key>":payload}` on one line.
+    pub fn message(&mut self, kind: &str, key: &str, payload: &impl Serialize) {
+        self.buf.extend_from_slice(b"{\"type\":\"");
+        self.buf.extend_from_slice(kind.as_bytes());
+        self.buf.extend_from_slice(b"\",\"");
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+        // Plain data serialises into a Vec without fail.
+        let _ = serde_json::to_writer(&mut self.buf, payload);
+        self.buf.extend_from_slice(b"}\n");
+    }
+
+    /// Hands every whole line gathered so far to stdout.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = signals::while_writing(|| {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&self.buf).and_then(|_| stdout.flush())
+        });
+        self.buf.clear();
+        written.map_err(Error::from)
+    }
+}

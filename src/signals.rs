@@ -1,0 +1,66 @@
+//! SIGTERM and SIGINT: stop at once, but never in the middle of a line.
+//!
+//! Outside a write to stdout the handler ends the process on the spot (the
+//! default action), so a sync blocked in a slow request or a retry sleep
+//! stops within a second. While a write is under way it only records the
+//! signal; the writer finishes its whole lines and then re-raises it.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+
+static WRITING: AtomicBool = AtomicBool::new(false);
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+#[cfg(unix)]
+mod sys {
+    use std::os::raw::c_int;
+    pub const SIGINT: c_int = 2;
+    pub const SIGTERM: c_int = 15;
+    pub const SIG_DFL: usize = 0;
+    extern "C" {
+        pub fn signal(signum: c_int, handler: usize) -> usize;
+        pub fn raise(signum: c_int) -> c_int;
+    }
+}
+
+/// Die of `sig` as the default action would, so parents see "killed by signal".
+#[cfg(unix)]
+fn die_of(sig: i32) {
+    // SAFETY: signal() and raise() are async-signal-safe libc calls.
+    unsafe {
+        sys::signal(sig, sys::SIG_DFL);
+        sys::raise(sig);
+    }
+}
+
+#[cfg(unix)]
+extern "C" fn on_signal(sig: std::os::raw::c_int) {
+    if WRITING.load(SeqCst) {
+        PENDING.store(sig, SeqCst);
+    } else {
+        die_of(sig);
+    }
+}
+
+/// Installs the handlers; call once at start-up.
+pub fn install() {
+    #[cfg(unix)]
+    // SAFETY: the handler touches only atomics and async-signal-safe calls.
+    unsafe {
+        let handler = on_signal as extern "C" fn(std::os::raw::c_int) as usize;
+        sys::signal(sys::SIGTERM, handler);
+        sys::signal(sys::SIGINT, handler);
+    }
+}
+
+/// Runs `write` with termination held back until it returns.
+pub fn while_writing<T>(write: impl FnOnce() -> T) -> T {
+    WRITING.store(true, SeqCst);
+    let result = write();
+    WRITING.store(false, SeqCst);
+    let sig = PENDING.swap(0, SeqCst);
+    if sig != 0 {
+        #[cfg(unix)]
+        die_of(sig);
+    }
+    result
+}

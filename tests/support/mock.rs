@@ -1,0 +1,698 @@
+//! A loopback mock of the PersistIq v1 API, for the tests, the demo and the
+//! benchmark (examples include this file by path).
+//!
+//! It serves deterministic data with every awkward JSON feature a real
+//! account has (unicode, escapes, emoji, nulls, custom lead fields), pages of
+//! 100 as the API does, checks `x-api-key`, and injects faults on request.
+//! Pages are rendered once at start-up so that the server is never the
+//! bottleneck of a benchmark.
+#![allow(dead_code)] // each test crate uses a different part of it
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// The key the mock accepts unless told otherwise.
+pub const API_KEY: &str = "piq-test-key-4f8a2c91e7";
+
+/// What the mock account holds and how it is served.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub api_key: String,
+    pub users: usize,
+    pub leads: usize,
+    pub campaigns: usize,
+    /// Pretty-print pages with CRLF line ends and tabs, as a proxy might.
+    pub pretty: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            api_key: API_KEY.to_string(),
+            users: 3,
+            leads: 1234,
+            campaigns: 150,
+            pretty: false,
+        }
+    }
+}
+
+/// Records per page, as PersistIq serves them.
+pub const PAGE_SIZE: usize = 100;
+
+/// A deliberate misbehaviour, applied to matching requests.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Answer with this status, extra headers and body.
+    Status(u16, Vec<(String, String)>, String),
+    /// Close the connection after sending half of the response.
+    ResetMidBody,
+    /// Promise more bytes in Content-Length than are sent, then close.
+    ShortBody,
+    /// Wait this long before answering.
+    Stall(Duration),
+    /// A 200 whose body is this text.
+    Body(String),
+    /// Serve the page, with `has_more: true` and this `next_page`.
+    NextPage(String),
+    /// Serve an empty page that still says `has_more: true`.
+    EmptyHasMore,
+    /// Serve page 1's content instead, saying `has_more: true`.
+    RepeatFirstPage,
+    /// Serve the normal page but add these headers.
+    Headers(Vec<(String, String)>),
+}
+
+/// A fault: for requests whose path equals `path` (and page equals `page`
+/// when given), do `action`, `times` times (`usize::MAX`: always).
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub path: String,
+    pub page: Option<u64>,
+    pub times: usize,
+    pub action: Action,
+}
+
+impl Fault {
+    pub fn new(path: &str, page: Option<u64>, times: usize, action: Action) -> Fault {
+        Fault {
+            path: path.to_string(),
+            page,
+            times,
+            action,
+        }
+    }
+}
+
+/// One request as the mock saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub query: String,
+    pub api_key: Option<String>,
+    /// The whole request head, for scans for the key.
+    pub head: String,
+}
+
+struct Shared {
+    options: Options,
+    /// path -> rendered pages (index 0 is page 1).
+    pages: HashMap<String, Vec<Vec<u8>>>,
+    faults: Mutex<Vec<Fault>>,
+    seen: Mutex<Vec<Seen>>,
+    stop: AtomicBool,
+}
+
+/// A running mock server; stops when dropped.
+pub struct MockServer {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Starts a server on 127.0.0.1 with an OS-chosen port.
+    pub fn start(options: Options) -> MockServer {
+        MockServer::start_on("127.0.0.1:0", options)
+    }
+
+    pub fn start_on(bind: &str, options: Options) -> MockServer {
+        let listener = TcpListener::bind(bind).expect("bind the mock server");
+        let addr = listener.local_addr().expect("local addr");
+        let data = Dataset::new(&options);
+        let mut pages = HashMap::new();
+        for (path, collection, records, paged) in data.collections() {
+            pages.insert(
+                path,
+                render_pages(collection, &records, paged, options.pretty),
+            );
+        }
+        let shared = Arc::new(Shared {
+            options,
+            pages,
+            faults: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let accept_shared = shared.clone();
+        let accept = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if accept_shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let shared = accept_shared.clone();
+                thread::spawn(move || serve_connection(conn, &shared));
+            }
+        });
+        MockServer {
+            addr,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1/`, the base_url to configure.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1/", self.addr)
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.faults.lock().unwrap().push(fault);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// The records of a collection path exactly as served, one compact JSON text each.
+    pub fn records(&self, path: &str) -> Vec<String> {
+        let data = Dataset::new(&self.shared.options);
+        data.collections()
+            .into_iter()
+            .find(|(p, ..)| p == path)
+            .map(|(_, _, records, _)| records)
+            .unwrap_or_default()
+    }
+
+    /// Number of pages served for a path.
+    pub fn page_count(&self, path: &str) -> usize {
+        self.shared.pages.get(path).map_or(0, Vec::len)
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- data
+
+/// The mock account's records, rendered in the API's key order.
+pub struct Dataset {
+    pub users: Vec<String>,
+    pub leads: Vec<String>,
+    pub campaigns: Vec<String>,
+}
+
+/// Strings that have broken connectors before.
+const AWKWARD: &[&str] = &[
+    "Zoë Ångström",
+    "O'Brien \"The Closer\"",
+    "back\\slash \\n not a newline",
+    "line one\nline two\r\n\ttabbed",
+    "emoji 🚀🔥 and 日本語",
+    "</script><!-- -->",
+    "\u{0001} control \u{001f}",
+    "",
+];
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).expect("string to JSON")
+}
+
+fn id(prefix: &str, n: usize) -> String {
+    // 6 alphanumerics after the prefix, as in every example the API shows.
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut x = n;
+    let mut tail = [b'0'; 6];
+    for slot in tail.iter_mut().rev() {
+        *slot = ALPHABET[x % 62];
+        x /= 62;
+    }
+    format!("{prefix}_{}", std::str::from_utf8(&tail).unwrap())
+}
+
+fn opt(value: Option<String>) -> String {
+    value.map_or_else(|| "null".to_string(), |v| q(&v))
+}
+
+impl Dataset {
+    pub fn new(o: &Options) -> Dataset {
+        let users = (0..o.users).map(user).collect();
+        let leads = (0..o.leads).map(|i| lead(i, o.users)).collect();
+        let campaigns = (0..o.campaigns).map(|i| campaign(i, o.users)).collect();
+        Dataset {
+            users,
+            leads,
+            campaigns,
+        }
+    }
+
+    /// (path, collection key, records, paged) for every endpoint.
+    fn collections(&self) -> Vec<(String, &'static str, Vec<String>, bool)> {
+        vec![
+            ("users".into(), "users", self.users.clone(), false),
+            ("leads".into(), "leads", self.leads.clone(), true),
+            (
+                "campaigns".into(),
+                "campaigns",
+                self.campaigns.clone(),
+                true,
+            ),
+        ]
+    }
+}
+
+fn user(i: usize) -> String {
+    let name = if i % 2 == 1 {
+        AWKWARD[i % AWKWARD.len()].to_string()
+    } else {
+        format!("User {i}")
+    };
+    let mailboxes = if i % 3 == 2 {
+        String::new()
+    } else {
+        format!(
+            r#","mailboxes":[{{"id":{},"email":{},"campaign_ids":[{}]}}]"#,
+            q(&id("mbox", i)),
+            q(&format!("user{i}@punctual.cc")),
+            q(&id("c", i))
+        )
+    };
+    format!(
+        r#"{{"id":{},"name":{},"email":{},"activated":{},"default_mailbox_id":{},"salesforce_id":{}{}}}"#,
+        q(&id("u", i)),
+        q(&name),
+        q(&format!("user{i}@punctual.cc")),
+        i % 4 != 3,
+        opt((i % 3 != 2).then(|| id("mbox", i))),
+        opt((i % 2 == 0).then(|| format!("sf-{i}"))),
+        mailboxes
+    )
+}
+
+fn lead(i: usize, users: usize) -> String {
+    const STATUSES: &[&str] = &["active", "replied", "bounced", "opted_out", "engaged"];
+    let owner = (users > 0 && i % 7 != 0).then(|| id("u", i % users));
+    let awkward = AWKWARD[i % AWKWARD.len()];
+    let mut data = format!(
+        r#""email":{},"first_name":{},"last_name":{},"company_name":{},"address":null,"city":{},"state":null,"phone":{},"title":null,"industry":{},"snippet":{},"snippet2":null,"snippet3":null,"snippet4":null"#,
+        q(&format!("lead{i}@example.com")),
+        q(&format!("First{i}")),
+        opt((i % 5 != 0).then(|| awkward.to_string())),
+        q(&format!(
+            "Company {} {}",
+            i % 97,
+            AWKWARD[(i / 3) % AWKWARD.len()]
+        )),
+        opt((i % 2 == 0).then(|| "Seattle".to_string())),
+        opt((i % 9 == 0).then(|| format!("+1 555 {:04}", i % 10_000))),
+        opt((i % 4 == 1).then(|| "Food & Beverage".to_string())),
+        opt((i % 6 == 0).then(|| format!("Hi {{first_name}}, {awkward}"))),
+    );
+    // Custom fields, present on some leads only, as in a real account.
+    if i % 3 == 0 {
+        data.push_str(&format!(
+            r#","linkedin":{},"country":"USA""#,
+            q(&format!("https://www.linkedin.com/in/lead{i}"))
+        ));
+    }
+    if i % 10 == 4 {
+        data.push_str(r#","tags":"vip, 2024","employee_at_company":"yes""#);
+    }
+    format!(
+        r#"{{"id":{},"status":{},"bounced":{},"optedout":{},"creator_id":{},"owner_id":{},"sent_count":{},"replied_count":{},"last_sent_at":{},"data":{{{}}}}}"#,
+        q(&id("l", i)),
+        opt((i % 11 != 0).then(|| STATUSES[i % STATUSES.len()].to_string())),
+        i % 13 == 0,
+        i % 17 == 0,
+        opt(owner.clone()),
+        opt(owner),
+        i % 5,
+        i % 2,
+        opt((i % 4 != 0).then(|| format!("2026-0{}-1{}T13:20:05.000-07:00", 1 + i % 9, i % 10))),
+        data
+    )
+}
+
+fn campaign(i: usize, users: usize) -> String {
+    let creator = if users == 0 || i % 10 == 9 {
+        "null".to_string()
+    } else {
+        let u = i % users;
+        format!(
+            r#"{{"id":{},"name":{},"email":{}}}"#,
+            q(&id("u", u)),
+            q(&format!("User {u}")),
+            q(&format!("user{u}@punctual.cc"))
+        )
+    };
+    let total = i * 3 % 50;
+    format!(
+        r#"{{"id":{},"name":{},"creator":{},"stats":{{"prospects_contacted":{},"prospects_reached":{},"prospects_opened":{},"prospects_replied":{},"prospects_bounced":{},"prospects_optedout":{},"total_prospects":{}}}}}"#,
+        q(&id("c", i)),
+        q(&format!("Campaign {i}: {}", AWKWARD[i % AWKWARD.len()])),
+        creator,
+        total / 2,
+        total / 3,
+        total / 4,
+        total / 5,
+        total / 10,
+        total / 20,
+        total
+    )
+}
+
+// ------------------------------------------------------------- serving
+
+/// Renders every page of a collection. `paged: false` mimics the users
+/// example in PersistIq's docs: one page, no `has_more`/`next_page` keys.
+fn render_pages(collection: &str, records: &[String], paged: bool, pretty: bool) -> Vec<Vec<u8>> {
+    if !paged {
+        return vec![envelope(collection, records, None, pretty)];
+    }
+    let chunks: Vec<&[String]> = records.chunks(PAGE_SIZE).collect();
+    let count = chunks.len().max(1);
+    (0..count)
+        .map(|i| {
+            let recs = chunks.get(i).copied().unwrap_or(&[]);
+            let next = (i + 1 < count).then(|| i as u64 + 2);
+            envelope(collection, recs, Some(next), pretty)
+        })
+        .collect()
+}
+
+/// `next`: None for an unpaged list; Some(None) on the last page.
+fn envelope(
+    collection: &str,
+    records: &[String],
+    next: Option<Option<u64>>,
+    pretty: bool,
+) -> Vec<u8> {
+    let mut s = String::from(r#"{"status":"success","errors":[]"#);
+    if let Some(next) = next {
+        match next {
+            Some(n) => s.push_str(&format!(
+                r#","has_more":true,"next_page":"https://api.persistiq.com/v1/{collection}?page={n}""#
+            )),
+            None => s.push_str(r#","has_more":false,"next_page":null"#),
+        }
+    }
+    s.push_str(&format!(r#","{collection}":["#));
+    s.push_str(&records.join(","));
+    s.push_str("]}");
+    if pretty {
+        prettify(&s).into_bytes()
+    } else {
+        s.into_bytes()
+    }
+}
+
+/// Re-lays a compact JSON text with CRLF, tabs and spaces around tokens.
+pub fn prettify(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut in_str = false;
+    let mut escaped = false;
+    let mut depth = 0usize;
+    for c in compact.chars() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                depth += 1;
+                out.push(c);
+                out.push_str("\r\n");
+                out.push_str(&"\t".repeat(depth));
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                out.push_str("\r\n");
+                out.push_str(&"\t".repeat(depth));
+                out.push(c);
+            }
+            ',' => {
+                out.push_str(" ,\n");
+                out.push_str(&"\t".repeat(depth));
+            }
+            ':' => out.push_str(" : "),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn serve_connection(conn: TcpStream, shared: &Shared) {
+    let _ = conn.set_nodelay(true);
+    let mut reader = BufReader::new(match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    });
+    let mut writer = conn;
+    loop {
+        let Some(head) = read_head(&mut reader) else {
+            return;
+        };
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let keep_open = respond(&head, &mut writer, shared);
+        if !keep_open {
+            let _ = writer.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// The request head up to the blank line, or None when the peer closed.
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if line == "\r\n" || line == "\n" {
+            return Some(head);
+        }
+        head.push_str(&line);
+        if head.len() > 64 * 1024 {
+            return None;
+        }
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Answers one request; returns whether the connection stays open.
+fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
+    let target = head.split_whitespace().nth(1).unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = path.strip_prefix("/v1/").unwrap_or(path).to_string();
+    let page: u64 = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let key = header(head, "x-api-key").map(str::to_string);
+    shared.seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        query: query.to_string(),
+        api_key: key.clone(),
+        head: head.to_string(),
+    });
+
+    let fault = {
+        let mut faults = shared.faults.lock().unwrap();
+        let hit = faults
+            .iter_mut()
+            .find(|f| f.times > 0 && f.path == path && f.page.is_none_or(|p| p == page));
+        hit.map(|f| {
+            if f.times != usize::MAX {
+                f.times -= 1;
+            }
+            f.action.clone()
+        })
+    };
+    let mut extra_headers = Vec::new();
+    match fault {
+        Some(Action::Status(code, headers, body)) => {
+            return send(w, code, &headers, body.as_bytes());
+        }
+        Some(Action::ResetMidBody) => {
+            let body = page_body(shared, &path, page).unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = w.write_all(head.as_bytes());
+            let _ = w.write_all(&body[..body.len() / 2]);
+            let _ = w.flush();
+            return false;
+        }
+        Some(Action::ShortBody) => {
+            let body = page_body(shared, &path, page).unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len() + 100
+            );
+            let _ = w.write_all(head.as_bytes());
+            let _ = w.write_all(&body);
+            let _ = w.flush();
+            return false;
+        }
+        Some(Action::Stall(d)) => thread::sleep(d),
+        Some(Action::Body(text)) => return send(w, 200, &[], text.as_bytes()),
+        Some(Action::NextPage(url)) => {
+            let body = page_body(shared, &path, page).unwrap_or_default();
+            let body = String::from_utf8(body).unwrap().replacen(
+                r#""has_more":false,"next_page":null"#,
+                &format!(r#""has_more":true,"next_page":{}"#, q(&url)),
+                1,
+            );
+            return send(w, 200, &[], body.as_bytes());
+        }
+        Some(Action::EmptyHasMore) => {
+            let coll = collection_of(&path);
+            let body = format!(
+                r#"{{"status":"success","errors":[],"has_more":true,"next_page":null,"{coll}":[]}}"#
+            );
+            return send(w, 200, &[], body.as_bytes());
+        }
+        Some(Action::RepeatFirstPage) => {
+            let body = page_body(shared, &path, 1).unwrap_or_default();
+            let body = String::from_utf8(body).unwrap().replacen(
+                r#""has_more":false"#,
+                r#""has_more":true"#,
+                1,
+            );
+            return send(w, 200, &[], body.as_bytes());
+        }
+        Some(Action::Headers(h)) => extra_headers = h,
+        None => {}
+    }
+
+    if key.as_deref() != Some(shared.options.api_key.as_str()) {
+        // PersistIq's own words, which echo the key that was sent.
+        let body = format!(
+            r#"{{"status":"error","error":{{"reason":"unauthorized","message":"Failed to find api key: {}.  Did you set header 'x-api-key'?"}}}}"#,
+            key.unwrap_or_default().replace(['"', '\\'], "")
+        );
+        return send(w, 401, &[], body.as_bytes());
+    }
+    match page_body(shared, &path, page) {
+        Some(body) => send(w, 200, &extra_headers, &body),
+        None => send(
+            w,
+            404,
+            &[],
+            br#"{"status":"error","error":{"reason":"not_found","message":"Not found"}}"#,
+        ),
+    }
+}
+
+fn collection_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The body for a page; past the last page, an empty last page.
+fn page_body(shared: &Shared, path: &str, page: u64) -> Option<Vec<u8>> {
+    let pages = shared.pages.get(path)?;
+    if page == 0 {
+        return None;
+    }
+    match pages.get(page as usize - 1) {
+        Some(p) => Some(p.clone()),
+        None => Some(
+            format!(
+                r#"{{"status":"success","errors":[],"has_more":false,"next_page":null,"{}":[]}}"#,
+                collection_of(path)
+            )
+            .into_bytes(),
+        ),
+    }
+}
+
+fn send(w: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
+    let reason = match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Status",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json; charset=utf-8\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut msg = head.into_bytes();
+    msg.extend_from_slice(body);
+    w.write_all(&msg).and_then(|_| w.flush()).is_ok()
+}
+
+/// Drains and ignores a reader; used by the trap server below.
+fn drain(mut r: impl Read) {
+    let mut buf = [0u8; 4096];
+    while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// A listener that only counts connections: a host the connector must never
+/// contact (the target of a malicious `next_page` or redirect).
+pub struct Trap {
+    pub addr: SocketAddr,
+    pub hits: Arc<Mutex<Vec<String>>>,
+}
+
+impl Trap {
+    pub fn start(bind: &str) -> Trap {
+        let listener = TcpListener::bind(bind).expect("bind trap");
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let h = hits.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut reader = BufReader::new(conn);
+                let head = read_head(&mut reader).unwrap_or_default();
+                h.lock().unwrap().push(head);
+                drain(reader);
+            }
+        });
+        Trap { addr, hits }
+    }
+}

@@ -1,0 +1,186 @@
+//! Shared helpers of the integration tests: run the real binary, write
+//! input files, and read its output back as Airbyte messages.
+#![allow(dead_code)] // each test crate uses a different part of it
+
+pub mod mock;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_source-persistiq");
+
+/// A scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "spq-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// Writes `content` to `name` and returns the path as a string.
+    pub fn file(&self, name: &str, content: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    pub fn json(&self, name: &str, value: &Value) -> String {
+        self.file(name, &value.to_string())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config for the mock, with a short retry schedule so tests stay fast.
+pub fn config(base_url: &str) -> Value {
+    json!({
+        "api_key": mock::API_KEY,
+        "base_url": base_url,
+        "retry_schedule_seconds": [0.05, 0.05],
+    })
+}
+
+/// A configured catalog naming `streams` in this order.
+pub fn catalog(streams: &[&str], sync_mode: &str) -> Value {
+    let entries: Vec<Value> = streams
+        .iter()
+        .map(|name| {
+            json!({
+                "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                "sync_mode": sync_mode,
+                "destination_sync_mode": "overwrite",
+            })
+        })
+        .collect();
+    json!({ "streams": entries })
+}
+
+/// What one run of the binary did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub messages: Vec<Value>,
+}
+
+/// Runs the binary; checks that stdout holds only JSON objects, one a line,
+/// and that no secret appears anywhere in its output.
+pub fn run(args: &[&str]) -> Run {
+    let output = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    finish(output, &[mock::API_KEY])
+}
+
+pub fn finish(output: Output, secrets: &[&str]) -> Run {
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    for secret in secrets {
+        assert!(
+            !stdout.contains(secret),
+            "the API key leaked to stdout:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(secret),
+            "the API key leaked to stderr:\n{stderr}"
+        );
+    }
+    let messages = stdout
+        .lines()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v.is_object() && v["type"].is_string(), "not a message: {l}");
+            v
+        })
+        .collect();
+    Run {
+        code: output.status.code(),
+        stdout,
+        stderr,
+        messages,
+    }
+}
+
+impl Run {
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == kind).collect()
+    }
+
+    /// The `data` of every RECORD of `stream`, as the exact bytes written.
+    pub fn record_data(&self, stream: &str) -> Vec<String> {
+        let prefix = format!(r#"{{"type":"RECORD","record":{{"stream":"{stream}","data":"#);
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|rest| {
+                let end = rest
+                    .rfind(r#","emitted_at":"#)
+                    .expect("emitted_at after data");
+                rest[..end].to_string()
+            })
+            .collect()
+    }
+
+    /// STREAM_STATUS values of `stream`, in order.
+    pub fn statuses(&self, stream: &str) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "STREAM_STATUS")
+            .filter(|m| m["trace"]["stream_status"]["stream_descriptor"]["name"] == stream)
+            .map(|m| {
+                m["trace"]["stream_status"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    pub fn errors(&self) -> Vec<&Value> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "ERROR")
+            .map(|m| &m["trace"]["error"])
+            .collect()
+    }
+
+    pub fn logs(&self, level: &str) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "LOG" && m["log"]["level"] == level)
+            .map(|m| m["log"]["message"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Runs `read` against a config and (optionally) a catalog of `streams`.
+pub fn read(dir: &TempDir, config: &Value, streams: Option<&[&str]>) -> Run {
+    let cfg = dir.json("config.json", config);
+    match streams {
+        Some(s) => {
+            let cat = dir.json("catalog.json", &catalog(s, "full_refresh"));
+            run(&["read", "--config", &cfg, "--catalog", &cat])
+        }
+        None => run(&["read", "--config", &cfg]),
+    }
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
