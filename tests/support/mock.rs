@@ -97,6 +97,8 @@ pub struct Seen {
     pub api_key: Option<String>,
     /// The whole request head, for scans for the key.
     pub head: String,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
 }
 
 struct Shared {
@@ -520,6 +522,7 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
         query: query.to_string(),
         api_key: key.clone(),
         head: head.to_string(),
+        at: std::time::SystemTime::now(),
     });
 
     let fault = {

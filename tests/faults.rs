@@ -1,0 +1,383 @@
+//! Every fault the network and the API can throw, case by case, through the
+//! release binary: retried faults end with exactly the records of a clean
+//! run, the others fail loudly, and the key never leaks.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::mock::{Action, Fault, MockServer, Options, Trap, API_KEY};
+use support::*;
+
+/// The key may appear in a request only as the value of `x-api-key`.
+fn assert_key_only_in_header(mock: &MockServer) {
+    for seen in mock.seen() {
+        for line in seen.head.lines().filter(|l| l.contains(API_KEY)) {
+            assert_eq!(
+                line.trim(),
+                format!("x-api-key: {API_KEY}"),
+                "key outside its header: {line}"
+            );
+        }
+        assert!(!seen.query.contains(API_KEY));
+    }
+}
+
+fn epoch_secs_from_now(secs: u64) -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + secs
+}
+
+/// Injects `action` on leads page 2, `times` times, and checks that the
+/// sync retries its way to exactly the records of a clean run.
+fn assert_retried(action: Action, times: usize, config_changes: Value) -> Run {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new("leads", Some(2), times, action.clone()));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["retry_schedule_seconds"] = json!([0.05, 0.05, 0.05]);
+    for (k, v) in config_changes.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    let run = read(&dir, &cfg, Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{action:?}: {}", run.stdout);
+    assert_eq!(
+        run.record_data("leads"),
+        mock.records("leads"),
+        "{action:?}: records differ"
+    );
+    let warns = run.logs("WARN");
+    assert_eq!(warns.len(), times, "{action:?}: {warns:?}");
+    for w in &warns {
+        assert!(
+            w.contains("page 2") && w.contains("retry"),
+            "{action:?}: {w}"
+        );
+    }
+    let tries = mock
+        .seen()
+        .iter()
+        .filter(|s| s.path == "leads" && s.query == "page=2")
+        .count();
+    assert_eq!(tries, times + 1, "{action:?}");
+    assert_key_only_in_header(&mock);
+    run
+}
+
+fn status(code: u16, body: &str) -> Action {
+    Action::Status(code, vec![], body.to_string())
+}
+
+#[test]
+fn server_errors_and_408_are_retried() {
+    for code in [500, 502, 503, 504, 408] {
+        let run = assert_retried(status(code, "oops"), 2, json!({}));
+        assert!(run.logs("WARN")[0].contains(&format!("HTTP {code}")));
+    }
+}
+
+#[test]
+fn a_429_waits_for_the_reset_time_the_server_gives() {
+    let reset = epoch_secs_from_now(1);
+    let action = Action::Status(
+        429,
+        vec![("X-RateLimit-Reset".into(), reset.to_string())],
+        r#"{"error":{"reason":"too_many_requests","message":"Limit will be reseted at {reset}."}}"#
+            .into(),
+    );
+    let run = assert_retried(action, 1, json!({}));
+    // The wait follows the header (about 1 s), not the 0.05 s schedule.
+    let warn = &run.logs("WARN")[0];
+    assert!(!warn.contains("in 0.05 s"), "{warn}");
+    let secs: f64 = warn
+        .rsplit("in ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap();
+    assert!((0.4..=2.6).contains(&secs), "{warn}");
+}
+
+#[test]
+fn a_429_with_a_far_reset_falls_back_to_the_schedule() {
+    let action = Action::Status(
+        429,
+        vec![(
+            "X-RateLimit-Reset".into(),
+            epoch_secs_from_now(3600).to_string(),
+        )],
+        "{}".into(),
+    );
+    let run = assert_retried(action, 2, json!({}));
+    assert!(run.logs("WARN").iter().all(|w| w.contains("in 0.05 s")));
+}
+
+#[test]
+fn a_spent_rate_window_pauses_until_reset_without_a_429() {
+    let mock = MockServer::start(Options::default());
+    let reset = epoch_secs_from_now(1);
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(2),
+        1,
+        Action::Headers(vec![
+            ("X-RateLimit-Limit".into(), "100".into()),
+            ("X-RateLimit-Remaining".into(), "0".into()),
+            ("X-RateLimit-Reset".into(), reset.to_string()),
+        ]),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(run.code, Some(0));
+    assert_eq!(run.record_data("leads"), mock.records("leads"));
+    let seen = mock.seen();
+    let page3 = seen.iter().find(|s| s.query == "page=3").unwrap();
+    assert!(
+        page3.at >= UNIX_EPOCH + Duration::from_secs(reset),
+        "page 3 came before the reset"
+    );
+    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
+    assert!(run.logs("WARN").is_empty(), "no 429 and no retry expected");
+}
+
+#[test]
+fn broken_connections_are_retried() {
+    assert_retried(Action::ResetMidBody, 2, json!({}));
+    assert_retried(Action::ShortBody, 2, json!({}));
+}
+
+#[test]
+fn a_stalled_response_times_out_and_is_retried() {
+    let started = Instant::now();
+    assert_retried(
+        Action::Stall(Duration::from_secs(3)),
+        1,
+        json!({"timeout_seconds": 0.5}),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the stall was waited out"
+    );
+}
+
+#[test]
+fn unusable_200_bodies_are_retried() {
+    assert_retried(Action::Body("not json at all".into()), 2, json!({}));
+    assert_retried(
+        Action::Body(r#"{"status":"success","errors":[]}"#.into()),
+        1,
+        json!({}),
+    );
+    assert_retried(Action::Body(r#"{"leads":[1,2]}"#.into()), 1, json!({}));
+}
+
+#[test]
+fn an_unusable_body_that_persists_fails_naming_stream_and_page() {
+    let mock = MockServer::start(Options::default());
+    // An HTML error page that quotes the key back, longer than any quote may be.
+    let html = format!(
+        "<html><body>Bad gateway for key {API_KEY}{}</body></html>",
+        "x".repeat(2000)
+    );
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(4),
+        usize::MAX,
+        Action::Status(200, vec![("Content-Type".into(), "text/html".into())], html),
+    ));
+    let dir = TempDir::new();
+    let run = read(
+        &dir,
+        &config(&mock.base_url()),
+        Some(&["leads", "campaigns"]),
+    );
+    assert_eq!(run.code, Some(1));
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["failure_type"], "system_error");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.contains("stream leads, page 4"), "{message}");
+    assert!(message.contains("<html>"), "{message}");
+    assert!(
+        !message.contains(&"x".repeat(201)),
+        "quoted more than 200 bytes: {message}"
+    );
+    // The three pages before the failure stay whole, valid lines.
+    assert_eq!(run.record_data("leads"), mock.records("leads")[..300]);
+    assert_eq!(run.statuses("leads"), ["STARTED", "RUNNING", "INCOMPLETE"]);
+    // The next stream is still attempted.
+    assert_eq!(
+        run.statuses("campaigns"),
+        ["STARTED", "RUNNING", "COMPLETE"]
+    );
+    assert_key_only_in_header(&mock);
+}
+
+#[test]
+fn client_errors_fail_at_once_with_the_apis_reason() {
+    for code in [400, 404, 422] {
+        let mock = MockServer::start(Options::default());
+        let body = r#"{"status":"error","error":{"reason":"bad_params","message":"page is out of range"}}"#;
+        mock.add_fault(Fault::new("leads", Some(2), usize::MAX, status(code, body)));
+        let dir = TempDir::new();
+        let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+        assert_eq!(run.code, Some(1), "{code}");
+        let errors = run.errors();
+        assert_eq!(errors[0]["failure_type"], "system_error", "{code}");
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("HTTP {code}")), "{message}");
+        assert!(
+            message.contains("bad_params: page is out of range"),
+            "{message}"
+        );
+        let tries = mock.seen().iter().filter(|s| s.query == "page=2").count();
+        assert_eq!(tries, 1, "{code} was retried");
+    }
+}
+
+#[test]
+fn a_403_is_a_rejected_key() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new("users", None, usize::MAX, status(403, "{}")));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.errors()[0]["failure_type"], "config_error");
+    assert!(run.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the API key was rejected"));
+    assert_eq!(mock.seen().len(), 1);
+}
+
+#[test]
+fn redirects_are_never_followed() {
+    let trap = Trap::start("127.0.0.1:0");
+    for code in [301, 302, 307, 308] {
+        let mock = MockServer::start(Options::default());
+        let location = format!("http://{}/v1/leads?page=2", trap.addr);
+        mock.add_fault(Fault::new(
+            "leads",
+            Some(2),
+            usize::MAX,
+            Action::Status(code, vec![("Location".into(), location)], String::new()),
+        ));
+        let dir = TempDir::new();
+        let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+        assert_eq!(run.code, Some(1), "{code}");
+        let errors = run.errors();
+        assert_eq!(errors[0]["failure_type"], "system_error");
+        assert!(
+            errors[0]["message"].as_str().unwrap().contains("redirect"),
+            "{code}"
+        );
+        assert_eq!(
+            mock.seen().iter().filter(|s| s.query == "page=2").count(),
+            1
+        );
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        trap.hits.lock().unwrap().is_empty(),
+        "a redirect was followed"
+    );
+}
+
+#[test]
+fn repeated_pages_are_not_emitted_twice_and_end_in_an_error() {
+    let mock = MockServer::start(Options::default());
+    // From page 2 on, the server ignores `page` and serves page 1 again.
+    mock.add_fault(Fault::new(
+        "campaigns",
+        Some(2),
+        usize::MAX,
+        Action::RepeatFirstPage,
+    ));
+    mock.add_fault(Fault::new(
+        "campaigns",
+        Some(3),
+        usize::MAX,
+        Action::RepeatFirstPage,
+    ));
+    mock.add_fault(Fault::new(
+        "campaigns",
+        Some(4),
+        usize::MAX,
+        Action::RepeatFirstPage,
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.errors()[0]["failure_type"], "system_error");
+    assert_eq!(
+        run.record_data("campaigns"),
+        mock.records("campaigns")[..100],
+        "page 1 once only"
+    );
+}
+
+#[test]
+fn retries_exhausted_on_network_faults_is_transient() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(2),
+        usize::MAX,
+        Action::ResetMidBody,
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.errors()[0]["failure_type"], "transient_error");
+    assert_eq!(run.record_data("leads"), mock.records("leads")[..100]);
+    assert!(run.stdout.ends_with('\n'));
+}
+
+#[test]
+fn connection_refused_is_retried_until_the_server_is_up() {
+    // Reserve a port, free it, and bring the API up there only after a while.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let later = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        MockServer::start_on(&bind, Options::default())
+    });
+    let dir = TempDir::new();
+    let mut cfg = config(&format!("http://127.0.0.1:{port}/v1/"));
+    cfg["retry_schedule_seconds"] = json!([0.2, 0.4, 0.8, 1.6]);
+    let run = read(&dir, &cfg, Some(&["users"]));
+    let mock = later.join().unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("users"), mock.records("users"));
+    assert!(
+        run.logs("WARN").iter().any(|w| w.contains("refused")),
+        "{:?}",
+        run.logs("WARN")
+    );
+}
+
+#[test]
+fn connection_refused_for_good_is_a_transient_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new();
+    let run = read(
+        &dir,
+        &config(&format!("http://127.0.0.1:{port}/v1/")),
+        Some(&["users"]),
+    );
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.errors()[0]["failure_type"], "transient_error");
+    assert_eq!(run.logs("WARN").len(), 2);
+}
