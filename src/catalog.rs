@@ -146,7 +146,6 @@ impl State {
     }
 
     /// The saved state of `stream` (the last one, if the file repeats it).
-    #[allow(dead_code)] // full-refresh streams ignore their state
     pub fn get(&self, stream: &str) -> Option<&Value> {
         self.streams
             .iter()

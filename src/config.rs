@@ -30,6 +30,8 @@ pub struct Config {
     pub base_url: String,
     pub retry_schedule: Vec<Duration>,
     pub timeout: Duration,
+    /// Lower bound of the first incremental sync, normalised to UTC.
+    pub start_date: Option<String>,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
             base_url: base_url(obj)?,
             retry_schedule: retry_schedule(obj)?,
             timeout: timeout(obj)?,
+            start_date: start_date(obj)?,
         })
     }
 }
@@ -164,6 +167,23 @@ fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
     }
 }
 
+fn start_date(obj: &Map<String, Value>) -> Result<Option<String>> {
+    let bad = |found: &str| {
+        Error::config(format!(
+            "config key `start_date` must be an ISO-8601 date or time such as 2024-01-31 or 2024-01-31T12:00:00Z, found {found}"
+        ))
+    };
+    match obj.get("start_date") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => match crate::time::parse(s) {
+            Some((secs, _)) => Ok(Some(crate::time::format_utc(secs))),
+            None => Err(bad(&format!("{s:?}"))),
+        },
+        Some(other) => Err(bad(json_kind(other))),
+    }
+}
+
 /// A JSON number as a duration, if it is finite and in range.
 fn seconds(value: &Value, positive: bool) -> Option<Duration> {
     let s = value.as_f64()?;
@@ -241,5 +261,22 @@ mod tests {
         assert!(Config::from_json(&json!({"api_key": ""})).is_err());
         assert!(Config::from_json(&json!({"api_key": 5})).is_err());
         assert!(Config::from_json(&json!([])).is_err());
+        let dated = |d: Value| Config::from_json(&json!({"api_key": "k", "start_date": d}));
+        assert_eq!(
+            dated(json!("2024-01-31")).unwrap().start_date.as_deref(),
+            Some("2024-01-31T00:00:00Z")
+        );
+        assert_eq!(
+            dated(json!("2024-01-31T12:00:00-02:00"))
+                .unwrap()
+                .start_date
+                .as_deref(),
+            Some("2024-01-31T14:00:00Z")
+        );
+        assert!(dated(json!("last week"))
+            .unwrap_err()
+            .message
+            .contains("start_date"));
+        assert!(dated(json!(20240131)).is_err());
     }
 }

@@ -37,6 +37,8 @@ pub struct Error {
     pub stream: Option<String>,
     /// stdout was closed by the reader: stop quietly, there is nobody to tell.
     pub output_closed: bool,
+    /// The HTTP status that caused the error, when the API answered.
+    pub http_status: Option<u16>,
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl Error {
             internal: None,
             stream: None,
             output_closed: false,
+            http_status: None,
         }
     }
 
@@ -72,6 +75,11 @@ impl Error {
 
     pub fn with_internal(mut self, internal: impl Into<String>) -> Error {
         self.internal = Some(internal.into());
+        self
+    }
+
+    pub fn with_status(mut self, status: u16) -> Error {
+        self.http_status = Some(status);
         self
     }
 

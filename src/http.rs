@@ -170,7 +170,8 @@ impl Client {
                 Error::config(format!(
                     "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
                 ))
-                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body))),
+                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body)))
+                .with_status(status),
             ),
             300..=399 => Outcome::Fail(Error::system(format!(
                 "{what}: the API answered HTTP {status}, a redirect{}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
@@ -179,11 +180,14 @@ impl Client {
                     .and_then(|l| l.to_str().ok())
                     .map(|l| format!(" to {}", truncate(l, QUOTE_BYTES)))
                     .unwrap_or_default()
-            ))),
-            _ => Outcome::Fail(Error::system(format!(
-                "{what}: the API answered HTTP {status}{}",
-                api_reason(&self.body)
-            ))),
+            )).with_status(status)),
+            _ => Outcome::Fail(
+                Error::system(format!(
+                    "{what}: the API answered HTTP {status}{}",
+                    api_reason(&self.body)
+                ))
+                .with_status(status),
+            ),
         }
     }
 
@@ -318,12 +322,13 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Percent-encodes a query value or path segment (RFC 3986 unreserved kept).
-#[allow(dead_code)] // no stream has a filter or a path parameter yet
+/// Percent-encodes a query value or a path segment: everything but ASCII
+/// letters, digits, `-` and `_`, so that no value can add a path step
+/// (`/`, `..`), a query or an authority to a URL.
 pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -342,7 +347,7 @@ mod tests {
             encode("2024-01-02T03:04:05+00:00"),
             "2024-01-02T03%3A04%3A05%2B00%3A00"
         );
-        assert_eq!(encode("../x@y"), "..%2Fx%40y");
+        assert_eq!(encode("../x@y"), "%2E%2E%2Fx%40y");
         assert_eq!(
             api_reason(br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#),
             ": bad_params: no"

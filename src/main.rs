@@ -13,6 +13,7 @@ mod page;
 mod signals;
 mod streams;
 mod sync;
+mod time;
 
 use catalog::{read_json_file, Selected, State, SyncMode};
 use cli::{Command, ReadArgs};
@@ -137,7 +138,14 @@ fn discover(out: &mut Out) -> Result<()> {
     struct Stream<'a> {
         name: &'a str,
         json_schema: Box<RawValue>,
-        supported_sync_modes: [&'a str; 1],
+        supported_sync_modes: &'a [&'a str],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_defined_cursor: Option<bool>,
+        /// Only a cursor that is a record field is named: the leads cursor
+        /// (the sync's start time) is not in the records, and Airbyte's
+        /// acceptance tests require a named cursor to exist in the schema.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        default_cursor_field: Option<[&'a str; 1]>,
         source_defined_primary_key: [[&'a str; 1]; 1],
         is_resumable: bool,
     }
@@ -146,9 +154,17 @@ fn discover(out: &mut Out) -> Result<()> {
         .map(|s| Stream {
             name: s.name,
             json_schema: minified(s.schema),
-            supported_sync_modes: ["full_refresh"],
+            supported_sync_modes: match s.incremental {
+                Some(_) => &["full_refresh", "incremental"],
+                None => &["full_refresh"],
+            },
+            source_defined_cursor: s.incremental.map(|_| true),
+            default_cursor_field: s.incremental.and_then(|inc| match inc.cursor {
+                streams::Cursor::Field(field) => Some([field]),
+                streams::Cursor::SyncStart(_) => None,
+            }),
             source_defined_primary_key: [["id"]],
-            is_resumable: false,
+            is_resumable: s.incremental.is_some(),
         })
         .collect();
     #[derive(Serialize)]
@@ -171,7 +187,13 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
         None => State::default(),
     };
     let mut client = http::Client::new(&config);
-    let all_complete = sync::read(&mut client, &selected, &state, out)?;
+    let all_complete = sync::read(
+        &mut client,
+        &selected,
+        &state,
+        config.start_date.as_deref(),
+        out,
+    )?;
     Ok(if all_complete { 0 } else { 1 })
 }
 

@@ -108,6 +108,41 @@ impl Visitor<'_> for KeySeed<'_> {
     }
 }
 
+/// The string value of the top-level field `name` of a record, if it has one.
+pub fn string_field(record: &RawValue, name: &str) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_str(record.get());
+    FieldSeed(name).deserialize(&mut de).ok().flatten()
+}
+
+/// Finds one field of an object, skipping the others without building them.
+struct FieldSeed<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key_seed(KeySeed(self.0))? {
+            match key {
+                Key::Collection => found = map.next_value::<Option<String>>().unwrap_or(None),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// Appends `json` (already known to be valid JSON) to `out` without the
 /// whitespace between tokens, so a pretty-printed record still fits on one
 /// line. Strings are copied untouched: valid JSON has no raw newline in them.
@@ -159,6 +194,17 @@ mod tests {
             r#"{"a b":[1,2],"c\" \\":"x\n y"}"#
         );
         assert_eq!(minified(r#"{"k":"v"}"#), r#"{"k":"v"}"#);
+    }
+
+    #[test]
+    fn fields_of_a_record() {
+        let page = parse(br#"{"events":[{"id":"e","data":{"created_at":"inner"},"created_at":"2024-01-01T00:00:00Z"},{"created_at":5}]}"#, "events").unwrap();
+        assert_eq!(
+            string_field(page.records[0], "created_at").as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
+        assert_eq!(string_field(page.records[1], "created_at"), None);
+        assert_eq!(string_field(page.records[0], "missing"), None);
     }
 
     #[test]

@@ -5,6 +5,35 @@
 pub enum Paging {
     /// 1-based `?page=N`, walked while the envelope says `has_more`.
     Pages,
+    /// One request, no `page` parameter (the list is small and whole).
+    Unpaged,
+}
+
+/// Where an incremental stream's cursor comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// The greatest value of this record field (an ISO-8601 time) seen.
+    Field(&'static str),
+    /// The records carry no time: the cursor is the sync's own start time,
+    /// less a safety margin, kept in state under this key.
+    SyncStart(&'static str),
+}
+
+impl Cursor {
+    /// The key of the cursor in the stream's state.
+    pub fn state_key(self) -> &'static str {
+        match self {
+            Cursor::Field(name) | Cursor::SyncStart(name) => name,
+        }
+    }
+}
+
+/// How a stream reads only what changed since the last sync.
+#[derive(Clone, Copy, Debug)]
+pub struct Incremental {
+    /// The query parameter that takes the cursor.
+    pub param: &'static str,
+    pub cursor: Cursor,
 }
 
 /// One stream of the connector.
@@ -12,37 +41,88 @@ pub enum Paging {
 pub struct StreamDef {
     /// The Airbyte stream name.
     pub name: &'static str,
-    /// Path under `base_url`.
+    /// Path under `base_url`; `{parent_id}` stands for each parent record's id.
     pub path: &'static str,
     /// The envelope key that holds the records.
     pub collection: &'static str,
     /// JSON schema (draft-07), compiled in from `schemas/`.
     pub schema: &'static str,
     pub paging: Paging,
+    /// The stream whose records' `id`s fill `{parent_id}` in `path`.
+    pub parent: Option<&'static str>,
+    pub incremental: Option<Incremental>,
+}
+
+const fn stream(name: &'static str, schema: &'static str, paging: Paging) -> StreamDef {
+    StreamDef {
+        name,
+        path: name,
+        collection: name,
+        schema,
+        paging,
+        parent: None,
+        incremental: None,
+    }
 }
 
 /// Every stream, in the order `discover` lists them.
 pub const STREAMS: &[StreamDef] = &[
+    stream(
+        "users",
+        include_str!("../schemas/users.json"),
+        Paging::Pages,
+    ),
     StreamDef {
-        name: "users",
-        path: "users",
-        collection: "users",
-        schema: include_str!("../schemas/users.json"),
-        paging: Paging::Pages,
+        incremental: Some(Incremental {
+            param: "updated_after",
+            cursor: Cursor::SyncStart("updated_after"),
+        }),
+        ..stream(
+            "leads",
+            include_str!("../schemas/leads.json"),
+            Paging::Pages,
+        )
+    },
+    stream(
+        "campaigns",
+        include_str!("../schemas/campaigns.json"),
+        Paging::Pages,
+    ),
+    stream(
+        "lead_statuses",
+        include_str!("../schemas/lead_statuses.json"),
+        Paging::Unpaged,
+    ),
+    stream(
+        "lead_fields",
+        include_str!("../schemas/lead_fields.json"),
+        Paging::Unpaged,
+    ),
+    stream(
+        "dnc_domains",
+        include_str!("../schemas/dnc_domains.json"),
+        Paging::Pages,
+    ),
+    stream("tags", include_str!("../schemas/tags.json"), Paging::Pages),
+    StreamDef {
+        incremental: Some(Incremental {
+            param: "start_at",
+            cursor: Cursor::Field("created_at"),
+        }),
+        ..stream(
+            "events",
+            include_str!("../schemas/events.json"),
+            Paging::Pages,
+        )
     },
     StreamDef {
-        name: "leads",
-        path: "leads",
-        collection: "leads",
-        schema: include_str!("../schemas/leads.json"),
-        paging: Paging::Pages,
-    },
-    StreamDef {
-        name: "campaigns",
-        path: "campaigns",
-        collection: "campaigns",
-        schema: include_str!("../schemas/campaigns.json"),
-        paging: Paging::Pages,
+        path: "campaigns/{parent_id}/leads",
+        parent: Some("campaigns"),
+        ..stream(
+            "campaign_leads",
+            include_str!("../schemas/campaign_leads.json"),
+            Paging::Pages,
+        )
     },
 ];
 

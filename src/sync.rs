@@ -1,13 +1,18 @@
 //! `read`: one generic loop that walks a stream's pages and writes each
 //! record as a RECORD line the moment its page has arrived.
+//!
+//! Every stream is a row of `streams::STREAMS`; what differs between them
+//! (paging, a parent stream, an incremental cursor) is data this module reads.
 
 use crate::catalog::{Selected, State, SyncMode};
 use crate::error::{Error, Result};
-use crate::http::Client;
+use crate::http::{encode, Client};
 use crate::output::{now_ms, Out, Status, StreamId};
 use crate::page;
-use crate::streams::{self, Paging, StreamDef};
-use serde_json::json;
+use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
+use crate::time;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
@@ -18,12 +23,9 @@ const MAX_IDLE_PAGES: u32 = 3;
 /// A progress LOG line every this many pages.
 const PROGRESS_EVERY_PAGES: u64 = 10;
 
-/// Totals of one stream's sync.
-#[derive(Default)]
-struct Tally {
-    pages: u64,
-    records: u64,
-}
+/// A sync-start cursor is set back by this much: the API's clock and ours
+/// differ, and an update may become visible to the filter a little late.
+const SYNC_START_MARGIN_SECS: i64 = 300;
 
 /// Reads the selected streams in catalog order. Returns whether every
 /// stream completed; a failed stream has had its TRACE ERROR and INCOMPLETE
@@ -31,7 +33,8 @@ struct Tally {
 pub fn read(
     client: &mut Client,
     selected: &[Selected],
-    _state: &State,
+    state: &State,
+    start_date: Option<&str>,
     out: &mut Out,
 ) -> Result<bool> {
     let started = Instant::now();
@@ -52,21 +55,13 @@ pub fn read(
             out.flush()?;
             continue;
         };
-        if sel.sync_mode == SyncMode::Incremental {
-            // PyAirbyte asks for incremental on every stream; a full read is the honest answer.
-            out.log(
-                "INFO",
-                &format!(
-                    "stream {} supports only full_refresh; reading it in full",
-                    sel.name
-                ),
-            );
-        }
-        match sync_stream(client, def, &id, out) {
+        let result = Plan::new(def, sel.sync_mode, state.get(&sel.name), start_date, out)
+            .and_then(|plan| StreamRun::new(def, &id, plan).sync(client, out));
+        match result {
             Ok(n) => total += n,
             Err(e) if e.output_closed => return Err(e),
             Err(e) => {
-                out.trace_error(&e, Some(&id));
+                out.trace_error(&e.in_stream(&sel.name), Some(&id));
                 out.status(&id, Status::Incomplete);
                 out.flush()?;
                 failed.push(sel.name.as_str());
@@ -91,100 +86,417 @@ pub fn read(
     Ok(failed.is_empty())
 }
 
-/// Syncs one stream from its first page to its last; returns its record count.
-fn sync_stream(client: &mut Client, def: &StreamDef, id: &StreamId, out: &mut Out) -> Result<u64> {
-    let started = Instant::now();
-    out.status(id, Status::Started);
-    out.flush()?;
-    let mut tally = Tally::default();
-    match def.paging {
-        Paging::Pages => walk_pages(client, def, id, def.path, &mut tally, out)?,
-    }
-    out.state(
-        id,
-        &json!({"__ab_no_cursor_state_message": true}),
-        tally.records,
-    );
-    out.status(id, Status::Complete);
-    out.log(
-        "INFO",
-        &format!(
-            "stream {}: {} records in {} pages, {:.1} s",
-            id.name,
-            tally.records,
-            tally.pages,
-            started.elapsed().as_secs_f64()
-        ),
-    );
-    out.flush()?;
-    Ok(tally.records)
+/// How one stream is read this time: in full, or from a cursor.
+enum Plan {
+    Full,
+    Incremental(Checkpoint),
 }
 
-/// Walks `path` from page 1 while the server says `has_more`.
+/// An incremental stream's position.
 ///
-/// Page N+1 is always built from base_url here, never taken from the
-/// envelope's `next_page`: that URL could name another host, and the key
-/// must not travel there.
-fn walk_pages(
-    client: &mut Client,
-    def: &StreamDef,
-    id: &StreamId,
-    path: &str,
-    tally: &mut Tally,
-    out: &mut Out,
-) -> Result<()> {
-    let mut idle_pages = 0;
-    let mut previous_page = None;
-    let mut number = 0u64;
-    loop {
-        number += 1;
-        let what = format!("stream {}, page {number}", id.name);
-        let (has_more, new_records) = client
-            .get(&format!("{path}?page={number}"), &what, out, |body, out| {
-                let page = page::parse(body, def.collection)?;
-                if number == 1 {
-                    // RUNNING: the stream has answered, even if with no records.
-                    out.status(id, Status::Running);
+/// While the stream is in progress its state holds the cursor it started
+/// from plus the next page; the cursor moves only when the stream completes,
+/// so a resumed run can never skip a record the interrupted one had not yet
+/// written, whatever order the API returns records in.
+struct Checkpoint {
+    spec: Incremental,
+    /// The cursor of the last completed sync (or `start_date`): this run's filter.
+    since: Option<String>,
+    since_instant: Option<time::Instant>,
+    /// What the cursor becomes once this sync completes.
+    next: Option<(time::Instant, String)>,
+    first_page: u64,
+}
+
+impl Plan {
+    fn new(
+        def: &StreamDef,
+        mode: SyncMode,
+        saved: Option<&Value>,
+        start_date: Option<&str>,
+        out: &mut Out,
+    ) -> Result<Plan> {
+        let Some(spec) = def.incremental else {
+            if mode == SyncMode::Incremental {
+                // PyAirbyte asks for incremental on every stream; a full read is the honest answer.
+                out.log(
+                    "INFO",
+                    &format!(
+                        "stream {} supports only full_refresh; reading it in full",
+                        def.name
+                    ),
+                );
+            }
+            return Ok(Plan::Full);
+        };
+        if mode == SyncMode::FullRefresh {
+            return Ok(Plan::Full);
+        }
+        let key = spec.cursor.state_key();
+        let bad = |what: &str| {
+            Error::config(format!(
+                "the state of stream {} is malformed: {what}; remove it from the state file to sync the stream from the start",
+                def.name
+            ))
+        };
+        let saved = match saved {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => return Err(bad("it must be a JSON object")),
+        };
+        let time_at =
+            |value: Option<&Value>, what: &str| -> Result<Option<(time::Instant, String)>> {
+                match value {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => time::parse(s)
+                        .map(|t| Some((t, s.clone())))
+                        .ok_or_else(|| bad(&format!("`{what}` is not an ISO-8601 time: {s:?}"))),
+                    Some(other) => Err(bad(&format!(
+                        "`{what}` must be a time string, found {other}"
+                    ))),
                 }
-                let fingerprint = fingerprint(&page.records);
-                if page.records.is_empty() || previous_page == Some(fingerprint) {
-                    return Ok((page.has_more, 0));
+            };
+        let since = match time_at(saved.and_then(|m| m.get(key)), key)? {
+            Some(cursor) => Some(cursor),
+            None => start_date.and_then(|d| time::parse(d).map(|t| (t, d.to_string()))),
+        };
+        let mut first_page = 1;
+        let mut next = None;
+        match saved.and_then(|m| m.get("resume")) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(resume)) => {
+                first_page = resume
+                    .get("page")
+                    .and_then(Value::as_u64)
+                    .filter(|p| *p >= 1)
+                    .ok_or_else(|| bad("`resume.page` must be a page number from 1"))?;
+                next = time_at(resume.get("cursor"), "resume.cursor")?;
+            }
+            Some(_) => return Err(bad("`resume` must be an object")),
+        }
+        if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
+            let secs = time::now_secs() - SYNC_START_MARGIN_SECS;
+            next = Some(((secs, 0), time::format_utc(secs)));
+        }
+        if first_page > 1 {
+            out.log(
+                "INFO",
+                &format!(
+                    "stream {}: resuming an interrupted sync at page {first_page}",
+                    def.name
+                ),
+            );
+        }
+        Ok(Plan::Incremental(Checkpoint {
+            spec,
+            since_instant: since.as_ref().map(|(t, _)| *t),
+            since: since.map(|(_, s)| s),
+            next,
+            first_page,
+        }))
+    }
+}
+
+impl Checkpoint {
+    /// `&param=cursor` for the list request, when there is a cursor.
+    fn filter(&self) -> String {
+        self.since
+            .as_deref()
+            .map(|s| format!("&{}={}", self.spec.param, encode(s)))
+            .unwrap_or_default()
+    }
+
+    /// The state to resume from before `next_page`.
+    fn in_progress(&self, next_page: u64) -> Value {
+        json!({
+            self.spec.cursor.state_key(): self.since,
+            "resume": {"page": next_page, "cursor": self.next.as_ref().map(|(_, s)| s)},
+        })
+    }
+
+    /// The state once every page has been read.
+    fn complete(&self) -> Value {
+        let cursor = self.next.as_ref().map(|(_, s)| s).or(self.since.as_ref());
+        json!({ self.spec.cursor.state_key(): cursor })
+    }
+
+    /// Whether a record with this cursor value belongs in the sync, noting
+    /// it as the new high-water mark when it is one.
+    fn admit(&mut self, value: Option<String>) -> bool {
+        let Some((at, text)) = value.and_then(|v| time::parse(&v).map(|t| (t, v))) else {
+            return true; // no usable time: never drop a record over it
+        };
+        if self.since_instant.is_some_and(|since| at < since) {
+            return false;
+        }
+        if self.next.as_ref().is_none_or(|(max, _)| at > *max) {
+            self.next = Some((at, text));
+        }
+        true
+    }
+}
+
+/// One stream's sync in progress.
+struct StreamRun<'a> {
+    def: &'a StreamDef,
+    id: &'a StreamId,
+    plan: Plan,
+    running: bool,
+    pages: u64,
+    records: u64,
+    /// Records since this stream's previous STATE, for its `recordCount`.
+    unstated: u64,
+}
+
+impl<'a> StreamRun<'a> {
+    fn new(def: &'a StreamDef, id: &'a StreamId, plan: Plan) -> StreamRun<'a> {
+        StreamRun {
+            def,
+            id,
+            plan,
+            running: false,
+            pages: 0,
+            records: 0,
+            unstated: 0,
+        }
+    }
+
+    /// Syncs the stream from its first page to its last; returns its record count.
+    fn sync(mut self, client: &mut Client, out: &mut Out) -> Result<u64> {
+        let started = Instant::now();
+        out.status(self.id, Status::Started);
+        out.flush()?;
+        match self.def.parent {
+            None => self.read_list(client, self.def.path.to_string(), out)?,
+            Some(parent) => self.read_per_parent(client, parent, out)?,
+        }
+        let final_state = match &self.plan {
+            Plan::Full => json!({"__ab_no_cursor_state_message": true}),
+            Plan::Incremental(c) => c.complete(),
+        };
+        out.state(self.id, &final_state, self.unstated);
+        out.status(self.id, Status::Complete);
+        out.log(
+            "INFO",
+            &format!(
+                "stream {}: {} records in {} pages, {:.1} s",
+                self.id.name,
+                self.records,
+                self.pages,
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        out.flush()?;
+        Ok(self.records)
+    }
+
+    /// Walks one list endpoint to its end, writing its records; an
+    /// incremental stream checkpoints after every page.
+    fn read_list(&mut self, client: &mut Client, path: String, out: &mut Out) -> Result<()> {
+        let (first_page, filter) = match &self.plan {
+            Plan::Incremental(c) => (c.first_page, c.filter()),
+            Plan::Full => (1, String::new()),
+        };
+        let label = format!("stream {}", self.id.name);
+        let mut pager = Pager::new(path, filter, self.def, label, first_page);
+        while pager
+            .next(client, out, |records, out| self.take(records, out))?
+            .is_some()
+        {
+            if let (Plan::Incremental(c), Some(next_page)) = (&self.plan, pager.next_page()) {
+                out.state(self.id, &c.in_progress(next_page), self.unstated);
+                self.unstated = 0;
+            }
+            self.page_done(out)?;
+        }
+        Ok(())
+    }
+
+    /// Walks the parent stream's pages, and for each parent record the
+    /// child list under its id. A parent that vanished in between (404) is
+    /// skipped with a warning.
+    fn read_per_parent(&mut self, client: &mut Client, parent: &str, out: &mut Out) -> Result<()> {
+        let parent_def = streams::find(parent).ok_or_else(|| {
+            Error::system(format!(
+                "stream {}: unknown parent stream {parent}",
+                self.def.name
+            ))
+        })?;
+        let label = format!("stream {} (listing {parent})", self.id.name);
+        let mut parents = Pager::new(
+            parent_def.path.to_string(),
+            String::new(),
+            parent_def,
+            label,
+            1,
+        );
+        while let Some(ids) = parents.next(client, out, |records, out| {
+            self.mark_running(out);
+            let ids: Vec<String> = records.iter().filter_map(|r| page::string_field(r, "id")).collect();
+            if ids.len() < records.len() {
+                out.log(
+                    "WARN",
+                    &format!(
+                        "stream {}: {} {parent} records have no string `id`; their children cannot be listed",
+                        self.id.name,
+                        records.len() - ids.len()
+                    ),
+                );
+            }
+            ids
+        })? {
+            for parent_id in ids {
+                let path = self.def.path.replace("{parent_id}", &encode(&parent_id));
+                match self.read_list(client, path, out) {
+                    Err(e) if e.http_status == Some(404) => {
+                        out.log(
+                            "WARN",
+                            &format!(
+                                "stream {}: {parent} {parent_id} was not found (deleted during the sync?); skipped",
+                                self.id.name
+                            ),
+                        );
+                        out.flush()?;
+                    }
+                    other => other?,
                 }
-                previous_page = Some(fingerprint);
-                let emitted_at = now_ms();
-                for record in &page.records {
-                    out.record(id, record.get().as_bytes(), emitted_at);
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_running(&mut self, out: &mut Out) {
+        if !self.running {
+            // RUNNING: the stream has answered, even if with no records.
+            out.status(self.id, Status::Running);
+            self.running = true;
+        }
+    }
+
+    /// Writes a page's records; returns how many were written.
+    fn take(&mut self, records: &[&RawValue], out: &mut Out) -> usize {
+        self.mark_running(out);
+        let emitted_at = now_ms();
+        let mut written = 0;
+        for record in records {
+            if let Plan::Incremental(c) = &mut self.plan {
+                if let Cursor::Field(field) = c.spec.cursor {
+                    if !c.admit(page::string_field(record, field)) {
+                        continue;
+                    }
                 }
-                Ok((page.has_more, page.records.len() as u64))
-            })
-            .map_err(|e| e.in_stream(&id.name))?;
-        tally.pages += 1;
-        tally.records += new_records;
-        if tally.pages % PROGRESS_EVERY_PAGES == 0 {
+            }
+            out.record(self.id, record.get().as_bytes(), emitted_at);
+            written += 1;
+        }
+        self.records += written as u64;
+        self.unstated += written as u64;
+        written
+    }
+
+    fn page_done(&mut self, out: &mut Out) -> Result<()> {
+        self.pages += 1;
+        if self.pages % PROGRESS_EVERY_PAGES == 0 {
             out.log(
                 "INFO",
                 &format!(
                     "stream {}: {} pages, {} records so far",
-                    id.name, tally.pages, tally.records
+                    self.id.name, self.pages, self.records
                 ),
             );
         }
-        out.flush()?;
-        if !has_more {
-            return Ok(());
+        out.flush()
+    }
+}
+
+/// Walks the pages of one list endpoint.
+///
+/// Page N+1 is always built from base_url here, never taken from the
+/// envelope's `next_page`: that URL could name another host, and the key
+/// must not travel there.
+struct Pager {
+    path: String,
+    /// Extra query parameters, each as `&name=value`.
+    filter: String,
+    collection: &'static str,
+    paged: bool,
+    label: String,
+    page: u64,
+    done: bool,
+    idle_pages: u32,
+    previous: Option<u64>,
+}
+
+impl Pager {
+    fn new(path: String, filter: String, def: &StreamDef, label: String, first_page: u64) -> Pager {
+        Pager {
+            path,
+            filter,
+            collection: def.collection,
+            paged: def.paging == Paging::Pages,
+            label,
+            page: first_page,
+            done: false,
+            idle_pages: 0,
+            previous: None,
         }
-        idle_pages = if new_records == 0 { idle_pages + 1 } else { 0 };
-        if idle_pages >= MAX_IDLE_PAGES {
+    }
+
+    /// The page the next call reads, if there is one.
+    fn next_page(&self) -> Option<u64> {
+        (!self.done).then_some(self.page)
+    }
+
+    /// Fetches the next page and hands its new records (none for an empty
+    /// or repeated page) to `take`, returning what `take` made of them;
+    /// `None` once the list has ended.
+    fn next<T>(
+        &mut self,
+        client: &mut Client,
+        out: &mut Out,
+        mut take: impl FnMut(&[&RawValue], &mut Out) -> T,
+    ) -> Result<Option<T>> {
+        if self.done {
+            return Ok(None);
+        }
+        let (url, what) = if self.paged {
+            let url = format!("{}?page={}{}", self.path, self.page, self.filter);
+            (url, format!("{}, page {}", self.label, self.page))
+        } else {
+            let filter = self.filter.strip_prefix('&').map(|f| format!("?{f}"));
+            (
+                format!("{}{}", self.path, filter.unwrap_or_default()),
+                self.label.clone(),
+            )
+        };
+        let previous = self.previous;
+        let collection = self.collection;
+        let (has_more, fingerprint, fresh, taken) = client.get(&url, &what, out, |body, out| {
+            let page = page::parse(body, collection)?;
+            let fingerprint = fingerprint(&page.records);
+            let fresh = !page.records.is_empty() && previous != Some(fingerprint);
+            let taken = take(if fresh { &page.records } else { &[] }, out);
+            Ok((page.has_more, fingerprint, fresh, taken))
+        })?;
+        self.previous = Some(fingerprint);
+        self.page += 1;
+        if !self.paged || !has_more {
+            self.done = true;
+            return Ok(Some(taken));
+        }
+        self.idle_pages = if fresh { 0 } else { self.idle_pages + 1 };
+        if self.idle_pages >= MAX_IDLE_PAGES {
             return Err(Error::system(format!(
-                "{what}: the API says more pages follow, but the last {idle_pages} pages were empty or repeated the page before; stopping instead of looping forever"
-            ))
-            .in_stream(&id.name));
+                "{what}: the API says more pages follow, but the last {} pages were empty or repeated the page before; stopping instead of looping forever",
+                self.idle_pages
+            )));
         }
+        Ok(Some(taken))
     }
 }
 
 /// Identifies a page's records, to notice a server that serves one page over and over.
-fn fingerprint(records: &[&serde_json::value::RawValue]) -> u64 {
+fn fingerprint(records: &[&RawValue]) -> u64 {
     let mut hasher = DefaultHasher::new();
     for r in records {
         r.get().hash(&mut hasher);

@@ -102,12 +102,31 @@ fn discover_lists_the_streams_with_their_schemas() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["users", "leads", "campaigns"]);
+    assert_eq!(
+        names,
+        [
+            "users",
+            "leads",
+            "campaigns",
+            "lead_statuses",
+            "lead_fields",
+            "dnc_domains",
+            "tags",
+            "events",
+            "campaign_leads"
+        ]
+    );
     for s in streams {
         let name = s["name"].as_str().unwrap();
         assert_eq!(s["source_defined_primary_key"], json!([["id"]]));
-        assert_eq!(s["supported_sync_modes"], json!(["full_refresh"]));
-        assert_eq!(s["is_resumable"], false);
+        let incremental = ["leads", "events"].contains(&name);
+        let modes = if incremental {
+            json!(["full_refresh", "incremental"])
+        } else {
+            json!(["full_refresh"])
+        };
+        assert_eq!(s["supported_sync_modes"], modes, "{name}");
+        assert_eq!(s["is_resumable"], incremental, "{name}");
         let file = std::fs::read_to_string(format!(
             "{}/schemas/{name}.json",
             env!("CARGO_MANIFEST_DIR")

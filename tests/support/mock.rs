@@ -26,6 +26,9 @@ pub struct Options {
     pub users: usize,
     pub leads: usize,
     pub campaigns: usize,
+    pub events: usize,
+    pub dnc_domains: usize,
+    pub tags: usize,
     /// Pretty-print pages with CRLF line ends and tabs, as a proxy might.
     pub pretty: bool,
 }
@@ -37,13 +40,20 @@ impl Default for Options {
             users: 3,
             leads: 1234,
             campaigns: 150,
+            events: 1234,
+            dnc_domains: 230,
+            tags: 12,
             pretty: false,
         }
     }
 }
 
-/// Records per page, as PersistIq serves them.
+/// Records per page, as PersistIq serves them (events: 500).
 pub const PAGE_SIZE: usize = 100;
+pub const EVENTS_PAGE_SIZE: usize = 500;
+
+/// The campaign with many leads (two pages of them); others have 0 to 2.
+pub const BIG_CAMPAIGN: usize = 0;
 
 /// A deliberate misbehaviour, applied to matching requests.
 #[derive(Clone, Debug)]
@@ -103,11 +113,27 @@ pub struct Seen {
 
 struct Shared {
     options: Options,
-    /// path -> rendered pages (index 0 is page 1).
-    pages: HashMap<String, Vec<Vec<u8>>>,
+    data: Mutex<Data>,
     faults: Mutex<Vec<Fault>>,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+}
+
+/// The account's lists and their pre-rendered pages, kept in step.
+struct Data {
+    lists: HashMap<String, List>,
+    /// path -> rendered pages (index 0 is page 1) of the unfiltered list.
+    pages: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl Data {
+    fn render(&mut self, path: &str, pretty: bool) {
+        if let Some(list) = self.lists.get(path) {
+            let all: Vec<&str> = list.records.iter().map(|r| r.json.as_str()).collect();
+            self.pages
+                .insert(path.to_string(), list.render(&all, pretty));
+        }
+    }
 }
 
 /// A running mock server; stops when dropped.
@@ -126,17 +152,17 @@ impl MockServer {
     pub fn start_on(bind: &str, options: Options) -> MockServer {
         let listener = TcpListener::bind(bind).expect("bind the mock server");
         let addr = listener.local_addr().expect("local addr");
-        let data = Dataset::new(&options);
-        let mut pages = HashMap::new();
-        for (path, collection, records, paged) in data.collections() {
-            pages.insert(
-                path,
-                render_pages(collection, &records, paged, options.pretty),
-            );
+        let mut data = Data {
+            lists: account(&options),
+            pages: HashMap::new(),
+        };
+        let paths: Vec<String> = data.lists.keys().cloned().collect();
+        for path in paths {
+            data.render(&path, options.pretty);
         }
         let shared = Arc::new(Shared {
             options,
-            pages,
+            data: Mutex::new(data),
             faults: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -173,19 +199,61 @@ impl MockServer {
         self.shared.seen.lock().unwrap().clone()
     }
 
-    /// The records of a collection path exactly as served, one compact JSON text each.
+    /// The records of a list path (e.g. `leads`, `campaigns/c_000000/leads`)
+    /// exactly as served, one compact JSON text each, in order.
     pub fn records(&self, path: &str) -> Vec<String> {
-        let data = Dataset::new(&self.shared.options);
-        data.collections()
-            .into_iter()
-            .find(|(p, ..)| p == path)
-            .map(|(_, _, records, _)| records)
+        let data = self.shared.data.lock().unwrap();
+        data.lists
+            .get(path)
+            .map(|l| l.records.iter().map(|r| r.json.clone()).collect())
             .unwrap_or_default()
     }
 
-    /// Number of pages served for a path.
+    /// Every campaign lead of every campaign, in campaign order.
+    pub fn campaign_leads(&self) -> Vec<String> {
+        (0..self.shared.options.campaigns)
+            .flat_map(|c| self.records(&format!("campaigns/{}/leads", id("c", c))))
+            .collect()
+    }
+
+    /// Number of pages served for a list path.
     pub fn page_count(&self, path: &str) -> usize {
-        self.shared.pages.get(path).map_or(0, Vec::len)
+        let data = self.shared.data.lock().unwrap();
+        data.pages.get(path).map_or(0, Vec::len)
+    }
+
+    /// Total bytes of the pages of a list path, as served.
+    pub fn page_bytes(&self, path: &str) -> usize {
+        let data = self.shared.data.lock().unwrap();
+        data.pages
+            .get(path)
+            .map_or(0, |p| p.iter().map(Vec::len).sum())
+    }
+
+    /// Updates these leads now (their `sent_count` goes up), as a user would.
+    pub fn touch_leads(&self, indices: &[usize]) {
+        let mut data = self.shared.data.lock().unwrap();
+        let users = self.shared.options.users;
+        let now = time::now_secs();
+        if let Some(list) = data.lists.get_mut("leads") {
+            for &i in indices {
+                if let Some(rec) = list.records.get_mut(i) {
+                    rec.json = lead(i, users, 1);
+                    rec.time = now;
+                }
+            }
+        }
+        data.render("leads", self.shared.options.pretty);
+    }
+
+    /// Appends `n` events, created after every existing one.
+    pub fn add_events(&self, n: usize) {
+        let mut data = self.shared.data.lock().unwrap();
+        if let Some(list) = data.lists.get_mut("events") {
+            let first = list.records.len();
+            list.records.extend((first..first + n).map(event));
+        }
+        data.render("events", self.shared.options.pretty);
     }
 }
 
@@ -201,11 +269,156 @@ impl Drop for MockServer {
 
 // ---------------------------------------------------------------- data
 
-/// The mock account's records, rendered in the API's key order.
-pub struct Dataset {
-    pub users: Vec<String>,
-    pub leads: Vec<String>,
-    pub campaigns: Vec<String>,
+// The connector's own ISO-8601 code, for the API's time filters.
+#[allow(dead_code)]
+#[path = "../../src/time.rs"]
+pub mod time;
+
+/// One record as served, with the time the API filters it by (a lead's
+/// last update, an event's creation), in epoch seconds.
+struct Rec {
+    json: String,
+    time: i64,
+}
+
+/// One list endpoint of the account.
+struct List {
+    collection: &'static str,
+    page_size: usize,
+    /// Unpaged lists come as one envelope without `has_more`/`next_page`.
+    paged: bool,
+    records: Vec<Rec>,
+}
+
+impl List {
+    fn new(collection: &'static str, paged: bool, records: Vec<String>) -> List {
+        List {
+            collection,
+            page_size: PAGE_SIZE,
+            paged,
+            records: records
+                .into_iter()
+                .map(|json| Rec { json, time: 0 })
+                .collect(),
+        }
+    }
+
+    fn render(&self, records: &[&str], pretty: bool) -> Vec<Vec<u8>> {
+        render_pages(self.collection, records, self.page_size, self.paged, pretty)
+    }
+}
+
+/// When the account's leads were last updated and its events began.
+const LEADS_UPDATED_AT: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const EVENTS_START_AT: i64 = 1_772_323_200; // 2026-03-01T00:00:00Z
+
+/// The whole mock account, by list path.
+fn account(o: &Options) -> HashMap<String, List> {
+    let mut lists = HashMap::new();
+    let mut add = |path: &str, list: List| lists.insert(path.to_string(), list);
+    add(
+        "users",
+        List::new("users", false, (0..o.users).map(user).collect()),
+    );
+    let mut leads = List::new(
+        "leads",
+        true,
+        (0..o.leads).map(|i| lead(i, o.users, 0)).collect(),
+    );
+    for (i, rec) in leads.records.iter_mut().enumerate() {
+        rec.time = LEADS_UPDATED_AT + i as i64;
+    }
+    add("leads", leads);
+    let campaigns = (0..o.campaigns).map(|i| campaign(i, o.users)).collect();
+    add("campaigns", List::new("campaigns", true, campaigns));
+    for c in 0..o.campaigns {
+        let count = if c == BIG_CAMPAIGN { 150 } else { c % 3 };
+        let members = (0..count)
+            .map(|k| campaign_lead(c, k, o.leads.max(1), o.users))
+            .collect();
+        let path = format!("campaigns/{}/leads", id("c", c));
+        add(&path, List::new("campaign_leads", true, members));
+    }
+    add(
+        "events",
+        List {
+            page_size: EVENTS_PAGE_SIZE,
+            records: (0..o.events).map(event).collect(),
+            ..List::new("events", true, Vec::new())
+        },
+    );
+    let statuses = ["active", "replied", "bounced", "opted_out", "engaged"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!(r#"{{"id":{},"name":{}}}"#, q(&id("lss", i)), q(name)))
+        .collect();
+    add("lead_statuses", List::new("lead_statuses", false, statuses));
+    let fields = [
+        ("email", "email"),
+        ("first_name", "First name"),
+        ("company_name", "Company"),
+        ("linkedin", "LinkedIn"),
+        ("country", "Country \u{1f30d}"),
+        ("tags", "Tags, \"quoted\""),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (name, label))| {
+        format!(
+            r#"{{"id":{},"name":{},"label":{}}}"#,
+            q(&id("lcf", i)),
+            q(name),
+            q(label)
+        )
+    })
+    .collect();
+    add("lead_fields", List::new("lead_fields", false, fields));
+    let domains = (0..o.dnc_domains)
+        .map(|i| {
+            let name = format!("blocked-{i}.example.com");
+            format!(r#"{{"id":{},"name":{}}}"#, q(&id("dom", i)), q(&name))
+        })
+        .collect();
+    add("dnc_domains", List::new("dnc_domains", true, domains));
+    let tags = (0..o.tags)
+        .map(|i| {
+            let name = AWKWARD[i % AWKWARD.len()];
+            format!(r#"{{"id":{},"name":{}}}"#, q(&format!("t_{i}")), q(name))
+        })
+        .collect();
+    add("tags", List::new("tags", true, tags));
+    lists
+}
+
+/// The i-th event: one a minute from EVENTS_START_AT, in the official shape.
+fn event(i: usize) -> Rec {
+    const KINDS: &[&str] = &[
+        "lead_created",
+        "message_sent",
+        "message_opened",
+        "message_received",
+    ];
+    let at = EVENTS_START_AT + 60 * i as i64;
+    let json = format!(
+        r#"{{"id":{},"event_type":{},"data":{{"lead_id":{},"note":{}}},"created_at":{}}}"#,
+        q(&id("evt", i)),
+        q(KINDS[i % KINDS.len()]),
+        q(&id("l", i)),
+        opt((i % 5 == 0).then(|| AWKWARD[i % AWKWARD.len()].to_string())),
+        q(&time::format_utc(at).replace('Z', ".000Z")),
+    );
+    Rec { json, time: at }
+}
+
+/// The k-th member of campaign c, embedding one of the account's leads.
+fn campaign_lead(c: usize, k: usize, leads: usize, users: usize) -> String {
+    format!(
+        r#"{{"id":{},"campaign_id":{},"mailbox_id":{},"lead":{}}}"#,
+        q(&id("cl", c * 1000 + k)),
+        q(&id("c", c)),
+        opt((k % 4 != 3).then(|| id("mbox", c))),
+        lead((c * 7 + k) % leads, users, 0)
+    )
 }
 
 /// Strings that have broken connectors before.
@@ -240,33 +453,6 @@ fn opt(value: Option<String>) -> String {
     value.map_or_else(|| "null".to_string(), |v| q(&v))
 }
 
-impl Dataset {
-    pub fn new(o: &Options) -> Dataset {
-        let users = (0..o.users).map(user).collect();
-        let leads = (0..o.leads).map(|i| lead(i, o.users)).collect();
-        let campaigns = (0..o.campaigns).map(|i| campaign(i, o.users)).collect();
-        Dataset {
-            users,
-            leads,
-            campaigns,
-        }
-    }
-
-    /// (path, collection key, records, paged) for every endpoint.
-    fn collections(&self) -> Vec<(String, &'static str, Vec<String>, bool)> {
-        vec![
-            ("users".into(), "users", self.users.clone(), false),
-            ("leads".into(), "leads", self.leads.clone(), true),
-            (
-                "campaigns".into(),
-                "campaigns",
-                self.campaigns.clone(),
-                true,
-            ),
-        ]
-    }
-}
-
 fn user(i: usize) -> String {
     let name = if i % 2 == 1 {
         AWKWARD[i % AWKWARD.len()].to_string()
@@ -295,7 +481,8 @@ fn user(i: usize) -> String {
     )
 }
 
-fn lead(i: usize, users: usize) -> String {
+/// The i-th lead; `version` goes up each time the lead is updated.
+fn lead(i: usize, users: usize, version: usize) -> String {
     const STATUSES: &[&str] = &["active", "replied", "bounced", "opted_out", "engaged"];
     let owner = (users > 0 && i % 7 != 0).then(|| id("u", i % users));
     let awkward = AWKWARD[i % AWKWARD.len()];
@@ -332,7 +519,7 @@ fn lead(i: usize, users: usize) -> String {
         i % 17 == 0,
         opt(owner.clone()),
         opt(owner),
-        i % 5,
+        i % 5 + version,
         i % 2,
         opt((i % 4 != 0).then(|| format!("2026-0{}-1{}T13:20:05.000-07:00", 1 + i % 9, i % 10))),
         data
@@ -369,13 +556,19 @@ fn campaign(i: usize, users: usize) -> String {
 
 // ------------------------------------------------------------- serving
 
-/// Renders every page of a collection. `paged: false` mimics the users
-/// example in PersistIq's docs: one page, no `has_more`/`next_page` keys.
-fn render_pages(collection: &str, records: &[String], paged: bool, pretty: bool) -> Vec<Vec<u8>> {
+/// Renders every page of a list. Unpaged lists mimic the users example in
+/// PersistIq's docs: one page, no `has_more`/`next_page` keys.
+fn render_pages(
+    collection: &str,
+    records: &[&str],
+    page_size: usize,
+    paged: bool,
+    pretty: bool,
+) -> Vec<Vec<u8>> {
     if !paged {
         return vec![envelope(collection, records, None, pretty)];
     }
-    let chunks: Vec<&[String]> = records.chunks(PAGE_SIZE).collect();
+    let chunks: Vec<&[&str]> = records.chunks(page_size).collect();
     let count = chunks.len().max(1);
     (0..count)
         .map(|i| {
@@ -389,7 +582,7 @@ fn render_pages(collection: &str, records: &[String], paged: bool, pretty: bool)
 /// `next`: None for an unpaged list; Some(None) on the last page.
 fn envelope(
     collection: &str,
-    records: &[String],
+    records: &[&str],
     next: Option<Option<u64>>,
     pretty: bool,
 ) -> Vec<u8> {
@@ -543,7 +736,7 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             return send(w, code, &headers, body.as_bytes());
         }
         Some(Action::ResetMidBody) => {
-            let body = page_body(shared, &path, page).unwrap_or_default();
+            let body = page_body(shared, &path, query, page).unwrap_or_default();
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
@@ -554,7 +747,7 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             return false;
         }
         Some(Action::ShortBody) => {
-            let body = page_body(shared, &path, page).unwrap_or_default();
+            let body = page_body(shared, &path, query, page).unwrap_or_default();
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len() + 100
@@ -567,7 +760,7 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
         Some(Action::Stall(d)) => thread::sleep(d),
         Some(Action::Body(text)) => return send(w, 200, &[], text.as_bytes()),
         Some(Action::NextPage(url)) => {
-            let body = page_body(shared, &path, page).unwrap_or_default();
+            let body = page_body(shared, &path, query, page).unwrap_or_default();
             let body = String::from_utf8(body).unwrap().replacen(
                 r#""has_more":false,"next_page":null"#,
                 &format!(r#""has_more":true,"next_page":{}"#, q(&url)),
@@ -576,14 +769,14 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             return send(w, 200, &[], body.as_bytes());
         }
         Some(Action::EmptyHasMore) => {
-            let coll = collection_of(&path);
+            let coll = collection_of(shared, &path);
             let body = format!(
                 r#"{{"status":"success","errors":[],"has_more":true,"next_page":null,"{coll}":[]}}"#
             );
             return send(w, 200, &[], body.as_bytes());
         }
         Some(Action::RepeatFirstPage) => {
-            let body = page_body(shared, &path, 1).unwrap_or_default();
+            let body = page_body(shared, &path, query, 1).unwrap_or_default();
             let body = String::from_utf8(body).unwrap().replacen(
                 r#""has_more":false"#,
                 r#""has_more":true"#,
@@ -603,37 +796,99 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
         );
         return send(w, 401, &[], body.as_bytes());
     }
-    match page_body(shared, &path, page) {
-        Some(body) => send(w, 200, &extra_headers, &body),
-        None => send(
-            w,
-            404,
-            &[],
-            br#"{"status":"error","error":{"reason":"not_found","message":"Not found"}}"#,
-        ),
+    match page_body(shared, &path, query, page) {
+        Ok(body) => send(w, 200, &extra_headers, &body),
+        Err((status, reason, message)) => {
+            let body = format!(
+                r#"{{"status":"error","error":{{"reason":{},"message":{}}}}}"#,
+                q(reason),
+                q(&message)
+            );
+            send(w, status, &[], body.as_bytes())
+        }
     }
-}
-
-fn collection_of(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The body for a page; past the last page, an empty last page.
-fn page_body(shared: &Shared, path: &str, page: u64) -> Option<Vec<u8>> {
-    let pages = shared.pages.get(path)?;
+/// The body for a page of a list, filtered as the query asks; past the
+/// last page, an empty last page. `Err` is (status, reason, message).
+fn page_body(
+    shared: &Shared,
+    path: &str,
+    query: &str,
+    page: u64,
+) -> Result<Vec<u8>, (u16, &'static str, String)> {
+    let not_found = || (404, "not_found", "Not found".to_string());
+    let data = shared.data.lock().unwrap();
+    let list = data.lists.get(path).ok_or_else(not_found)?;
     if page == 0 {
-        return None;
+        return Err(not_found());
     }
-    match pages.get(page as usize - 1) {
-        Some(p) => Some(p.clone()),
-        None => Some(
-            format!(
-                r#"{{"status":"success","errors":[],"has_more":false,"next_page":null,"{}":[]}}"#,
-                collection_of(path)
-            )
-            .into_bytes(),
-        ),
+    // The API's time filters: leads updated after a time, events at or after it.
+    let filter = match path {
+        "leads" => param(query, "updated_after").map(|t| (t, false)),
+        "events" => param(query, "start_at").map(|t| (t, true)),
+        _ => None,
+    };
+    let filtered;
+    let pages = match filter {
+        None => data.pages.get(path).ok_or_else(not_found)?,
+        Some((value, inclusive)) => {
+            let Some((since, _)) = time::parse(&value) else {
+                return Err((400, "bad_params", format!("invalid time: {value}")));
+            };
+            let kept: Vec<&str> = list
+                .records
+                .iter()
+                .filter(|r| r.time > since || (inclusive && r.time == since))
+                .map(|r| r.json.as_str())
+                .collect();
+            filtered = list.render(&kept, shared.options.pretty);
+            &filtered
+        }
+    };
+    Ok(match pages.get(page as usize - 1) {
+        Some(p) => p.clone(),
+        None => format!(
+            r#"{{"status":"success","errors":[],"has_more":false,"next_page":null,"{}":[]}}"#,
+            list.collection
+        )
+        .into_bytes(),
+    })
+}
+
+/// A query parameter's value, percent-decoded.
+fn param(query: &str, name: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
     }
+    String::from_utf8(out).ok()
+}
+
+/// The collection key of a list path.
+fn collection_of(shared: &Shared, path: &str) -> &'static str {
+    let data = shared.data.lock().unwrap();
+    data.lists.get(path).map_or("items", |l| l.collection)
 }
 
 fn send(w: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) -> bool {

@@ -1,0 +1,470 @@
+//! The streams beyond Airbyte's three, and incremental leads and events:
+//! complete and exact records, cursors that move only when a stream
+//! completes, and resumption from a mid-stream checkpoint.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::mock::{time, Action, Fault, MockServer, Options, API_KEY};
+use support::*;
+
+/// Runs `read` of `streams` in `mode`, with `state` (a JSON array) if given.
+fn read_mode(
+    mock: &MockServer,
+    dir: &TempDir,
+    streams: &[&str],
+    mode: &str,
+    state: Option<&Value>,
+    extra: Value,
+) -> Run {
+    let mut cfg = config(&mock.base_url());
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    let cfg = dir.json("c.json", &cfg);
+    let cat = dir.json("cat.json", &catalog(streams, mode));
+    let mut args = vec!["read", "--config", &cfg, "--catalog", &cat];
+    let st;
+    if let Some(state) = state {
+        st = dir.json("state.json", state);
+        args.extend(["--state", &st]);
+    }
+    run(&args)
+}
+
+/// The STATE messages of a stream, in order, as (stream_state, recordCount).
+fn states(run: &Run, stream: &str) -> Vec<(Value, f64)> {
+    run.of_type("STATE")
+        .into_iter()
+        .filter(|m| m["state"]["stream"]["stream_descriptor"]["name"] == stream)
+        .map(|m| {
+            (
+                m["state"]["stream"]["stream_state"].clone(),
+                m["state"]["sourceStats"]["recordCount"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A state file holding the last STATE each stream emitted, as Airbyte keeps it.
+fn state_file(run: &Run) -> Value {
+    let mut last: Vec<(String, Value)> = Vec::new();
+    for m in run.of_type("STATE") {
+        let name = m["state"]["stream"]["stream_descriptor"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        last.retain(|(n, _)| *n != name);
+        last.push((name, m["state"].clone()));
+    }
+    Value::Array(last.into_iter().map(|(_, s)| s).collect())
+}
+
+#[test]
+fn every_new_stream_arrives_complete_and_exact() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), None);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    for stream in [
+        "users",
+        "leads",
+        "campaigns",
+        "lead_statuses",
+        "lead_fields",
+        "dnc_domains",
+        "tags",
+        "events",
+    ] {
+        let expected = mock.records(stream);
+        assert!(!expected.is_empty(), "{stream}");
+        assert_eq!(run.record_data(stream), expected, "{stream}");
+        assert_eq!(
+            run.statuses(stream),
+            ["STARTED", "RUNNING", "COMPLETE"],
+            "{stream}"
+        );
+    }
+    assert_eq!(run.record_data("campaign_leads"), mock.campaign_leads());
+    assert!(
+        mock.campaign_leads().len() > 200,
+        "the big campaign spans two pages"
+    );
+    // Unpaged lists are asked for once, without a page parameter.
+    for path in ["lead_statuses", "lead_fields"] {
+        let asked: Vec<_> = mock.seen().into_iter().filter(|s| s.path == path).collect();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].query, "");
+    }
+    // Events come 500 a page: 1234 events are 3 pages.
+    assert_eq!(mock.seen().iter().filter(|s| s.path == "events").count(), 3);
+}
+
+#[test]
+fn a_campaign_deleted_mid_sync_is_skipped_with_a_warning() {
+    let mock = MockServer::start(Options::default());
+    let gone = "campaigns/c_000004/leads";
+    mock.add_fault(Fault::new(
+        gone,
+        None,
+        usize::MAX,
+        Action::Status(
+            404,
+            vec![],
+            r#"{"status":"error","error":{"reason":"not_found","message":"Campaign not found"}}"#
+                .into(),
+        ),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["campaign_leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let gone_records = mock.records(gone);
+    assert!(!gone_records.is_empty());
+    let expected: Vec<String> = mock
+        .campaign_leads()
+        .into_iter()
+        .filter(|r| !gone_records.contains(r))
+        .collect();
+    assert_eq!(run.record_data("campaign_leads"), expected);
+    let warns = run.logs("WARN");
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(warns[0].contains("c_000004"), "{warns:?}");
+    assert_eq!(
+        run.statuses("campaign_leads"),
+        ["STARTED", "RUNNING", "COMPLETE"]
+    );
+}
+
+#[test]
+fn discover_declares_the_incremental_cursors() {
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &json!({"api_key": "k"}));
+    let run = run(&["discover", "--config", &cfg]);
+    let streams = run.messages[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let get = |n: &str| streams.iter().find(|s| s["name"] == n).unwrap().clone();
+    let events = get("events");
+    assert_eq!(events["source_defined_cursor"], true);
+    assert_eq!(events["default_cursor_field"], json!(["created_at"]));
+    assert!(events["json_schema"]["properties"]["created_at"].is_object());
+    let leads = get("leads");
+    assert_eq!(leads["source_defined_cursor"], true);
+    // The leads cursor is the sync's start time, not a record field: none is named.
+    assert!(leads["default_cursor_field"].is_null());
+    assert!(get("tags")["source_defined_cursor"].is_null());
+}
+
+#[test]
+fn events_second_incremental_run_gets_only_new_events() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let first = read_mode(
+        &mock,
+        &dir,
+        &["events"],
+        "incremental",
+        Some(&json!([])),
+        json!({}),
+    );
+    assert_eq!(first.code, Some(0));
+    let all = mock.records("events");
+    assert_eq!(first.record_data("events"), all);
+    // A checkpoint after each page but the last, then the final state.
+    let st = states(&first, "events");
+    assert_eq!(st.len(), 3, "{st:?}");
+    assert_eq!(
+        st[0].0,
+        json!({"created_at": null, "resume": {"page": 2, "cursor": "2026-03-01T08:19:00.000Z"}})
+    );
+    assert_eq!(st.iter().map(|(_, n)| n).sum::<f64>(), all.len() as f64);
+    let last_created: Value = serde_json::from_str(all.last().unwrap()).unwrap();
+    assert_eq!(st[2].0, json!({"created_at": last_created["created_at"]}));
+
+    mock.add_events(7);
+    let second = read_mode(
+        &mock,
+        &dir,
+        &["events"],
+        "incremental",
+        Some(&state_file(&first)),
+        json!({}),
+    );
+    assert_eq!(second.code, Some(0));
+    let now_all = mock.records("events");
+    // The API resends the event at the cursor (start_at is inclusive), then the new ones.
+    assert_eq!(second.record_data("events"), now_all[all.len() - 1..]);
+    let asked = mock
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "events")
+        .last()
+        .unwrap();
+    assert_eq!(
+        asked.query,
+        "page=1&start_at=2026-03-01T20%3A33%3A00%2E000Z"
+    );
+}
+
+#[test]
+fn events_before_the_cursor_are_never_emitted_twice() {
+    let dir = TempDir::new();
+    // A server that ignores start_at resends everything: nothing before the cursor is re-emitted.
+    let state = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"},
+        "stream_state": {"created_at": "2026-03-01T20:00:00.000Z"}}}]);
+    let mock = MockServer::start(Options::default());
+    let all = mock.records("events");
+    let unfiltered = format!(
+        r#"{{"status":"success","errors":[],"has_more":false,"next_page":null,"events":[{}]}}"#,
+        all.join(",")
+    );
+    mock.add_fault(Fault::new("events", Some(1), 1, Action::Body(unfiltered)));
+    let run = read_mode(
+        &mock,
+        &dir,
+        &["events"],
+        "incremental",
+        Some(&state),
+        json!({}),
+    );
+    assert_eq!(run.code, Some(0));
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|r| {
+            serde_json::from_str::<Value>(r).unwrap()["created_at"]
+                .as_str()
+                .unwrap()
+                >= "2026-03-01T20:00:00.000Z"
+        })
+        .cloned()
+        .collect();
+    assert_eq!(expected.len(), all.len() - 1200);
+    assert_eq!(run.record_data("events"), expected);
+}
+
+#[test]
+fn leads_second_incremental_run_gets_only_updated_leads() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let before = std::time::SystemTime::now();
+    let first = read_mode(
+        &mock,
+        &dir,
+        &["leads"],
+        "incremental",
+        Some(&json!([])),
+        json!({}),
+    );
+    assert_eq!(first.code, Some(0));
+    assert_eq!(first.record_data("leads"), mock.records("leads"));
+    let st = states(&first, "leads");
+    assert_eq!(st.len(), 13, "12 checkpoints and the final state");
+    let cursor = st.last().unwrap().0["updated_after"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The cursor is this sync's start, set back by the 5-minute safety margin.
+    let started = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (cursor_secs, _) = time::parse(&cursor).unwrap();
+    assert!(
+        (started - 302..=started - 298).contains(&cursor_secs),
+        "{cursor}"
+    );
+    // Every checkpoint carries the cursor this run started from (none) and
+    // the one it will set, so a resumed run cannot move it early.
+    assert_eq!(
+        st[0].0,
+        json!({"updated_after": null, "resume": {"page": 2, "cursor": cursor}})
+    );
+
+    mock.touch_leads(&[3, 500, 1200]);
+    let second = read_mode(
+        &mock,
+        &dir,
+        &["leads"],
+        "incremental",
+        Some(&state_file(&first)),
+        json!({}),
+    );
+    assert_eq!(second.code, Some(0));
+    let now_all = mock.records("leads");
+    assert_eq!(
+        second.record_data("leads"),
+        [
+            now_all[3].clone(),
+            now_all[500].clone(),
+            now_all[1200].clone()
+        ]
+    );
+    let asked = mock
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "leads")
+        .last()
+        .unwrap();
+    assert!(
+        asked.query.starts_with("page=1&updated_after="),
+        "{}",
+        asked.query
+    );
+}
+
+#[test]
+fn start_date_bounds_the_first_incremental_run() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let run = read_mode(
+        &mock,
+        &dir,
+        &["events", "leads"],
+        "incremental",
+        None,
+        json!({"start_date": "2026-03-01T20:00:00Z"}),
+    );
+    assert_eq!(run.code, Some(0));
+    assert_eq!(run.record_data("events").len(), 1234 - 1200);
+    let events_q = mock
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "events")
+        .unwrap()
+        .query;
+    assert_eq!(events_q, "page=1&start_at=2026-03-01T20%3A00%3A00Z");
+    let leads_q = mock
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "leads")
+        .unwrap()
+        .query;
+    assert_eq!(leads_q, "page=1&updated_after=2026-03-01T20%3A00%3A00Z");
+    // Every mock lead was last updated before the start date.
+    assert!(run.record_data("leads").is_empty());
+    // Full refresh ignores start_date.
+    let full = read_mode(
+        &mock,
+        &dir,
+        &["events"],
+        "full_refresh",
+        None,
+        json!({"start_date": "2026-03-01T20:00:00Z"}),
+    );
+    assert_eq!(full.record_data("events"), mock.records("events"));
+}
+
+/// A run killed mid-stream and resumed from its last STATE has, together
+/// with the first run, emitted every record exactly once.
+#[test]
+fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(6),
+        1,
+        Action::Stall(Duration::from_secs(30)),
+    ));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&["leads"], "incremental"));
+    let mut child = Command::new(BIN)
+        .args(["read", "--config", &cfg, "--catalog", &cat])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    while !mock.seen().iter().any(|s| s.query.starts_with("page=6")) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    let first_out = reader.join().unwrap();
+    let first = finish(
+        std::process::Output {
+            status: std::process::ExitStatus::default(),
+            stdout: first_out.into_bytes(),
+            stderr: Vec::new(),
+        },
+        &[API_KEY],
+    );
+    let first_states = states(&first, "leads");
+    assert_eq!(
+        first_states.len(),
+        5,
+        "a checkpoint after each of pages 1-5"
+    );
+    assert_eq!(first_states[4].0["resume"]["page"], 6);
+
+    let second = read_mode(
+        &mock,
+        &dir,
+        &["leads"],
+        "incremental",
+        Some(&state_file(&first)),
+        json!({}),
+    );
+    assert_eq!(second.code, Some(0));
+    let mut together = first.record_data("leads");
+    together.extend(second.record_data("leads"));
+    assert_eq!(
+        together,
+        mock.records("leads"),
+        "every lead exactly once across the two runs"
+    );
+    assert!(second.logs("INFO").iter().any(|m| m.contains("resuming")));
+    // The cursor set at the end is the interrupted run's start, not the resumed run's.
+    let final_state = states(&second, "leads").last().unwrap().0.clone();
+    assert_eq!(
+        final_state["updated_after"],
+        first_states[0].0["resume"]["cursor"]
+    );
+}
+
+#[test]
+fn malformed_incremental_state_is_a_config_error() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    for bad in [
+        json!({"created_at": "yesterday"}),
+        json!({"created_at": 17}),
+        json!("a string"),
+        json!({"created_at": null, "resume": {"page": 0}}),
+        json!({"created_at": null, "resume": "page 3"}),
+    ] {
+        let state = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": bad}}]);
+        let run = read_mode(
+            &mock,
+            &dir,
+            &["events"],
+            "incremental",
+            Some(&state),
+            json!({}),
+        );
+        assert_eq!(run.code, Some(1), "{bad}");
+        let errors = run.errors();
+        assert_eq!(errors[0]["failure_type"], "config_error", "{bad}");
+        assert!(
+            errors[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("state of stream events"),
+            "{bad}"
+        );
+        assert!(run.of_type("RECORD").is_empty());
+    }
+    assert!(mock.seen().is_empty());
+}
