@@ -198,7 +198,12 @@ fn events_second_incremental_run_gets_only_new_events() {
     let now_all = mock.records("events");
     // The API resends the event at the cursor (start_at is inclusive), then the new ones.
     assert_eq!(second.record_data("events"), now_all[all.len() - 1..]);
-    let asked = mock.seen().iter().rfind(|s| s.path == "events").unwrap();
+    let asked = mock
+        .seen()
+        .into_iter()
+        .rev()
+        .find(|s| s.path == "events")
+        .unwrap();
     assert_eq!(
         asked.query,
         "page=1&start_at=2026-03-01T20%3A33%3A00%2E000Z"
@@ -298,7 +303,12 @@ fn leads_second_incremental_run_gets_only_updated_leads() {
             now_all[1200].clone()
         ]
     );
-    let asked = mock.seen().iter().rfind(|s| s.path == "leads").unwrap();
+    let asked = mock
+        .seen()
+        .into_iter()
+        .rev()
+        .find(|s| s.path == "leads")
+        .unwrap();
     assert!(
         asked.query.starts_with("page=1&updated_after="),
         "{}",
