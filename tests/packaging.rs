@@ -739,7 +739,12 @@ fn musl_binary_runs_in_an_empty_root() {
         spec.stderr
     );
     // The same output as the host build's: the musl binary is this source.
-    assert_eq!(spec.stdout, run(&["spec"]).stdout);
+    assert_eq!(
+        spec.stdout,
+        run(&["spec"]).stdout,
+        "{} is stale: rebuild it with `cargo build --release --target {MUSL_TARGET}`",
+        musl.display()
+    );
 
     let read = chrooted(
         chroot,
