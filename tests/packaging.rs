@@ -1,0 +1,779 @@
+//! Packaging: the static musl binary (size, linkage, an empty root) and the
+//! Airbyte image files (Dockerfile, metadata.yaml) checked against each other
+//! and against Cargo.toml, since no Docker engine is at hand to build them.
+//!
+//! The musl binary is not built by `cargo test`; build it first:
+//!
+//!   cargo build --release --target x86_64-unknown-linux-musl
+//!
+//! Where it is missing, or chroot is not permitted, the binary's tests skip
+//! with a message on stderr. `SPQ_MUSL_BIN=path` (what .ci/run sets) makes
+//! every such skip a failure, and so does `CI` for a chroot that is refused,
+//! because CI runs as root.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use support::mock::{MockServer, Options};
+use support::*;
+
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+const NAME: &str = env!("CARGO_PKG_NAME");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// The budget of issue 4: 2 MiB.
+const SIZE_LIMIT: u64 = 2 * 1024 * 1024;
+/// Airbyte's own (Python, low-code) PersistIq connector.
+const AIRBYTE_DEFINITION_ID: &str = "3052c77e-8b91-47e2-97a0-a29a22794b4b";
+const AIRBYTE_REPOSITORY: &str = "airbyte/source-persistiq";
+
+fn repo_file(name: &str) -> String {
+    std::fs::read_to_string(Path::new(REPO).join(name))
+        .unwrap_or_else(|e| panic!("read {name}: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// metadata.yaml
+
+/// The block-style YAML subset metadata.yaml is written in: nested mappings,
+/// scalars, and lists of scalars. Anything else panics, so that a change of
+/// style cannot make a check pass by not finding what it looks for.
+#[derive(Debug, Default)]
+struct Yaml {
+    scalars: BTreeMap<String, String>,
+    lists: BTreeMap<String, Vec<String>>,
+}
+
+impl Yaml {
+    fn parse(text: &str) -> Yaml {
+        let mut yaml = Yaml::default();
+        let mut open: Vec<(usize, String)> = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = match raw.find(" #") {
+                Some(i) => &raw[..i],
+                None => raw,
+            };
+            let body = line.trim();
+            if body.is_empty() || body.starts_with('#') {
+                continue;
+            }
+            assert!(!line.contains('\t'), "line {}: a tab", n + 1);
+            let indent = line.len() - line.trim_start().len();
+            let path = |open: &[(usize, String)], key: Option<&str>| {
+                let mut parts: Vec<&str> = open.iter().map(|(_, k)| k.as_str()).collect();
+                parts.extend(key);
+                parts.join(".")
+            };
+            if let Some(item) = body.strip_prefix("- ") {
+                // `key:` then `- item` at the key's own indent is YAML too.
+                while open.last().is_some_and(|(i, _)| *i > indent) {
+                    open.pop();
+                }
+                assert!(!item.contains(": "), "line {}: a mapping in a list", n + 1);
+                let key = path(&open, None);
+                yaml.lists.entry(key).or_default().push(unquote(item));
+                continue;
+            }
+            let (key, value) = body
+                .split_once(':')
+                .unwrap_or_else(|| panic!("line {}: not `key: value`: {raw}", n + 1));
+            while open.last().is_some_and(|(i, _)| *i >= indent) {
+                open.pop();
+            }
+            let value = value.trim();
+            if value.is_empty() {
+                open.push((indent, key.to_string()));
+                continue;
+            }
+            assert!(
+                !value.starts_with(['[', '{', '|', '>', '&', '*']),
+                "line {}: unsupported YAML: {raw}",
+                n + 1
+            );
+            let full = path(&open, Some(key));
+            let old = yaml.scalars.insert(full.clone(), unquote(value));
+            assert!(old.is_none(), "{full} twice");
+        }
+        yaml
+    }
+
+    fn get(&self, path: &str) -> &str {
+        self.scalars
+            .get(path)
+            .unwrap_or_else(|| panic!("metadata.yaml has no {path}"))
+    }
+
+    fn list(&self, path: &str) -> &[String] {
+        self.lists
+            .get(path)
+            .unwrap_or_else(|| panic!("metadata.yaml has no list {path}"))
+    }
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = s.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
+            return inner.to_string();
+        }
+    }
+    s.to_string()
+}
+
+fn metadata() -> Yaml {
+    Yaml::parse(&repo_file("metadata.yaml"))
+}
+
+fn is_uuid_v4(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && s.chars()
+            .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+        && groups[2].starts_with('4')
+        && groups[3].starts_with(['8', '9', 'a', 'b'])
+}
+
+#[test]
+fn yaml_subset_parser_reads_nesting_lists_and_rejects_flow_style() {
+    let y = Yaml::parse(
+        "# c\ntop: \"1.0\"\ndata:\n  a:\n    hosts:\n      - x.com\n    b: 'q' # c\n  tags:\n  - t:1\nz: 2\n",
+    );
+    assert_eq!(y.get("top"), "1.0");
+    assert_eq!(y.get("data.a.b"), "q");
+    assert_eq!(y.list("data.a.hosts"), ["x.com"]);
+    assert_eq!(y.list("data.tags"), ["t:1"]);
+    assert_eq!(y.get("z"), "2");
+    assert!(std::panic::catch_unwind(|| Yaml::parse("tags: [a, b]\n")).is_err());
+}
+
+#[test]
+fn metadata_yaml_is_airbyte_connector_metadata_for_this_crate() {
+    let m = metadata();
+    assert_eq!(m.get("metadataSpecVersion"), "1.0");
+    assert_eq!(m.get("data.connectorType"), "source");
+    assert_eq!(m.get("data.connectorSubtype"), "api");
+    let id = m.get("data.definitionId");
+    assert!(
+        is_uuid_v4(id),
+        "definitionId {id} is not a lowercase UUID v4"
+    );
+    assert_ne!(
+        id, AIRBYTE_DEFINITION_ID,
+        "that id is Airbyte's connector's"
+    );
+    let repository = m.get("data.dockerRepository");
+    assert_ne!(repository, AIRBYTE_REPOSITORY, "that image is Airbyte's");
+    assert!(
+        repository.ends_with(&format!("/{NAME}")) && !repository.contains([':', '@', ' ']),
+        "dockerRepository {repository} should be an untagged image name ending in /{NAME}"
+    );
+    assert_eq!(m.get("data.dockerImageTag"), VERSION, "vs Cargo.toml");
+    assert_eq!(m.get("data.license"), env!("CARGO_PKG_LICENSE"));
+    assert!(
+        ["alpha", "beta", "generally_available", "custom"].contains(&m.get("data.releaseStage"))
+    );
+    assert!(["community", "certified", "archived"].contains(&m.get("data.supportLevel")));
+    assert!(!m.get("data.name").is_empty());
+    assert!(m.list("data.tags").iter().any(|t| t == "language:rust"));
+    assert_eq!(m.list("data.allowedHosts.hosts"), ["api.persistiq.com"]);
+
+    // What the binary says of itself must agree.
+    let spec = run(&["spec"]);
+    assert_eq!(spec.code, Some(0));
+    let spec = &spec.messages[0]["spec"];
+    assert_eq!(
+        spec["documentationUrl"].as_str(),
+        Some(m.get("data.documentationUrl"))
+    );
+    let default_url = spec["connectionSpecification"]["properties"]["base_url"]["default"]
+        .as_str()
+        .expect("base_url default");
+    let host = default_url
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .expect("an https base_url default");
+    assert!(
+        m.list("data.allowedHosts.hosts").iter().any(|h| h == host),
+        "allowedHosts lacks the default API host {host}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Dockerfile
+
+#[derive(Debug)]
+struct Instruction {
+    /// 0 for the first FROM's stage, 1 for the next, ...
+    stage: usize,
+    keyword: String,
+    args: String,
+}
+
+/// Instructions with continuation lines joined and comments dropped.
+fn parse_dockerfile(text: &str) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut stage = None;
+    let mut pending = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(head) => {
+                pending.push_str(head);
+                pending.push(' ');
+                continue;
+            }
+            None => pending.push_str(t),
+        }
+        let logical = std::mem::take(&mut pending);
+        let (keyword, args) = logical
+            .split_once(char::is_whitespace)
+            .unwrap_or((&logical, ""));
+        let keyword = keyword.to_ascii_uppercase();
+        if keyword == "FROM" {
+            stage = Some(stage.map_or(0, |s| s + 1));
+        }
+        out.push(Instruction {
+            stage: stage.expect("an instruction before the first FROM"),
+            keyword,
+            args: args.trim().to_string(),
+        });
+    }
+    assert!(pending.is_empty(), "the Dockerfile ends in a continuation");
+    out
+}
+
+/// Splits on whitespace outside double quotes; quotes are removed.
+fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    assert!(!quoted, "unbalanced quotes: {s}");
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+/// `KEY=value KEY2="a b"` (ENV, LABEL). The legacy `ENV KEY value` form is
+/// refused: it reads differently and is deprecated.
+fn key_values(args: &str) -> Vec<(String, String)> {
+    words(args)
+        .into_iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => panic!("not KEY=value: {args}"),
+        })
+        .collect()
+}
+
+struct Dockerfile {
+    instructions: Vec<Instruction>,
+}
+
+impl Dockerfile {
+    fn load() -> Dockerfile {
+        Dockerfile {
+            instructions: parse_dockerfile(&repo_file("Dockerfile")),
+        }
+    }
+
+    fn final_stage(&self) -> usize {
+        self.instructions.last().expect("an empty Dockerfile").stage
+    }
+
+    fn in_stage<'a>(&'a self, stage: usize, keyword: &'a str) -> impl Iterator<Item = &'a str> {
+        self.instructions
+            .iter()
+            .filter(move |i| i.stage == stage && i.keyword == keyword)
+            .map(|i| i.args.as_str())
+    }
+
+    /// `image` and the stage's name (`FROM image AS name`).
+    fn from(&self, stage: usize) -> (String, Option<String>) {
+        let args = self.in_stage(stage, "FROM").next().expect("FROM");
+        let w = words(args);
+        match w.as_slice() {
+            [image] => (image.clone(), None),
+            [image, as_, name] if as_.eq_ignore_ascii_case("as") => {
+                (image.clone(), Some(name.clone()))
+            }
+            _ => panic!("FROM {args}"),
+        }
+    }
+
+    fn stage_named(&self, name: &str) -> usize {
+        (0..=self.final_stage())
+            .find(|&s| self.from(s).1.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no stage named {name}"))
+    }
+
+    /// Every `KEY=value` of `keyword` in `stage`, the last one winning.
+    fn pairs(&self, stage: usize, keyword: &str) -> BTreeMap<String, String> {
+        self.in_stage(stage, keyword).flat_map(key_values).collect()
+    }
+
+    /// The shell commands of the stage's RUNs, split at `&&` and `;`.
+    fn commands(&self, stage: usize) -> Vec<Vec<String>> {
+        self.in_stage(stage, "RUN")
+            .flat_map(|run| run.split("&&").flat_map(|c| c.split(';')))
+            .map(words)
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+}
+
+/// Whether one command has all of `want`'s words, in that order.
+fn has_command(commands: &[Vec<String>], want: &[&str]) -> bool {
+    commands.iter().any(|c| {
+        let mut words = c.iter();
+        want.iter().all(|w| words.any(|x| x == w))
+    })
+}
+
+#[test]
+fn dockerfile_parser_joins_continuations_and_splits_quoted_words() {
+    let d = parse_dockerfile(
+        "# c\nFROM a AS b\nRUN x \\\n  && y\n\nFROM c\nENV K=\"v w\" L=1\nENTRYPOINT [\"/p\"]\n",
+    );
+    let kinds: Vec<(usize, &str)> = d.iter().map(|i| (i.stage, i.keyword.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (0, "FROM"),
+            (0, "RUN"),
+            (1, "FROM"),
+            (1, "ENV"),
+            (1, "ENTRYPOINT")
+        ]
+    );
+    assert_eq!(d[1].args, "x  && y");
+    assert_eq!(
+        key_values(&d[3].args),
+        [("K".into(), "v w".into()), ("L".into(), "1".into())]
+    );
+    assert!(std::panic::catch_unwind(|| key_values("K v")).is_err());
+}
+
+#[test]
+fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
+    let d = Dockerfile::load();
+    let m = metadata();
+    let last = d.final_stage();
+    assert!(
+        last >= 1,
+        "a multi-stage build: build, then a small runtime"
+    );
+
+    // The runtime image: the platform runs `sh -c` with `sleep` and `kill`.
+    let (base, _) = d.from(last);
+    assert!(
+        base.starts_with("busybox:") || base.starts_with("alpine:"),
+        "final image {base}: busybox or alpine, with a shell, pinned to a tag"
+    );
+
+    // ENTRYPOINT in exec form, an absolute path, and AIRBYTE_ENTRYPOINT its
+    // space-joined form (CAT's test_image_environment_variables).
+    let entry: Vec<String> = serde_json::from_str(
+        d.in_stage(last, "ENTRYPOINT")
+            .last()
+            .expect("an ENTRYPOINT"),
+    )
+    .expect("ENTRYPOINT in exec form, a JSON array");
+    assert!(entry[0].starts_with('/'), "{} is not absolute", entry[0]);
+    assert!(entry[0].ends_with(&format!("/{NAME}")));
+    let env = d.pairs(last, "ENV");
+    assert_eq!(env.get("AIRBYTE_ENTRYPOINT"), Some(&entry.join(" ")));
+
+    // Labels (CAT's test_image_labels) and versions.
+    let labels = d.pairs(last, "LABEL");
+    assert_eq!(
+        labels.get("io.airbyte.name").map(String::as_str),
+        Some(m.get("data.dockerRepository"))
+    );
+    assert_eq!(
+        labels.get("io.airbyte.version").map(String::as_str),
+        Some(m.get("data.dockerImageTag"))
+    );
+    assert_eq!(m.get("data.dockerImageTag"), VERSION);
+
+    // Non-root user airbyte, uid 1000, owning /airbyte; the image ends as it.
+    let run = d.commands(last);
+    assert!(
+        run.iter().any(|c| c.first().is_some_and(|p| p == "adduser")
+            && c.windows(2).any(|w| w == ["-u", "1000"])
+            && c.last().is_some_and(|u| u == "airbyte")),
+        "no `adduser -u 1000 ... airbyte` in {run:?}"
+    );
+    assert!(
+        run.iter().any(|c| c.first().is_some_and(|p| p == "chown")
+            && c.iter().any(|a| a == "airbyte:airbyte" || a == "1000:1000")
+            && c.iter().any(|a| a == "/airbyte")),
+        "/airbyte is not given to airbyte in {run:?}"
+    );
+    let user = d.in_stage(last, "USER").last().expect("a USER");
+    assert!(user == "airbyte" || user == "1000", "runs as {user}");
+
+    // The binary comes from a stage that builds the musl target.
+    let copy = d
+        .in_stage(last, "COPY")
+        .map(words)
+        .find(|w| w.last() == Some(&entry[0]))
+        .expect("a COPY of the entrypoint binary");
+    let from = copy[0]
+        .strip_prefix("--from=")
+        .expect("the binary is copied from the build stage");
+    let build = d.stage_named(from);
+    let workdir = d.in_stage(build, "WORKDIR").last().expect("a WORKDIR");
+    assert_eq!(
+        copy[1..],
+        [
+            format!("{workdir}/target/{MUSL_TARGET}/release/{NAME}"),
+            entry[0].clone()
+        ]
+    );
+    let build_run = d.commands(build);
+    for cmd in [
+        &["rustup", "target", "add", MUSL_TARGET][..],
+        &["apt-get", "install", "musl-tools"],
+        &[
+            "cargo",
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            MUSL_TARGET,
+        ],
+    ] {
+        assert!(has_command(&build_run, cmd), "build stage lacks {cmd:?}");
+    }
+
+    // The builder's Rust is at least Cargo.toml's rust-version.
+    let (rust_image, _) = d.from(build);
+    let tag = rust_image.strip_prefix("rust:").expect("a rust: image");
+    let version = |s: &str| -> Vec<u32> {
+        s.split('.')
+            .map(|n| n.parse().expect("a version"))
+            .collect()
+    };
+    let image_rust = version(tag.split('-').next().unwrap());
+    assert!(
+        image_rust >= version(env!("CARGO_PKG_RUST_VERSION")),
+        "{rust_image} is older than rust-version"
+    );
+
+    // The build context it copies holds everything the build reads.
+    let copied: Vec<String> = d
+        .in_stage(build, "COPY")
+        .map(words)
+        .flat_map(|w| {
+            assert!(!w[0].starts_with("--from"), "{w:?}");
+            w[..w.len() - 1].to_vec()
+        })
+        .collect();
+    for needed in ["Cargo.toml", "Cargo.lock", ".cargo", "src"] {
+        assert!(copied.iter().any(|c| c == needed), "{needed} not copied");
+    }
+    for path in &copied {
+        assert!(
+            Path::new(REPO).join(path).exists(),
+            "COPY {path}: no such file"
+        );
+    }
+    for included in included_files(&Path::new(REPO).join("src")) {
+        assert!(
+            copied.iter().any(|c| included.starts_with(c)),
+            "src includes {} but the Dockerfile does not copy it",
+            included.display()
+        );
+    }
+}
+
+/// Files that `include_str!`/`include_bytes!` under `dir` read, relative to
+/// the repository.
+fn included_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(included_files(&path));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for part in text.split("include_").skip(1) {
+            let Some(rest) = part
+                .strip_prefix("str!(\"")
+                .or_else(|| part.strip_prefix("bytes!(\""))
+            else {
+                continue;
+            };
+            let file = &rest[..rest.find('"').unwrap()];
+            let resolved = path.parent().unwrap().join(file).canonicalize().unwrap();
+            let root = Path::new(REPO).canonicalize().unwrap();
+            out.push(resolved.strip_prefix(&root).unwrap().to_path_buf());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The static musl binary
+
+fn required() -> bool {
+    std::env::var_os("SPQ_MUSL_BIN").is_some_and(|v| !v.is_empty())
+}
+
+/// Skips the calling test with a message (on the real stderr, which the test
+/// harness does not capture), or fails where skipping is not allowed.
+fn skip(test: &str, reason: &str, allowed: bool) {
+    assert!(allowed, "{test} cannot run: {reason}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// The release musl binary: `$SPQ_MUSL_BIN`, or the one next to this test's
+/// own release build.
+fn musl_binary(test: &str) -> Option<PathBuf> {
+    let path = match std::env::var_os("SPQ_MUSL_BIN").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let bin = Path::new(BIN);
+            let profile_dir = bin.parent().unwrap();
+            if profile_dir.parent().unwrap().ends_with(MUSL_TARGET) {
+                bin.to_path_buf()
+            } else {
+                let target_dir = profile_dir.parent().unwrap();
+                target_dir.join(MUSL_TARGET).join("release").join(NAME)
+            }
+        }
+    };
+    if path.is_file() {
+        return Some(path);
+    }
+    skip(
+        test,
+        &format!(
+            "no musl binary at {}; build it with `cargo build --release --target {MUSL_TARGET}`",
+            path.display()
+        ),
+        !required(),
+    );
+    None
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// (position-independent, has a PT_INTERP, number of DT_NEEDED entries) of
+/// an x86-64 ELF file.
+fn elf_linkage(elf: &[u8]) -> (bool, bool, usize) {
+    const ET_DYN: u16 = 3;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    const DT_NEEDED: u64 = 1;
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!(elf[4], 2, "not 64-bit");
+    assert_eq!(elf[5], 1, "not little-endian");
+    let phoff = u64_at(elf, 32) as usize;
+    let (phentsize, phnum) = (u16_at(elf, 54) as usize, u16_at(elf, 56) as usize);
+    let mut interp = false;
+    let mut needed = 0;
+    for i in 0..phnum {
+        let ph = &elf[phoff + i * phentsize..];
+        match u32_at(ph, 0) {
+            PT_INTERP => interp = true,
+            PT_DYNAMIC => {
+                let (off, size) = (u64_at(ph, 8) as usize, u64_at(ph, 32) as usize);
+                needed += elf[off..off + size]
+                    .chunks_exact(16)
+                    .map(|d| u64_at(d, 0))
+                    .take_while(|&tag| tag != 0)
+                    .filter(|&tag| tag == DT_NEEDED)
+                    .count();
+            }
+            _ => {}
+        }
+    }
+    (u16_at(elf, 16) == ET_DYN, interp, needed)
+}
+
+#[test]
+fn elf_reader_sees_the_dynamic_glibc_build() {
+    let (pie, interp, needed) = elf_linkage(&std::fs::read(BIN).unwrap());
+    if Path::new(BIN).to_string_lossy().contains(MUSL_TARGET) {
+        assert!(!interp && needed == 0);
+    } else {
+        // The host build links glibc: the reader must see that.
+        assert!(pie && interp && needed >= 1, "{pie} {interp} {needed}");
+    }
+}
+
+#[test]
+fn musl_binary_is_static_pie_small_and_carries_its_tls_roots() {
+    let test = "musl_binary_is_static_pie_small_and_carries_its_tls_roots";
+    let Some(path) = musl_binary(test) else {
+        return;
+    };
+    let elf = std::fs::read(&path).unwrap();
+    assert!(
+        elf.len() as u64 <= SIZE_LIMIT,
+        "{} is {} bytes, over {SIZE_LIMIT}",
+        path.display(),
+        elf.len()
+    );
+    let (pie, interp, needed) = elf_linkage(&elf);
+    assert!(pie, "not position-independent (static-pie)");
+    assert!(!interp, "has an ELF interpreter: dynamically linked");
+    assert_eq!(needed, 0, "needs shared libraries");
+    // webpki-roots compiles the CA subjects in; no CA file on the host is read.
+    let root = b"ISRG Root X1";
+    assert!(
+        elf.windows(root.len()).any(|w| w == root),
+        "no embedded TLS roots"
+    );
+}
+
+fn euid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Runs the copied binary as `/source-persistiq` inside `root`, with an empty
+/// environment, as a minimal container would.
+fn chrooted(chroot: &Path, root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(chroot)
+        .arg(root)
+        .arg(format!("/{NAME}"))
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chroot")
+}
+
+#[test]
+fn musl_binary_runs_in_an_empty_root() {
+    let test = "musl_binary_runs_in_an_empty_root";
+    let Some(musl) = musl_binary(test) else {
+        return;
+    };
+    // Skipping is fine on a developer's machine, not where the binary was
+    // named explicitly or in CI, which runs as root.
+    let allowed = !required() && std::env::var_os("CI").is_none();
+    if euid() != Some(0) {
+        skip(test, "chroot needs root", allowed);
+        return;
+    }
+    let Some(chroot) = ["/usr/sbin/chroot", "/sbin/chroot", "/usr/bin/chroot"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    else {
+        skip(test, "no chroot command", allowed);
+        return;
+    };
+
+    let root = TempDir::new();
+    std::fs::copy(&musl, root.0.join(NAME)).unwrap();
+    let mock = MockServer::start(Options::default());
+    // An IP address: there is no /etc/resolv.conf or /etc/hosts in there.
+    assert!(mock.base_url().starts_with("http://127.0.0.1:"));
+    root.json("config.json", &config(&mock.base_url()));
+    root.json(
+        "catalog.json",
+        &catalog(&["users", "leads", "campaigns"], "full_refresh"),
+    );
+    let mut entries: Vec<String> = std::fs::read_dir(&root.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["catalog.json", "config.json", NAME]);
+
+    let spec = chrooted(chroot, &root.0, &["spec"]);
+    let stderr = String::from_utf8_lossy(&spec.stderr);
+    if !spec.status.success() && stderr.contains("Operation not permitted") {
+        skip(test, &format!("chroot refused: {}", stderr.trim()), allowed);
+        return;
+    }
+    let spec = finish(spec, &[]);
+    assert_eq!(
+        spec.code,
+        Some(0),
+        "spec in the empty root: {}",
+        spec.stderr
+    );
+    // The same output as the host build's: the musl binary is this source.
+    assert_eq!(
+        spec.stdout,
+        run(&["spec"]).stdout,
+        "{} is stale: rebuild it with `cargo build --release --target {MUSL_TARGET}`",
+        musl.display()
+    );
+
+    let read = chrooted(
+        chroot,
+        &root.0,
+        &[
+            "read",
+            "--config",
+            "/config.json",
+            "--catalog",
+            "/catalog.json",
+        ],
+    );
+    let read = finish(read, &[support::mock::API_KEY]);
+    assert_eq!(
+        read.code,
+        Some(0),
+        "read in the empty root: {}",
+        read.stderr
+    );
+    assert!(read.stderr.is_empty(), "{}", read.stderr);
+    for stream in ["users", "leads", "campaigns"] {
+        let expected = mock.records(stream);
+        assert!(!expected.is_empty());
+        assert_eq!(read.record_data(stream), expected, "{stream}");
+        assert_eq!(
+            read.statuses(stream).last().map(String::as_str),
+            Some("COMPLETE")
+        );
+    }
+    let states: Vec<&Value> = read.of_type("STATE");
+    assert_eq!(states.len(), 3);
+}
