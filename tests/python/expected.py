@@ -50,3 +50,8 @@ def lead_id(i: int) -> str:
 def leads_without_owner() -> int:
     """mock.rs `lead()`: no owner when i % 7 == 0."""
     return sum(1 for i in range(EXPECTED_COUNTS["leads"]) if i % 7 == 0)
+
+
+def count_of(stream: str) -> int:
+    assert stream in EXPECTED_COUNTS, f"add the mock's record count for {stream!r} to tests/python/expected.py"
+    return EXPECTED_COUNTS[stream]

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from conftest import API_KEY, run_connector, write_json
-from expected import CAMPAIGN_4, EXPECTED_COUNTS, LEAD_1, USER_1, lead_id, leads_without_owner
+from expected import CAMPAIGN_4, EXPECTED_COUNTS, LEAD_1, USER_1, count_of, lead_id, leads_without_owner
 from readme import code_blocks
 
 AIRBYTE_COLUMNS = ("_airbyte_raw_id", "_airbyte_extracted_at")
@@ -108,11 +108,15 @@ def second_sync(connector, base_url, workdir, first_sync):
 
 def test_first_sync_loads_every_stream_with_the_mock_row_counts(first_sync, workdir, streams):
     out, started, finished, _ = first_sync
-    expected = {s["name"]: EXPECTED_COUNTS[s["name"]] for s in streams}
+    expected = {s["name"]: count_of(s["name"]) for s in streams}
     assert printed_counts(out) == expected, out
     with Cache(workdir) as cache:
-        for name, count in expected.items():
-            assert cache.one(f'SELECT count(*), count(DISTINCT id) FROM "{name}"') == (count, count), name
+        for s in streams:
+            name, count = s["name"], expected[s["name"]]
+            key = ", ".join(column_sql(path) for path in s["source_defined_primary_key"])
+            assert cache.one(f'SELECT count(*) FROM "{name}"') == (count,), name
+            assert cache.one(f'SELECT count(*) FROM (SELECT DISTINCT {key} FROM "{name}")') == (count,), \
+                f"{name}: duplicate primary keys"
             stamps = cache.extracted_ms(name)
             assert started <= min(stamps) and max(stamps) <= finished, f"{name}: extracted_at is not this sync's"
         # PyAirbyte keeps each stream's last STATE for the next sync.
@@ -155,8 +159,9 @@ def comparable(value):
     return (0, value)
 
 
-def cursor_sql(path):
-    # PyAirbyte lower-cases top-level keys into column names; deeper levels stay JSON.
+def column_sql(path):
+    """SQL for a record field path. PyAirbyte lower-cases top-level keys into
+    column names; deeper levels stay inside JSON columns."""
     column = f'"{path[0].lower()}"'
     return column if len(path) == 1 else f"{column}->>'$.{'.'.join(path[1:])}'"
 
@@ -165,7 +170,7 @@ def cursor_high(cache, stream):
     """The highest cursor value in the table, for an incremental stream."""
     if "incremental" not in stream["supported_sync_modes"]:
         return None
-    cursor = cursor_sql(stream["default_cursor_field"])
+    cursor = column_sql(stream["default_cursor_field"])
     return max(comparable(v) for (v,) in cache.all(f'SELECT {cursor} FROM "{stream["name"]}"'))
 
 
@@ -179,7 +184,7 @@ def test_second_sync_rereads_full_refresh_streams_and_adds_only_changed_rows(fir
             name = s["name"]
             before, before_ms, high = snapshot[name]
             after_ms = cache.extracted_ms(name)
-            assert len(after_ms) == len(before_ms) == EXPECTED_COUNTS[name], f"{name}: rows added or lost"
+            assert len(after_ms) == len(before_ms) == count_of(name), f"{name}: rows added or lost"
             assert cache.content(name) == before, f"{name}: the second sync changed the data"
             rewritten = [t for t in after_ms if t > max(before_ms)]
             assert all(started <= t <= finished for t in rewritten), name
@@ -187,7 +192,7 @@ def test_second_sync_rereads_full_refresh_streams_and_adds_only_changed_rows(fir
                 # The mock's data never changes, so an incremental sync may
                 # only re-send rows at sync 1's highest cursor (an inclusive
                 # boundary), never older ones.
-                cursor = cursor_sql(s["default_cursor_field"])
+                cursor = column_sql(s["default_cursor_field"])
                 resent = [v for (v,) in cache.all(
                     f'SELECT {cursor} FROM "{name}" WHERE epoch_ms(_airbyte_extracted_at) > ?', max(before_ms))]
                 stale = [v for v in resent if comparable(v) < high]
