@@ -1,0 +1,548 @@
+"""Airbyte protocol conformance of the release binary, against the mock.
+
+Checks what Airbyte's own tooling checks (the pydantic protocol models, and the
+Connector Acceptance Tests' spec, discovery, basic_read, full_refresh and
+incremental suites; see /work/shared/reference/airbyte-protocol.md §3-§5).
+The stream list always comes from `discover`, so new streams are covered as
+soon as they exist.
+"""
+
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+
+import jsonschema
+import pytest
+from airbyte_protocol.models import AirbyteMessage, ConfiguredAirbyteCatalog, Type
+from jsonschema import Draft7Validator, FormatChecker, validators
+
+from conftest import run_connector, write_json
+from expected import EXPECTED_COUNTS, count_of
+
+# ------------------------------------------------------------ protocol parsing
+
+# The payload field each message type must carry.
+PAYLOAD = {
+    Type.RECORD: "record",
+    Type.STATE: "state",
+    Type.LOG: "log",
+    Type.SPEC: "spec",
+    Type.CONNECTION_STATUS: "connectionStatus",
+    Type.CATALOG: "catalog",
+    Type.TRACE: "trace",
+    Type.CONTROL: "control",
+}
+
+
+def parse_messages(run):
+    """Every stdout line as (raw dict, AirbyteMessage); any other line fails."""
+    out = []
+    for n, line in enumerate(run.lines, 1):
+        try:
+            model = AirbyteMessage.model_validate_json(line)
+        except Exception as e:  # pydantic.ValidationError, or a non-JSON line
+            pytest.fail(f"stdout line {n} is not an AirbyteMessage: {e}\n{line[:500]}\n{run.describe()}")
+        raw = json.loads(line)
+        assert PAYLOAD.get(model.type) in raw, f"line {n}: a {model.type.value} without its payload: {line[:300]}"
+        out.append((raw, model))
+    return out
+
+
+def types_of(messages):
+    return Counter(m.type.value for _, m in messages)
+
+
+# ------------------------------------------------------------ JSON schema walks
+
+# Keywords whose value is data, not a subschema: never read as schema.
+DATA_KEYWORDS = {"default", "examples", "enum", "const"}
+SCHEMA_MAPS = {"properties", "patternProperties", "definitions", "$defs", "dependentSchemas"}
+SCHEMA_VALUES = {"items", "additionalItems", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames"}
+SCHEMA_LISTS = {"allOf", "anyOf", "oneOf", "prefixItems", "items"}
+
+
+def keywords(schema, path="#"):
+    """(path, keyword, value) for every keyword of every subschema.
+
+    Property names are not keywords: a property called `not` is fine.
+    """
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.items():
+        yield path, key, value
+        if key in DATA_KEYWORDS:
+            continue
+        if key in SCHEMA_MAPS and isinstance(value, dict):
+            for name, sub in value.items():
+                yield from keywords(sub, f"{path}/{key}/{name}")
+        elif key in SCHEMA_VALUES and isinstance(value, dict):
+            yield from keywords(value, f"{path}/{key}")
+        elif key in SCHEMA_LISTS and isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield from keywords(sub, f"{path}/{key}/{i}")
+
+
+def properties(schema):
+    """(path, name, subschema) for every property, at any depth."""
+    for path, key, value in keywords(schema):
+        if key == "properties" and isinstance(value, dict):
+            for name, sub in value.items():
+                yield f"{path}/properties/{name}", name, sub
+
+
+def subschema_at(schema, field_path):
+    """The schema of a record field path like ["data", "email"], or None."""
+    node = schema
+    for part in field_path:
+        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
+
+
+def value_at(record, path):
+    """The value of a record field path, None when absent."""
+    node = record
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def types_in(subschema):
+    t = subschema.get("type", [])
+    return {t} if isinstance(t, str) else set(t)
+
+
+def additional_properties_false(schema):
+    return [p for p, k, v in keywords(schema) if k == "additionalProperties" and v is not True]
+
+
+FORBIDDEN = {"$ref", "allOf", "anyOf", "not", "patternProperties", "prefixItems", "if", "then", "else",
+             "dependentSchemas", "dependentRequired"}
+
+
+def forbidden_keywords(schema):
+    return [f"{p}/{k}" for p, k, _ in keywords(schema) if k in FORBIDDEN]
+
+
+# ------------------------------------------------------------ record validation
+
+# JSON Schema lets 1.0 pass as an integer; Airbyte's CAT does not, nor do
+# destinations that type the column BIGINT. A bool is not an integer either.
+_strict_types = Draft7Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)
+)
+StrictDraft7 = validators.extend(Draft7Validator, type_checker=_strict_types)
+
+# CAT's date-time rule (utils/asserts.py): this shape, and parseable. CAT
+# parses with pendulum (lenient); datetime.fromisoformat is the stdlib's
+# closest, a little stricter on one-digit months and hours.
+_TIMESTAMP = re.compile(r"^\d{4}-\d?\d-\d?\d(\s|T)\d?\d:\d?\d:\d?\d(.\d+)?.*$")
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value):
+    if not isinstance(value, str):
+        return True
+    if not _TIMESTAMP.match(value):
+        raise ValueError(f"{value!r} is not shaped like a date-time")
+    datetime.fromisoformat(value)
+    return True
+
+
+def record_validator(schema):
+    return StrictDraft7(schema, format_checker=FORMATS)
+
+
+def test_record_validator_rejects_what_cat_rejects():
+    """The validator the record tests rely on is as strict as CAT's."""
+    v = record_validator({
+        "type": "object",
+        "properties": {"n": {"type": ["null", "integer"]}, "at": {"type": "string", "format": "date-time"}},
+    })
+    assert v.is_valid({"n": 1, "at": "2026-02-11T13:20:05.000-07:00"})
+    assert v.is_valid({"n": None, "at": "2026-02-11T13:20:05Z"})
+    assert not v.is_valid({"n": 1.0})
+    assert not v.is_valid({"n": True})
+    assert not v.is_valid({"at": "yesterday"})
+    assert not v.is_valid({"at": "2026-13-45T13:20:05Z"})
+    assert not v.is_valid({"at": "2026-02-11"})
+
+
+# ------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("conformance")
+
+
+@pytest.fixture(scope="module")
+def config_file(work, mock_config):
+    return write_json(work / "config.json", mock_config)
+
+
+@pytest.fixture(scope="module")
+def spec_run(connector):
+    return run_connector(connector, "spec")
+
+
+@pytest.fixture(scope="module")
+def spec(spec_run):
+    messages = parse_messages(spec_run)
+    assert [m.type for _, m in messages] == [Type.SPEC], spec_run.stdout
+    return messages[0][0]["spec"]["connectionSpecification"]
+
+
+@pytest.fixture(scope="module")
+def discover_run(connector, config_file):
+    return run_connector(connector, "discover", "--config", config_file)
+
+
+@pytest.fixture(scope="module")
+def streams(discover_run):
+    """The discovered streams, as raw dicts."""
+    catalogs = [raw["catalog"] for raw, m in parse_messages(discover_run) if m.type == Type.CATALOG]
+    assert len(catalogs) == 1, discover_run.stdout[:2000]
+    return catalogs[0]["streams"]
+
+
+def configured(streams, mode_of):
+    """A configured catalog of `streams`; mode_of(stream) picks the sync mode."""
+    entries = []
+    for s in streams:
+        mode = mode_of(s)
+        entry = {"stream": s, "sync_mode": mode, "destination_sync_mode": "overwrite"}
+        if s.get("source_defined_primary_key"):
+            entry["primary_key"] = s["source_defined_primary_key"]
+        if mode == "incremental":
+            entry["cursor_field"] = s.get("default_cursor_field", [])
+        entries.append(entry)
+    catalog = {"streams": entries}
+    ConfiguredAirbyteCatalog.model_validate(catalog)  # the test's own input must be valid
+    return catalog
+
+
+def supports_incremental(stream):
+    return "incremental" in stream["supported_sync_modes"]
+
+
+class Sync:
+    """One `read` run, parsed and grouped by stream."""
+
+    def __init__(self, run, started_ms, finished_ms):
+        self.run = run
+        self.started_ms = started_ms
+        self.finished_ms = finished_ms
+        self.messages = parse_messages(run)
+        self.records = defaultdict(list)  # stream -> [(position, record dict)]
+        self.states = defaultdict(list)  # stream -> [(position, state dict)]
+        self.statuses = defaultdict(list)  # stream -> [(position, status)]
+        self.errors = []
+        for pos, (raw, m) in enumerate(self.messages):
+            if m.type == Type.RECORD:
+                self.records[raw["record"]["stream"]].append((pos, raw["record"]))
+            elif m.type == Type.STATE:
+                name = m.state.stream.stream_descriptor.name if m.state.stream else None
+                self.states[name].append((pos, raw["state"]))
+            elif m.type == Type.TRACE and m.trace.stream_status:
+                self.statuses[m.trace.stream_status.stream_descriptor.name].append(
+                    (pos, m.trace.stream_status.status.value))
+            elif m.type == Type.TRACE and m.trace.error:
+                self.errors.append(raw["trace"]["error"])
+
+    def data(self, stream):
+        return [r["data"] for _, r in self.records[stream]]
+
+    def canonical(self, stream):
+        """The stream's records as a multiset, order-insensitive."""
+        return Counter(json.dumps(d, sort_keys=True) for d in self.data(stream))
+
+    def emitted_at(self):
+        return [r["emitted_at"] for recs in self.records.values() for _, r in recs]
+
+
+def now_ms():
+    return time.time_ns() // 1_000_000
+
+
+def timed_read(connector, *args):
+    started = now_ms()
+    run = run_connector(connector, "read", *args)
+    finished = now_ms() + 1  # emitted_at may be rounded up
+    return Sync(run, started, finished)
+
+
+@pytest.fixture(scope="module")
+def full_catalog(work, streams):
+    return write_json(work / "full_refresh.json", configured(streams, lambda s: "full_refresh"))
+
+
+@pytest.fixture(scope="module")
+def full_reads(connector, config_file, full_catalog):
+    """Two sequential full-refresh reads of every stream, as CAT runs them."""
+    first = timed_read(connector, "--config", config_file, "--catalog", full_catalog)
+    # Two reads inside one millisecond could not be told apart by emitted_at.
+    while now_ms() <= first.finished_ms:
+        time.sleep(0.001)
+    second = timed_read(connector, "--config", config_file, "--catalog", full_catalog)
+    return first, second
+
+
+# ------------------------------------------------------------ spec
+
+
+def test_spec_prints_one_spec_message(spec_run):
+    messages = parse_messages(spec_run)
+    assert spec_run.returncode == 0, spec_run.describe()
+    assert [m.type for _, m in messages] == [Type.SPEC]
+    assert spec_run.stderr == ""
+
+
+SECRET_NAMES = {"client_token", "access_token", "api_token", "token", "secret", "client_secret", "password", "key",
+                "service_account_info", "service_account", "tenant_id", "certificate", "jwt", "credentials", "app_id",
+                "appid", "refresh_token"}
+# CAT matches whole names only (SECRET_NAMES), which misses `api_key`; this
+# catches any name built from a secret word.
+SECRET_WORD = re.compile(r"(^|_)(key|token|secret|password|credentials?|jwt|certificate)($|_)", re.I)
+
+
+def test_spec_marks_secrets_and_only_secrets(spec):
+    assert spec["properties"]["api_key"].get("airbyte_secret") is True
+    for path, name, prop in properties(spec):
+        can_hold_secret = bool(types_in(prop) & {"string", "integer", "number"}) and "const" not in prop
+        looks_secret = name.lower() in SECRET_NAMES or SECRET_WORD.search(name)
+        if looks_secret and can_hold_secret:
+            assert prop.get("airbyte_secret") is True, f"{path} holds a secret but is not airbyte_secret"
+        if prop.get("airbyte_secret"):
+            assert can_hold_secret, f"{path} is airbyte_secret but cannot hold one"
+
+
+def test_spec_allows_additional_properties_everywhere(spec):
+    assert spec.get("additionalProperties") is True
+    assert additional_properties_false(spec) == []
+
+
+def test_spec_uses_no_forbidden_keywords(spec):
+    assert forbidden_keywords(spec) == []
+
+
+def test_spec_has_no_duplicate_order(spec):
+    for path, key, props in keywords(spec):
+        if key != "properties" or not isinstance(props, dict):
+            continue
+        seen = Counter((p.get("group", ""), p["order"]) for p in props.values() if "order" in p)
+        assert [k for k, n in seen.items() if n > 1] == [], f"duplicate order under {path}"
+
+
+def test_spec_accepts_the_test_config_and_rejects_a_keyless_one(spec, mock_config):
+    jsonschema.validate(mock_config, spec, cls=Draft7Validator)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"base_url": mock_config["base_url"]}, spec, cls=Draft7Validator)
+
+
+# ------------------------------------------------------------ check
+
+
+def test_check_with_the_right_key_succeeds(connector, config_file):
+    run = run_connector(connector, "check", "--config", config_file)
+    statuses = [m.connectionStatus for _, m in parse_messages(run) if m.type == Type.CONNECTION_STATUS]
+    assert run.returncode == 0, run.describe()
+    assert len(statuses) == 1 and statuses[0].status.value == "SUCCEEDED", run.stdout
+    assert run.stderr == ""
+
+
+def test_check_with_a_wrong_key_fails_with_exit_0_and_never_prints_the_key(connector, work, mock_config):
+    wrong = "wrong-key-conformance-7d1e"
+    config = write_json(work / "wrong_key.json", {**mock_config, "api_key": wrong})
+    run = run_connector(connector, "check", "--config", config)
+    statuses = [m.connectionStatus for _, m in parse_messages(run) if m.type == Type.CONNECTION_STATUS]
+    assert run.returncode == 0, run.describe()
+    assert len(statuses) == 1 and statuses[0].status.value == "FAILED", run.stdout
+    assert statuses[0].message, "a FAILED status needs a message saying what to fix"
+    # The mock echoes the key in its 401 body, as PersistIq does.
+    assert wrong not in run.stdout and wrong not in run.stderr
+
+
+# ------------------------------------------------------------ discover
+
+
+def test_discover_prints_one_catalog_of_uniquely_named_streams(discover_run, streams):
+    assert discover_run.returncode == 0, discover_run.describe()
+    assert types_of(parse_messages(discover_run))["CATALOG"] == 1
+    assert discover_run.stderr == ""
+    names = [s["name"] for s in streams]
+    assert names, "no streams"
+    assert len(names) == len(set(names)), f"duplicate stream names: {names}"
+    missing = sorted(set(names) - set(EXPECTED_COUNTS))
+    assert not missing, f"add the mock's record counts for {missing} to tests/python/expected.py"
+    for s in streams:
+        assert s["supported_sync_modes"], f"{s['name']}: no sync modes"
+
+
+def test_stream_schemas_are_valid_draft7_without_refs(streams):
+    for s in streams:
+        schema = s["json_schema"]
+        Draft7Validator.check_schema(schema)
+        assert forbidden_keywords(schema) == [], s["name"]
+        assert additional_properties_false(schema) == [], s["name"]
+
+
+def test_primary_keys_and_cursors_exist_in_schemas(streams):
+    for s in streams:
+        name, schema = s["name"], s["json_schema"]
+        assert s.get("source_defined_primary_key"), f"{name}: no primary key"
+        for key in s["source_defined_primary_key"]:
+            sub = subschema_at(schema, key)
+            assert sub is not None, f"{name}: primary key {key} not in schema"
+            assert not types_in(sub) & {"object", "array"}, f"{name}: primary key {key} is {sub.get('type')}"
+        if s.get("default_cursor_field"):
+            assert subschema_at(schema, s["default_cursor_field"]) is not None, f"{name}: cursor not in schema"
+        if supports_incremental(s):
+            assert s.get("source_defined_cursor") and s.get("default_cursor_field"), \
+                f"{name}: incremental without a source-defined cursor"
+
+
+# ------------------------------------------------------------ read
+
+
+def test_read_prints_only_protocol_messages_and_exits_0(full_reads):
+    for sync in full_reads:
+        assert sync.run.returncode == 0, sync.run.describe()
+        assert sync.run.stderr == ""
+        assert sync.errors == []
+        assert types_of(sync.messages)["RECORD"] > 0
+
+
+def test_records_match_their_schemas_and_the_mock(full_reads, streams):
+    sync = full_reads[0]
+    assert set(sync.records) <= {s["name"] for s in streams}, "records for a stream not in the catalog"
+    for s in streams:
+        name = s["name"]
+        validator = record_validator(s["json_schema"])
+        data = sync.data(name)
+        assert len(data) == count_of(name), name
+        for record in data:
+            errors = sorted(validator.iter_errors(record), key=str)
+            assert not errors, f"{name} record {json.dumps(record)[:300]}: {errors[0].message}"
+        keys = [tuple(value_at(r, k) for k in s["source_defined_primary_key"]) for r in data]
+        for k in keys:
+            assert all(v is not None and not isinstance(v, (list, dict)) for v in k), f"{name}: bad primary key {k}"
+        dupes = [k for k, n in Counter(keys).items() if n > 1]
+        assert not dupes, f"{name}: records read twice: {dupes[:5]}"
+
+
+def test_each_stream_reports_started_running_complete_around_its_records(full_reads, streams):
+    sync = full_reads[0]
+    assert set(sync.statuses) == {s["name"] for s in streams}
+    for s in streams:
+        name = s["name"]
+        sequence = [status for _, status in sync.statuses[name]]
+        assert re.fullmatch(r"STARTED( RUNNING)+ COMPLETE", " ".join(sequence)), f"{name}: {sequence}"
+        first_running = next(pos for pos, st in sync.statuses[name] if st == "RUNNING")
+        complete = sync.statuses[name][-1][0]
+        positions = [pos for pos, _ in sync.records[name]]
+        assert all(first_running < p < complete for p in positions), f"{name}: records outside RUNNING..COMPLETE"
+
+
+def test_each_stream_checkpoints_with_source_stats_counting_its_records(full_reads, streams):
+    sync = full_reads[0]
+    assert set(sync.states) == {s["name"] for s in streams}, "a STATE that is not per-stream, or a stream without one"
+    for s in streams:
+        name = s["name"]
+        record_positions = [pos for pos, _ in sync.records[name]]
+        previous = -1
+        for pos, state in sync.states[name]:
+            assert state["type"] == "STREAM", state
+            assert "sourceStats" in state and "recordCount" in state["sourceStats"], state
+            # CDK semantics: the records of this stream since its previous STATE.
+            since = sum(1 for p in record_positions if previous < p < pos)
+            assert state["sourceStats"]["recordCount"] == since, f"{name}: {state} after {since} records"
+            previous = pos
+        assert not [p for p in record_positions if p > previous], f"{name}: records after its last STATE"
+
+
+def test_two_full_reads_give_the_same_records_with_later_emitted_at(full_reads, streams):
+    first, second = full_reads
+    for s in streams:
+        assert first.canonical(s["name"]) == second.canonical(s["name"]), s["name"]
+    for sync in full_reads:
+        stamps = sync.emitted_at()
+        assert all(isinstance(t, int) for t in stamps)
+        assert sync.started_ms <= min(stamps) and max(stamps) <= sync.finished_ms, "emitted_at is not the wall clock"
+    assert max(first.emitted_at()) < min(second.emitted_at())
+
+
+def test_read_emits_nothing_for_streams_outside_the_catalog(connector, work, config_file, streams):
+    chosen = streams[-1]
+    catalog = write_json(work / "one_stream.json", configured([chosen], lambda s: "full_refresh"))
+    sync = timed_read(connector, "--config", config_file, "--catalog", catalog)
+    assert sync.run.returncode == 0, sync.run.describe()
+    assert set(sync.records) == {chosen["name"]}
+    assert set(sync.states) == {chosen["name"]}
+    assert set(sync.statuses) == {chosen["name"]}
+    assert len(sync.data(chosen["name"])) == count_of(chosen["name"])
+
+
+def cursor_value(record, path):
+    """A cursor value, comparable across records: datetimes as instants."""
+    value = value_at(record, path)
+    if value is None:
+        return (-1, 0)  # a row without a cursor cannot be newer than the state
+    if isinstance(value, str):
+        try:
+            return (0, datetime.fromisoformat(value).timestamp())
+        except ValueError:
+            return (1, value)
+    return (0, value)
+
+
+def test_incremental_reads_resume_from_state(connector, work, config_file, streams):
+    """Incremental where supported (CAT's test_two_sequential_reads), else full refresh.
+
+    Read 2 gets read 1's last STATE of each stream, as Airbyte passes it. The
+    mock's data does not change, so an incremental stream may only return
+    rows at or after read 1's highest cursor; a full-refresh stream must
+    return everything again.
+    """
+    catalog = write_json(work / "incremental.json",
+                         configured(streams, lambda s: "incremental" if supports_incremental(s) else "full_refresh"))
+    first = timed_read(connector, "--config", config_file, "--catalog", catalog)
+    assert first.run.returncode == 0, first.run.describe()
+    assert set(first.states) == {s["name"] for s in streams}, "every stream needs a STATE to resume from"
+    state = [first.states[s["name"]][-1][1] for s in streams]
+    state_file = write_json(work / "state.json", state)
+    second = timed_read(connector, "--config", config_file, "--catalog", catalog, "--state", state_file)
+    assert second.run.returncode == 0, second.run.describe()
+
+    for s in streams:
+        name = s["name"]
+        assert len(first.data(name)) == count_of(name), name
+        assert second.states[name], f"{name}: no STATE in read 2"
+        if supports_incremental(s):
+            cursor = s["default_cursor_field"]
+            high = max(cursor_value(r, cursor) for r in first.data(name))
+            stale = [r for r in second.data(name) if cursor_value(r, cursor) < high]
+            assert not stale, f"{name}: read 2 re-read {len(stale)} rows older than the state, e.g. {stale[0]}"
+            assert len(second.data(name)) < len(first.data(name)), f"{name}: read 2 read everything again"
+        else:
+            assert first.canonical(name) == second.canonical(name), f"{name}: full refresh differs after a state"
+
+
+def test_an_invalid_catalog_is_a_trace_error_and_a_failure(connector, work, config_file):
+    # CAT's test_airbyte_trace_message_on_failure, verbatim catalog.
+    catalog = write_json(work / "invalid.json", {"streams": [{
+        "stream": {"name": "__AIRBYTE__stream_that_does_not_exist",
+                   "json_schema": {"type": "object", "properties": {"f1": {"type": "string"}}},
+                   "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "INVALID",
+        "destination_sync_mode": "overwrite",
+    }]})
+    sync = timed_read(connector, "--config", config_file, "--catalog", catalog)
+    assert sync.errors, f"no TRACE ERROR:\n{sync.run.stdout}"
+    assert all(e.get("message") for e in sync.errors)
+    assert sync.run.returncode != 0, "an invalid catalog must fail the sync"
+    assert not sync.records

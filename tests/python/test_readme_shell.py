@@ -1,0 +1,101 @@
+"""README "Use it from the shell": each paragraph of its first sh block, run
+as written with bash, the release binary on PATH and the mock as the API."""
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import API_KEY, run_connector
+from expected import EXPECTED_COUNTS, LEAD_1
+from readme import code_blocks
+
+SECTION = "Use it from the shell"
+
+
+def paragraphs():
+    block = code_blocks(SECTION, "sh")[0]
+    return [p.strip() for p in block.split("\n\n") if p.strip()]
+
+
+def paragraph(marker):
+    found = [p for p in paragraphs() if marker in p]
+    assert len(found) == 1, f"expected one paragraph with {marker!r} in the README's shell block"
+    return found[0]
+
+
+def test_every_paragraph_of_the_block_is_checked():
+    # A new example in the README must get a check here too.
+    checked = {paragraph("> config.json"), paragraph("@csv"), paragraph("uniq -c")}
+    assert set(paragraphs()) == checked
+
+
+class Shell:
+    """bash in a scratch directory, as a reader's terminal after the README's setup."""
+
+    def __init__(self, cwd, env):
+        self.cwd, self.env = cwd, env
+
+    def __call__(self, script, cwd=None, env=None):
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd or self.cwd, env=env or self.env,
+                              capture_output=True, timeout=300)
+        assert proc.returncode == 0, f"{script}\nexit {proc.returncode}\n{proc.stderr.decode()}"
+        return proc.stdout.decode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def shell(connector, base_url, tmp_path_factory):
+    assert shutil.which("jq"), "jq is not installed (.ci/run installs it)"
+    # The README calls the program by name: put this build first on PATH under that name.
+    bin_dir = tmp_path_factory.mktemp("bin")
+    (bin_dir / "source-persistiq").symlink_to(connector)
+    sh = Shell(tmp_path_factory.mktemp("readme-shell"), {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PERSISTIQ_API_KEY": API_KEY,
+        "PERSISTIQ_BASE_URL": base_url,
+    })
+    sh(paragraph("> config.json"))
+    return sh
+
+
+def test_config_paragraph_writes_the_key_and_base_url(shell, base_url):
+    config = json.loads((shell.cwd / "config.json").read_text())
+    assert config == {"api_key": API_KEY, "base_url": base_url}
+
+
+def test_config_paragraph_defaults_to_the_real_api(shell, tmp_path):
+    env = {k: v for k, v in shell.env.items() if k != "PERSISTIQ_BASE_URL"}
+    shell(paragraph("> config.json"), cwd=tmp_path, env=env)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config == {"api_key": API_KEY, "base_url": "https://api.persistiq.com/v1/"}
+
+
+def test_leads_to_csv(shell, connector):
+    out = shell(paragraph("@csv"))
+    # Lead text holds quotes, CR/LF, tabs and control characters: only a CSV
+    # parser, not a line count, can tell whether jq quoted them right.
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    direct = run_connector(connector, "read", "--config", shell.cwd / "config.json", "--streams", "leads")
+    leads = [m["record"]["data"] for m in map(json.loads, direct.lines) if m["type"] == "RECORD"]
+    assert len(rows) == len(leads) == EXPECTED_COUNTS["leads"]
+    assert rows == [[d["id"], d["data"]["email"] or "", d["data"]["company_name"] or ""] for d in leads]
+    assert rows[1] == [LEAD_1["id"], LEAD_1["email"], LEAD_1["company_name"]]
+
+
+def test_records_per_stream(shell):
+    out = shell(paragraph("uniq -c"))
+    counts = {}
+    for line in out.splitlines():
+        n, stream = line.split()
+        counts[stream] = int(n)
+    assert counts == {s: n for s, n in EXPECTED_COUNTS.items() if n > 0}
+
+
+def test_try_it_block_uses_the_mock_key():
+    try_it = code_blocks(SECTION, "sh")[1]
+    assert f"PERSISTIQ_API_KEY={API_KEY}" in try_it
