@@ -9,6 +9,13 @@ EXPECTED_COUNTS = {
     "users": 3,
     "leads": 1234,
     "campaigns": 150,
+    "lead_statuses": 5,
+    "lead_fields": 6,
+    "dnc_domains": 230,
+    "tags": 12,
+    "events": 1234,
+    # Campaign 0 has 150 leads, campaign c > 0 has c % 3: 150 + 150.
+    "campaign_leads": 300,
 }
 
 # Records with awkward text, as mock.rs builds them (user(1), lead(1), campaign(4)).
