@@ -128,6 +128,8 @@ Config keys:
   retry_schedule_seconds  default [{schedule}]: sleeps between tries
                           of one request on 429, 408, 5xx or a network fault
   timeout_seconds         default {DEFAULT_TIMEOUT_SECONDS}: the longest one request may take
+  start_date              optional ISO-8601 date or time: where the first
+                          incremental sync of leads and events starts
 
 Streams: {streams}
 

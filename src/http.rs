@@ -99,14 +99,13 @@ impl Client {
             };
             retries += 1;
             let sleep = wait.unwrap_or(*step);
-            out.log(
-                "WARN",
-                &format!(
-                    "{what}: {why}; retry {retries} of {} in {:.2} s",
-                    self.schedule.len(),
-                    sleep.as_secs_f64()
-                ),
+            let note = format!(
+                "{what}: {why}; retry {retries} of {} in {:.2} s",
+                self.schedule.len(),
+                sleep.as_secs_f64()
             );
+            out.log("WARN", &note);
+            out.progress_wait(&note);
             out.flush()?;
             std::thread::sleep(sleep);
         }
@@ -209,13 +208,12 @@ impl Client {
             return Ok(());
         };
         if let Ok(wait) = until.duration_since(SystemTime::now()) {
-            out.log(
-                "INFO",
-                &format!(
-                    "{what}: the API's rate window is used up; pausing {:.2} s until it resets",
-                    wait.as_secs_f64()
-                ),
+            let note = format!(
+                "{what}: the API's rate window is used up; pausing {:.2} s until it resets",
+                wait.as_secs_f64()
             );
+            out.log("INFO", &note);
+            out.progress_wait(&note);
             out.flush()?;
             std::thread::sleep(wait);
         }

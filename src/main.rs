@@ -10,6 +10,7 @@ mod error;
 mod http;
 mod output;
 mod page;
+mod progress;
 mod signals;
 mod streams;
 mod sync;

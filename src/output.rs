@@ -6,6 +6,7 @@
 //! key never leaves the process even when the server echoes it back.
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::signals;
 use serde::Serialize;
 use serde_json::json;
@@ -63,6 +64,7 @@ pub enum Status {
 pub struct Out {
     buf: Vec<u8>,
     secret: Option<String>,
+    progress: Option<Progress>,
 }
 
 impl Out {
@@ -70,6 +72,7 @@ impl Out {
         Out {
             buf: Vec::with_capacity(1 << 20),
             secret: None,
+            progress: Progress::for_terminal(),
         }
     }
 
@@ -201,6 +204,28 @@ impl Out {
         // Plain data serialises into a Vec without fail.
         let _ = serde_json::to_writer(&mut self.buf, payload);
         self.buf.extend_from_slice(b"}\n");
+    }
+
+    /// Live progress after a page, for a person at a terminal.
+    pub fn progress_page(&mut self, stream: &str, pages: u64, records: u64) {
+        if let Some(p) = &mut self.progress {
+            p.page(stream, pages, records);
+        }
+    }
+
+    /// Live progress: the sync waits, and why.
+    pub fn progress_wait(&mut self, why: &str) {
+        let why = self.clean(why);
+        if let Some(p) = &mut self.progress {
+            p.wait(&why);
+        }
+    }
+
+    /// Live progress: a stream's final counts.
+    pub fn progress_done(&mut self, stream: &str, pages: u64, records: u64) {
+        if let Some(p) = &mut self.progress {
+            p.done(stream, pages, records);
+        }
     }
 
     /// Hands every whole line gathered so far to stdout.

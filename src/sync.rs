@@ -276,6 +276,7 @@ impl<'a> StreamRun<'a> {
         };
         out.state(self.id, &final_state, self.unstated);
         out.status(self.id, Status::Complete);
+        out.progress_done(&self.id.name, self.pages, self.records);
         out.log(
             "INFO",
             &format!(
@@ -396,6 +397,7 @@ impl<'a> StreamRun<'a> {
 
     fn page_done(&mut self, out: &mut Out) -> Result<()> {
         self.pages += 1;
+        out.progress_page(&self.id.name, self.pages, self.records);
         if self.pages % PROGRESS_EVERY_PAGES == 0 {
             out.log(
                 "INFO",
