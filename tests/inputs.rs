@@ -6,7 +6,7 @@ mod support;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::mock::{Action, Fault, MockServer, Options, API_KEY};
 use support::*;
 
@@ -243,36 +243,9 @@ fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
         ));
         let dir = TempDir::new();
         let cfg = dir.json("c.json", &config(&mock.base_url()));
-        let mut child = Command::new(BIN)
-            .args(["read", "--config", &cfg, "--streams", "leads"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Drain stdout meanwhile, or the connector blocks on a full pipe.
-        let mut pipe = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            pipe.read_to_end(&mut text).unwrap();
-            text
-        });
-        while !mock.seen().iter().any(|s| s.query == "page=4") {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let sent = Instant::now();
-        let kill = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let mut output = child.wait_with_output().unwrap();
-        assert!(
-            sent.elapsed() < Duration::from_secs(1),
-            "SIG{signal}: took {:?}",
-            sent.elapsed()
-        );
-        output.stdout = reader.join().unwrap();
-        let run = finish(output, &[API_KEY]);
+        let args = ["read", "--config", &cfg, "--streams", "leads"];
+        let (run, took) = interrupt_at(&mock, "page=4", signal, &args);
+        assert!(took < Duration::from_secs(1), "SIG{signal}: took {took:?}");
         assert!(
             run.stdout.ends_with('\n'),
             "SIG{signal}: a partial line was left"

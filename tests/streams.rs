@@ -5,10 +5,8 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::mock::{time, Action, Fault, MockServer, Options, API_KEY};
+use support::mock::{time, Action, Fault, MockServer, Options};
 use support::*;
 
 /// Runs `read` of `streams` in `mode`, with `state` (a JSON array) if given.
@@ -372,34 +370,11 @@ fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     let cat = dir.json("cat.json", &catalog(&["leads"], "incremental"));
-    let mut child = Command::new(BIN)
-        .args(["read", "--config", &cfg, "--catalog", &cat])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        pipe.read_to_string(&mut s).unwrap();
-        s
-    });
-    while !mock.seen().iter().any(|s| s.query.starts_with("page=6")) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    child.wait().unwrap();
-    let first_out = reader.join().unwrap();
-    let first = finish(
-        std::process::Output {
-            status: std::process::ExitStatus::default(),
-            stdout: first_out.into_bytes(),
-            stderr: Vec::new(),
-        },
-        &[API_KEY],
+    let (first, _) = interrupt_at(
+        &mock,
+        "page=6",
+        "TERM",
+        &["read", "--config", &cfg, "--catalog", &cat],
     );
     let first_states = states(&first, "leads");
     assert_eq!(

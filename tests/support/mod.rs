@@ -169,6 +169,44 @@ impl Run {
     }
 }
 
+/// Runs the binary until the mock sees a request whose query starts with
+/// `query`, then sends it `signal` ("TERM", "INT"). Returns its run and how
+/// long it took to exit after the signal. Stdout is drained meanwhile, or
+/// the connector would block on a full pipe.
+pub fn interrupt_at(
+    mock: &mock::MockServer,
+    query: &str,
+    signal: &str,
+    args: &[&str],
+) -> (Run, std::time::Duration) {
+    use std::io::Read;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let mut pipe = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        pipe.read_to_end(&mut text).expect("read stdout");
+        text
+    });
+    while !mock.seen().iter().any(|s| s.query.starts_with(query)) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let sent = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let mut output = child.wait_with_output().expect("wait for the binary");
+    let took = sent.elapsed();
+    output.stdout = reader.join().expect("stdout reader");
+    (finish(output, &[mock::API_KEY]), took)
+}
+
 /// Runs `read` against a config and (optionally) a catalog of `streams`.
 pub fn read(dir: &TempDir, config: &Value, streams: Option<&[&str]>) -> Run {
     let cfg = dir.json("config.json", config);
