@@ -726,6 +726,23 @@ fn connector_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "--quiet", "--bin", "source-persistiq"]);
+    // `cargo run` gives us the package's CARGO_PKG_* and CARGO_MANIFEST_*;
+    // ring's build script reruns when any of those changes, so passing them
+    // on would rebuild ring here and again at the next `cargo run`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*key)
+        {
+            build.env_remove(&*key);
+        }
+    }
     if profile_dir.ends_with("release") {
         build.arg("--release");
     }
