@@ -1,0 +1,830 @@
+//! Throughput and memory benchmark of the release connector (issue 5).
+//!
+//!   cargo run --release --example bench
+//!   cargo run --release --example bench -- --leads 100000 --runs 7 --rss-leads 10000,1000000
+//!
+//! It reads the leads stream from the loopback mock, to /dev/null, and fetches
+//! the same pages with a bare HTTP/1.1 keep-alive client (the floor for a
+//! sequential client on this machine), runs interleaved so that machine noise
+//! hits both, and prints medians. It is a tool, not a test: no figure here
+//! fails a build. CPU time and peak RSS are measured on Linux only; see
+//! `spawn_measured`.
+//!
+//! Flags (all optional):
+//!   --leads N           leads served for the main table (default 100000)
+//!   --runs K            timed runs of each client at N (default 5)
+//!   --spec-runs M       runs of `spec` (default 101)
+//!   --rss-leads A,B     further sizes for the RSS-by-N table ("" skips; default 10000,1000000)
+//!   --rss-runs R        runs of each client at those sizes (default 3)
+//!   --connector PATH    the binary to measure (default: this profile's source-persistiq)
+//!
+//! Internal modes (the bench runs itself as these child processes):
+//!   --serve N           the mock server with N leads, until stdin closes
+//!   --fetch-raw URL P   fetch pages 1..=P of leads with the bare client
+//!   --fetch-ureq URL P  the same with a ureq agent (the connector's HTTP stack)
+
+#[path = "../tests/support/mock.rs"]
+mod mock;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const DEFAULT_LEADS: usize = 100_000;
+const MB: f64 = 1e6;
+const MIB: f64 = (1 << 20) as f64;
+
+// The issue's targets, printed next to the measurements they judge.
+const TARGET_RATIO: f64 = 1.5;
+const TARGET_SPEC_MS: f64 = 5.0;
+const TARGET_RSS_MIB: f64 = 10.0;
+const TARGET_RSS_GROWTH_MIB: f64 = 1.0;
+
+fn main() -> ExitCode {
+    let mut args = pico_args::Arguments::from_env();
+    let result = if let Some(n) = opt::<usize>(&mut args, "--serve") {
+        serve(n)
+    } else if let Some(url) = opt::<String>(&mut args, "--fetch-raw") {
+        fetch(&url, free(&mut args), fetch_raw)
+    } else if let Some(url) = opt::<String>(&mut args, "--fetch-ureq") {
+        fetch(&url, free(&mut args), fetch_ureq)
+    } else {
+        bench(args)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn opt<T: std::str::FromStr>(args: &mut pico_args::Arguments, key: &'static str) -> Option<T>
+where
+    T::Err: std::fmt::Display,
+{
+    args.opt_value_from_str(key)
+        .unwrap_or_else(|e| usage(&e.to_string()))
+}
+
+fn free<T: std::str::FromStr>(args: &mut pico_args::Arguments) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    args.free_from_str()
+        .unwrap_or_else(|e| usage(&e.to_string()))
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!("bench: {why}\nusage: cargo run --release --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH]");
+    std::process::exit(2)
+}
+
+type Res<T = ()> = Result<T, String>;
+
+// ------------------------------------------------------------ the bench
+
+struct Settings {
+    leads: usize,
+    runs: usize,
+    spec_runs: usize,
+    rss_leads: Vec<usize>,
+    rss_runs: usize,
+    connector: PathBuf,
+}
+
+fn bench(mut args: pico_args::Arguments) -> Res {
+    let rss_leads: String = opt(&mut args, "--rss-leads").unwrap_or_else(|| "10000,1000000".into());
+    let s = Settings {
+        leads: opt(&mut args, "--leads").unwrap_or(DEFAULT_LEADS),
+        runs: opt(&mut args, "--runs").unwrap_or(5),
+        spec_runs: opt(&mut args, "--spec-runs").unwrap_or(101),
+        rss_leads: rss_leads
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().replace('_', "").parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--rss-leads: {e}"))?,
+        rss_runs: opt(&mut args, "--rss-runs").unwrap_or(3),
+        connector: opt::<PathBuf>(&mut args, "--connector").unwrap_or_else(connector_binary),
+    };
+    let rest = args.finish();
+    if !rest.is_empty() {
+        usage(&format!("unexpected arguments {rest:?}"));
+    }
+    if s.runs == 0 || s.rss_runs == 0 || s.spec_runs == 0 {
+        usage("run counts must be at least 1");
+    }
+    let dir = std::env::temp_dir().join(format!("source-persistiq-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let result = run_all(&s, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_all(s: &Settings, dir: &Path) -> Res {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "source-persistiq bench: {} on {cpus} CPUs; figures are medians (min..max) of interleaved runs",
+        s.connector.display()
+    );
+    println!("MB = 10^6 bytes of page bodies as served; MiB = 2^20 bytes; RSS = peak resident set (wait4 ru_maxrss)");
+
+    let main = measure_size(s, dir, s.leads, s.runs)?;
+    print_main(&main, s.runs);
+
+    let spec = measure_spec(s)?;
+    println!();
+    println!(
+        "spec, process start to exit: {} ms over {} runs, peak RSS {:.2} MiB   (target <= {TARGET_SPEC_MS} ms: {})",
+        spread(&spec.iter().map(|r| ms(r.wall)).collect::<Vec<_>>(), 2),
+        spec.len(),
+        median(&spec.iter().map(|r| r.rss_mib()).collect::<Vec<_>>()),
+        verdict(median(&spec.iter().map(|r| ms(r.wall)).collect::<Vec<_>>()) <= TARGET_SPEC_MS)
+    );
+
+    let mut sizes = vec![main];
+    for &n in &s.rss_leads {
+        if n != s.leads {
+            sizes.push(measure_size(s, dir, n, s.rss_runs)?);
+        }
+    }
+    sizes.sort_by_key(|m| m.leads);
+    print_by_size(&sizes);
+    println!(
+        "RSS floor: a forked child starts with the bench's anonymous memory ({:.2} MiB here) counted in its RSS, so figures above that are the child's own",
+        anon_rss_mib().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
+/// Every measurement at one data size.
+struct SizeResult {
+    leads: usize,
+    pages: usize,
+    body_bytes: u64,
+    connector: Vec<Measured>,
+    raw: Vec<Measured>,
+    ureq: Vec<Measured>,
+}
+
+fn measure_size(s: &Settings, dir: &Path, leads: usize, runs: usize) -> Res<SizeResult> {
+    eprintln!("bench: starting the mock with {leads} leads");
+    let server = Server::start(leads)?;
+    let config = dir.join(format!("config-{leads}.json"));
+    let config_json = format!(
+        r#"{{"api_key":"{}","base_url":"{}","retry_schedule_seconds":[0.1]}}"#,
+        mock::API_KEY,
+        server.base_url
+    );
+    std::fs::write(&config, config_json).map_err(|e| format!("write the config: {e}"))?;
+    let connector = || {
+        let mut c = Command::new(&s.connector);
+        c.args(["read", "--config"])
+            .arg(&config)
+            .args(["--streams", "leads"]);
+        c
+    };
+    let fetcher = |mode: &str| {
+        let mut c = Command::new(std::env::current_exe().expect("current exe"));
+        c.args([mode, &server.base_url, &server.pages.to_string()]);
+        c
+    };
+
+    // Untimed: proves the read is complete (and warms the caches); the
+    // timed runs then send stdout to /dev/null.
+    let checked = spawn_measured(&mut connector(), Capture::CountRecords)?;
+    if checked.records != leads as u64 {
+        return Err(format!(
+            "the connector wrote {} leads RECORDs, expected {leads}",
+            checked.records
+        ));
+    }
+    let body_bytes = spawn_measured(&mut fetcher("--fetch-raw"), Capture::Stdout)?.reported;
+    let ureq_bytes = spawn_measured(&mut fetcher("--fetch-ureq"), Capture::Stdout)?.reported;
+    if ureq_bytes != body_bytes {
+        return Err(format!(
+            "the two references disagree on the body bytes: {body_bytes} vs {ureq_bytes}"
+        ));
+    }
+
+    let mut result = SizeResult {
+        leads,
+        pages: server.pages,
+        body_bytes,
+        connector: Vec::new(),
+        raw: Vec::new(),
+        ureq: Vec::new(),
+    };
+    eprintln!("bench: {leads} leads: {runs} interleaved runs of each client");
+    for run in 0..runs {
+        // Alternate the order too, so no client always runs right after another.
+        let order: [u8; 3] = if run % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        for which in order {
+            match which {
+                0 => result
+                    .connector
+                    .push(spawn_measured(&mut connector(), Capture::Null)?),
+                1 => result.raw.push(spawn_measured(
+                    &mut fetcher("--fetch-raw"),
+                    Capture::Stdout,
+                )?),
+                _ => result.ureq.push(spawn_measured(
+                    &mut fetcher("--fetch-ureq"),
+                    Capture::Stdout,
+                )?),
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn measure_spec(s: &Settings) -> Res<Vec<Measured>> {
+    let mut runs = Vec::with_capacity(s.spec_runs);
+    for _ in 0..s.spec_runs {
+        let mut c = Command::new(&s.connector);
+        c.arg("spec");
+        runs.push(spawn_measured(&mut c, Capture::Null)?);
+    }
+    Ok(runs)
+}
+
+fn print_main(m: &SizeResult, runs: usize) {
+    println!();
+    println!(
+        "read --streams leads, N = {} leads: {} pages, {:.2} MB of page bodies, {runs} runs",
+        thousands(m.leads as u64),
+        thousands(m.pages as u64),
+        m.body_bytes as f64 / MB
+    );
+    println!(
+        "  {:<38} {:>22} {:>11} {:>10} {:>9} {:>10}",
+        "client", "wall ms", "records/s", "API MB/s", "CPU ms", "RSS MiB"
+    );
+    let rows = [
+        ("connector: release binary, read", &m.connector),
+        ("reference: bare HTTP/1.1 keep-alive", &m.raw),
+        ("reference: ureq 3 agent, bytes only", &m.ureq),
+    ];
+    for (name, runs) in rows {
+        let wall = median(&walls(runs));
+        println!(
+            "  {:<38} {:>22} {:>11} {:>10.1} {:>9.1} {:>10.2}",
+            name,
+            spread(&walls(runs), 1),
+            thousands((m.leads as f64 / (wall / 1e3)) as u64),
+            m.body_bytes as f64 / MB / (wall / 1e3),
+            median(&runs.iter().map(|r| ms(r.cpu)).collect::<Vec<_>>()),
+            median(&runs.iter().map(Measured::rss_mib).collect::<Vec<_>>()),
+        );
+    }
+    let ratio = ratios(&m.connector, &m.raw);
+    println!(
+        "  connector / bare reference, wall: {}   (target <= {TARGET_RATIO}: {})",
+        spread(&ratio, 2),
+        verdict(median(&ratio) <= TARGET_RATIO)
+    );
+    println!(
+        "  connector / ureq reference, wall: {}   (the connector's own work over its HTTP stack)",
+        spread(&ratios(&m.connector, &m.ureq), 2)
+    );
+    println!(
+        "  ureq reference / bare reference, wall: {}   (the HTTP stack's own share of the budget)",
+        spread(&ratios(&m.ureq, &m.raw), 2)
+    );
+    println!(
+        "  connector / bare reference, CPU:  {}   (steadier than wall on a busy machine)",
+        spread(&cpu_ratios(&m.connector, &m.raw), 2)
+    );
+    let raw_wall = median(&walls(&m.raw)) / 1e3;
+    println!(
+        "  mock server: served the bare reference {:.0} MB/s, {} pages/s (a sequential client can draw at least this)",
+        m.body_bytes as f64 / MB / raw_wall,
+        thousands((m.pages as f64 / raw_wall) as u64)
+    );
+}
+
+fn print_by_size(sizes: &[SizeResult]) {
+    println!();
+    println!("connector peak RSS by N (read --streams leads)");
+    println!(
+        "  {:>10} {:>7} {:>5} {:>10} {:>12} {:>10} {:>10}",
+        "leads", "pages", "runs", "wall ms", "ratio/bare", "RSS MiB", "RSS range"
+    );
+    for m in sizes {
+        let rss: Vec<f64> = m.connector.iter().map(Measured::rss_mib).collect();
+        println!(
+            "  {:>10} {:>7} {:>5} {:>10.1} {:>12.2} {:>10.2} {:>10}",
+            thousands(m.leads as u64),
+            thousands(m.pages as u64),
+            m.connector.len(),
+            median(&walls(&m.connector)),
+            median(&ratios(&m.connector, &m.raw)),
+            median(&rss),
+            format!("{:.2}..{:.2}", min(&rss), max(&rss)),
+        );
+    }
+    let rss_at = |m: &SizeResult| {
+        median(
+            &m.connector
+                .iter()
+                .map(Measured::rss_mib)
+                .collect::<Vec<_>>(),
+        )
+    };
+    if let (Some(small), Some(big)) = (sizes.first(), sizes.last()) {
+        if sizes.len() > 1 {
+            let growth = rss_at(big) - rss_at(small);
+            println!(
+                "  growth {} -> {} leads: {:+.2} MiB (target <= {TARGET_RSS_GROWTH_MIB} MiB: {}); at {}: {:.2} MiB (target <= {TARGET_RSS_MIB} MiB: {})",
+                thousands(small.leads as u64),
+                thousands(big.leads as u64),
+                growth,
+                verdict(growth <= TARGET_RSS_GROWTH_MIB),
+                thousands(big.leads as u64),
+                rss_at(big),
+                verdict(rss_at(big) <= TARGET_RSS_MIB),
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------ the mock, in its own process
+
+/// The mock server as a child process. It holds every page in memory (about
+/// 1.5 GB at a million leads); in the bench's own process that memory would
+/// be counted in each forked child's peak RSS.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    base_url: String,
+    pages: usize,
+}
+
+impl Server {
+    fn start(leads: usize) -> Res<Server> {
+        let mut child = Command::new(std::env::current_exe().expect("current exe"))
+            .args(["--serve", &leads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start the mock server: {e}"))?;
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut first)
+            .map_err(|e| format!("read from the mock server: {e}"))?;
+        let mut parts = first.split_whitespace();
+        let (Some(base_url), Some(Ok(pages))) = (parts.next(), parts.next().map(str::parse)) else {
+            return Err(format!("the mock server said {first:?}"));
+        };
+        Ok(Server {
+            stdin: child.stdin.take(),
+            child,
+            base_url: base_url.to_string(),
+            pages,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// `--serve N`: serves until the bench closes our stdin (or dies).
+fn serve(leads: usize) -> Res {
+    let server = mock::MockServer::start(mock::Options {
+        leads,
+        ..mock::Options::default()
+    });
+    println!("{} {}", server.base_url(), server.page_count("leads"));
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    // Exit without dropping the server: its stop handshake is not needed here.
+    std::process::exit(0)
+}
+
+// ------------------------------------------------------------ the references
+
+/// `--fetch-* URL PAGES`: fetches leads pages 1..=PAGES; prints the body bytes.
+fn fetch(base_url: &str, pages: usize, f: fn(&str, usize) -> Res<u64>) -> Res {
+    let bytes = f(base_url, pages)?;
+    println!("{bytes}");
+    Ok(())
+}
+
+/// The floor: one keep-alive connection, a minimal request, the body read
+/// into a reused buffer and dropped. Nothing is parsed but the head.
+fn fetch_raw(base_url: &str, pages: usize) -> Res<u64> {
+    let host = base_url
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .ok_or_else(|| format!("not an http:// URL: {base_url}"))?;
+    let mut conn = TcpStream::connect(host).map_err(|e| format!("connect {host}: {e}"))?;
+    conn.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 << 10];
+    let (mut start, mut end) = (0, 0);
+    let mut total = 0u64;
+    for page in 1..=pages {
+        let request = format!(
+            "GET /v1/leads?page={page} HTTP/1.1\r\nHost: {host}\r\nx-api-key: {}\r\n\r\n",
+            mock::API_KEY
+        );
+        conn.write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let head_end = loop {
+            if let Some(i) = find(&buf[start..end], b"\r\n\r\n") {
+                break start + i + 4;
+            }
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                end -= start;
+                start = 0;
+            }
+            if end == buf.len() {
+                return Err("response head too long".into());
+            }
+            let n = conn.read(&mut buf[end..]).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("page {page}: the server closed the connection"));
+            }
+            end += n;
+        };
+        let head = std::str::from_utf8(&buf[start..head_end]).map_err(|e| e.to_string())?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(format!(
+                "page {page}: {}",
+                head.lines().next().unwrap_or("")
+            ));
+        }
+        let mut remaining: u64 = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .ok_or("no Content-Length")?;
+        total += remaining;
+        start = head_end;
+        let buffered = ((end - start) as u64).min(remaining);
+        start += buffered as usize;
+        remaining -= buffered;
+        if start == end {
+            (start, end) = (0, 0);
+        }
+        while remaining > 0 {
+            let n = conn.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("page {page}: the body broke off"));
+            }
+            // A pipelined byte past this body cannot come: we send one request at a time.
+            remaining = remaining.saturating_sub(n as u64);
+        }
+    }
+    Ok(total)
+}
+
+/// The same pages through a ureq agent configured like the connector's, the
+/// bytes read and dropped: the cost of the HTTP stack alone.
+fn fetch_ureq(base_url: &str, pages: usize) -> Res<u64> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .accept("application/json")
+        .build()
+        .new_agent();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    for page in 1..=pages {
+        let mut response = agent
+            .get(format!("{base_url}leads?page={page}"))
+            .header("x-api-key", mock::API_KEY)
+            .call()
+            .map_err(|e| format!("page {page}: {e}"))?;
+        if response.status() != 200 {
+            return Err(format!("page {page}: HTTP {}", response.status()));
+        }
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+    }
+    Ok(total)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+// ------------------------------------------------------------ measuring a child
+
+/// What to do with a child's stdout.
+#[derive(Clone, Copy, PartialEq)]
+enum Capture {
+    /// /dev/null, as in the timed runs.
+    Null,
+    /// Count the lines that are leads RECORDs.
+    CountRecords,
+    /// Parse it as one number (the references' body bytes).
+    Stdout,
+}
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    /// Peak RSS in bytes; NaN where the platform does not say.
+    rss: f64,
+    records: u64,
+    reported: u64,
+}
+
+impl Measured {
+    fn rss_mib(&self) -> f64 {
+        self.rss / MIB
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use std::os::raw::{c_int, c_long};
+
+    #[repr(C)]
+    pub struct Timeval {
+        pub tv_sec: c_long,
+        pub tv_usec: c_long,
+    }
+
+    /// Linux's `struct rusage`: two timevals then 14 longs.
+    #[repr(C)]
+    pub struct Rusage {
+        pub ru_utime: Timeval,
+        pub ru_stime: Timeval,
+        pub ru_maxrss: c_long,
+        pub rest: [c_long; 13],
+    }
+
+    extern "C" {
+        pub fn wait4(pid: c_int, status: *mut c_int, options: c_int, rusage: *mut Rusage) -> c_int;
+    }
+
+    /// ru_maxrss is in KiB.
+    pub const MAXRSS_UNIT: f64 = 1024.0;
+}
+
+/// Runs a child to its exit and measures it: wall time from spawn to reap,
+/// CPU time and peak RSS from `wait4`, which reports them for that one child
+/// (getrusage(RUSAGE_CHILDREN) would give the largest of all children ever
+/// reaped, cargo included).
+///
+/// Two kernel details make ru_maxrss honest only with care. Rust spawns with
+/// posix_spawn, a vfork: the child runs on the parent's memory until exec,
+/// and exec folds that memory's high-water mark into the child's ru_maxrss,
+/// so a child of a process that once held the mock's pages "peaks" at their
+/// size. A real fork (forced by a `pre_exec` hook) instead starts the child
+/// with the parent's current anonymous pages, which is why the mock lives in
+/// another process and the bench stays small: then the figure is the
+/// connector's own, above a floor printed with the results.
+#[cfg(target_os = "linux")]
+fn spawn_measured(cmd: &mut Command, capture: Capture) -> Res<Measured> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs between fork and exec and does nothing at all,
+    // so it cannot break the rules of that window (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(|| Ok(()));
+    }
+    cmd.stdin(Stdio::null()).stdout(match capture {
+        Capture::Null => Stdio::null(),
+        _ => Stdio::piped(),
+    });
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("run {:?}: {e}", cmd.get_program()))?;
+    let (records, reported) = read_stdout(&mut child, capture)?;
+    let mut status = 0;
+    // SAFETY: Rusage is plain integers, for which all-zero bytes are valid.
+    let mut usage: sys::Rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our unreaped child (std never waits on it behind our
+    // back), and both pointers are to live locals of the declared types.
+    let pid = unsafe { sys::wait4(child.id() as _, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if pid < 0 {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    // WIFEXITED with status 0, spelled out: a signal or a non-zero code fails.
+    if status != 0 {
+        return Err(format!(
+            "{:?} {:?} failed (wait status {status:#x})",
+            cmd.get_program(),
+            cmd.get_args().collect::<Vec<_>>()
+        ));
+    }
+    let tv = |t: &sys::Timeval| Duration::from_micros((t.tv_sec * 1_000_000 + t.tv_usec) as u64);
+    Ok(Measured {
+        wall,
+        cpu: tv(&usage.ru_utime) + tv(&usage.ru_stime),
+        rss: usage.ru_maxrss as f64 * sys::MAXRSS_UNIT,
+        records,
+        reported,
+    })
+}
+
+/// Elsewhere only the clock: struct rusage differs, so no CPU time or peak RSS.
+#[cfg(not(target_os = "linux"))]
+fn spawn_measured(cmd: &mut Command, capture: Capture) -> Res<Measured> {
+    cmd.stdin(Stdio::null()).stdout(match capture {
+        Capture::Null => Stdio::null(),
+        _ => Stdio::piped(),
+    });
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("run: {e}"))?;
+    let (records, reported) = read_stdout(&mut child, capture)?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("{:?} failed: {status}", cmd.get_program()));
+    }
+    Ok(Measured {
+        wall: started.elapsed(),
+        cpu: Duration::ZERO,
+        rss: f64::NAN,
+        records,
+        reported,
+    })
+}
+
+fn read_stdout(child: &mut Child, capture: Capture) -> Res<(u64, u64)> {
+    let Some(stdout) = child.stdout.take() else {
+        return Ok((0, 0));
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, stdout);
+    match capture {
+        Capture::Null => Ok((0, 0)),
+        Capture::CountRecords => {
+            let prefix = br#"{"type":"RECORD","record":{"stream":"leads","#;
+            let (mut records, mut line) = (0, Vec::new());
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => return Ok((records, 0)),
+                    Ok(_) => records += u64::from(line.starts_with(prefix)),
+                    Err(e) => return Err(format!("read the connector's stdout: {e}")),
+                }
+            }
+        }
+        Capture::Stdout => {
+            let mut text = String::new();
+            reader
+                .read_to_string(&mut text)
+                .map_err(|e| e.to_string())?;
+            let n = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("a reference printed {text:?}"))?;
+            Ok((0, n))
+        }
+    }
+}
+
+/// Anonymous resident memory of this process, which a forked child starts with.
+fn anon_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024.0 / MIB)
+}
+
+/// The connector next to this example, built first (a no-op when fresh).
+fn connector_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir.join(format!("source-persistiq{}", std::env::consts::EXE_SUFFIX));
+    if !profile_dir.ends_with("release") {
+        eprintln!(
+            "bench: warning: not a release build; run with `cargo run --release --example bench`"
+        );
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--bin", "source-persistiq"]);
+    // `cargo run` gives us the package's CARGO_PKG_* and CARGO_MANIFEST_*;
+    // ring's build script reruns when any of those changes, so passing them
+    // on would rebuild ring here and again at the next `cargo run`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*key)
+        {
+            build.env_remove(&*key);
+        }
+    }
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    match build.status() {
+        Ok(s) if s.success() => {}
+        _ if bin.exists() => {}
+        _ => usage("could not build the connector; run `cargo build --release` first"),
+    }
+    bin
+}
+
+// ------------------------------------------------------------ statistics
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn walls(runs: &[Measured]) -> Vec<f64> {
+    runs.iter().map(|r| ms(r.wall)).collect()
+}
+
+/// Per-run ratios: run i of one client against run i of the other, which
+/// ran next to it and so met the same machine noise.
+fn ratios(a: &[Measured], b: &[Measured]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| a.wall.as_secs_f64() / b.wall.as_secs_f64())
+        .collect()
+}
+
+fn cpu_ratios(a: &[Measured], b: &[Measured]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| a.cpu.as_secs_f64() / b.cpu.as_secs_f64())
+        .collect()
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn min(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// "median (min..max)".
+fn spread(xs: &[f64], decimals: usize) -> String {
+    format!(
+        "{:.d$} ({:.d$}..{:.d$})",
+        median(xs),
+        min(xs),
+        max(xs),
+        d = decimals
+    )
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
