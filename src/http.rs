@@ -5,8 +5,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::output::Out;
 use std::io::Read;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use ureq::http::{HeaderMap, Response};
+use ureq::http::{HeaderMap, Response, Uri};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Body;
 
 /// The most we read of one response body; a page is far smaller.
@@ -37,6 +40,7 @@ enum Outcome<T> {
 /// The API client. Reuses one connection and one body buffer across pages.
 pub struct Client {
     agent: ureq::Agent,
+    resolver: CachingResolver,
     base_url: String,
     api_key: String,
     schedule: Vec<Duration>,
@@ -59,8 +63,14 @@ impl Client {
             // Plain http only ever goes to loopback; a proxy would see the key.
             builder = builder.proxy(None);
         }
+        let resolver = CachingResolver::default();
         Client {
-            agent: builder.build().new_agent(),
+            agent: ureq::Agent::with_parts(
+                builder.build(),
+                DefaultConnector::new(),
+                resolver.clone(),
+            ),
+            resolver,
             base_url: config.base_url.clone(),
             api_key: config.api_key.clone(),
             schedule: config.retry_schedule.clone(),
@@ -94,6 +104,8 @@ impl Client {
                     wait,
                 } => (why, rate_limited, wait),
             };
+            // The host may have moved (DNS failover): look it up again.
+            self.resolver.forget();
             let Some(step) = self.schedule.get(retries) else {
                 return Err(give_up(what, &why, rate_limited, retries));
             };
@@ -218,6 +230,53 @@ impl Client {
             std::thread::sleep(wait);
         }
         Ok(())
+    }
+}
+
+/// Looks the API host up once and reuses the answer until a try fails.
+///
+/// ureq 3 resolves the host before every request, even on a pooled
+/// connection, and with a timeout set it does so on a thread of its own:
+/// that was 40% of a sync's CPU, and against the real API it would be one
+/// DNS lookup per page. (`ureq::unversioned` is outside ureq's semver
+/// promise, hence the exact ureq version in Cargo.toml.)
+#[derive(Clone, Debug, Default)]
+struct CachingResolver {
+    cache: Arc<Mutex<Option<(String, ResolvedSocketAddrs)>>>,
+}
+
+impl CachingResolver {
+    fn forget(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = None;
+        }
+    }
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((cached_key, addrs)) = cache.as_ref() {
+                if *cached_key == key {
+                    return Ok(addrs.clone());
+                }
+            }
+        }
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((key, addrs.clone()));
+        }
+        Ok(addrs)
     }
 }
 

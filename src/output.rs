@@ -6,6 +6,7 @@
 //! key never leaves the process even when the server echoes it back.
 
 use crate::error::{Error, Result};
+use crate::page::Record;
 use crate::progress::Progress;
 use crate::signals;
 use serde::Serialize;
@@ -51,6 +52,16 @@ impl StreamId {
     }
 }
 
+/// The end of a RECORD line, `,"emitted_at":<ms>}}` and the newline: made
+/// once per page, as every record of a page arrives at the same moment.
+pub struct RecordEnd(Vec<u8>);
+
+impl RecordEnd {
+    pub fn now() -> RecordEnd {
+        RecordEnd(format!(",\"emitted_at\":{}}}}}\n", now_ms()).into_bytes())
+    }
+}
+
 /// STREAM_STATUS values.
 #[derive(Clone, Copy, Debug)]
 pub enum Status {
@@ -91,13 +102,10 @@ impl Out {
     }
 
     /// A RECORD whose `data` is the API's own JSON for one record.
-    pub fn record(&mut self, stream: &StreamId, data: &[u8], emitted_at: u64) {
+    pub fn record(&mut self, stream: &StreamId, record: &Record, end: &RecordEnd) {
         self.buf.extend_from_slice(&stream.record_prefix);
-        crate::page::minify_into(&mut self.buf, data);
-        self.buf.extend_from_slice(b",\"emitted_at\":");
-        self.buf
-            .extend_from_slice(emitted_at.to_string().as_bytes());
-        self.buf.extend_from_slice(b"}}\n");
+        record.write_to(&mut self.buf);
+        self.buf.extend_from_slice(&end.0);
     }
 
     /// A per-stream STATE; `records` counts the stream's records since its previous STATE.

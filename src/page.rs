@@ -1,116 +1,357 @@
-//! One page of a PersistIq list, parsed once: the records stay slices of
-//! the response body, so each RECORD line is a copy of the API's own bytes.
+//! One page of a PersistIq list, read in a single pass: the body is checked
+//! to be valid JSON, the envelope's `has_more` and record array are found,
+//! and each record stays a slice of the body, so that its RECORD line is a
+//! copy of the API's own bytes.
+//!
+//! A hand-written scanner rather than serde_json: validating, splitting and
+//! noticing layout whitespace in one pass was the largest share of a sync's
+//! CPU when done as serde_json validation plus a second minifying pass
+//! (issue 5). serde_json is still the reference it is tested against.
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
+
+/// Nesting deeper than this is refused, as serde_json does, so that no
+/// input can exhaust the stack.
+const MAX_DEPTH: u32 = 128;
 
 /// A list page, borrowing its records from the body it was parsed from.
 #[derive(Debug)]
 pub struct Page<'a> {
-    pub records: Vec<&'a RawValue>,
+    pub records: Vec<Record<'a>>,
     /// The envelope's `has_more`; absent or null means this is the last page.
     pub has_more: bool,
+    /// The record array as sent, to notice a page served twice.
+    pub items: &'a [u8],
+}
+
+/// One record: a JSON object, exactly as the API sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    pub json: &'a [u8],
+    /// No whitespace between its tokens: it can be copied as it is.
+    pub compact: bool,
+}
+
+impl Record<'_> {
+    /// Appends the record to `out` on one line (layout whitespace dropped).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        if self.compact {
+            out.extend_from_slice(self.json);
+        } else {
+            minify_into(out, self.json);
+        }
+    }
 }
 
 /// Parses a list page whose records sit under `collection`.
 ///
 /// The error says what is wrong in words fit for a log line.
 pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let page = PageSeed { collection }
-        .deserialize(&mut de)
-        .map_err(|e| format!("the body is not a PersistIq list envelope ({e})"))?;
-    de.end()
-        .map_err(|e| format!("the body has trailing data ({e})"))?;
-    let records = page
-        .records
-        .ok_or_else(|| format!("the body has no `{collection}` array"))?;
-    if let Some(i) = records.iter().position(|r| !r.get().starts_with('{')) {
-        return Err(format!("`{collection}` item {i} is not a JSON object"));
+    std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8 ({e})"))?;
+    let mut s = Scanner {
+        b: body,
+        i: 0,
+        spaced: false,
+    };
+    let at = |s: &Scanner, what: &str| {
+        format!(
+            "the body is not a PersistIq list envelope ({what} at byte {})",
+            s.i
+        )
+    };
+    s.ws();
+    if !s.eat(b'{') {
+        return Err(at(&s, "expected a JSON object"));
     }
+    let mut records = None;
+    let mut items: &[u8] = &[];
+    let mut has_more = None;
+    s.ws();
+    if !s.eat(b'}') {
+        loop {
+            s.ws();
+            let key = s.string().map_err(|e| at(&s, e))?;
+            s.ws();
+            if !s.eat(b':') {
+                return Err(at(&s, "expected `:`"));
+            }
+            s.ws();
+            if key_is(key, collection) {
+                let start = s.i;
+                records = Some(s.records(collection).map_err(|e| at(&s, &e))?);
+                items = &body[start..s.i];
+            } else if key_is(key, "has_more") {
+                has_more = Some(s.has_more().map_err(|e| at(&s, e))?);
+            } else {
+                s.value(1).map_err(|e| at(&s, e))?;
+            }
+            s.ws();
+            if s.eat(b'}') {
+                break;
+            }
+            if !s.eat(b',') {
+                return Err(at(&s, "expected `,` or `}`"));
+            }
+        }
+    }
+    s.ws();
+    if s.i != body.len() {
+        return Err(at(&s, "trailing data"));
+    }
+    let records = records.ok_or_else(|| format!("the body has no `{collection}` array"))?;
     Ok(Page {
         records,
-        has_more: page.has_more.unwrap_or(false),
+        has_more: has_more.flatten().unwrap_or(false),
+        items,
     })
 }
 
-struct Parsed<'a> {
-    records: Option<Vec<&'a RawValue>>,
-    has_more: Option<bool>,
-}
-
-struct PageSeed<'c> {
-    collection: &'c str,
-}
-
-impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
-    type Value = Parsed<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'de>, D::Error> {
-        d.deserialize_map(self)
+/// Whether a key's raw text (between its quotes) names `name`.
+fn key_is(raw: &[u8], name: &str) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == name.as_bytes();
     }
+    // Escaped keys are rare: let serde_json decode them.
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == name)
 }
 
-impl<'de> Visitor<'de> for PageSeed<'_> {
-    type Value = Parsed<'de>;
+/// A cursor over a UTF-8 body (checked before scanning starts).
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// Set whenever whitespace between tokens is skipped.
+    spaced: bool,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "an object with a `{}` array", self.collection)
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
-        let mut parsed = Parsed {
-            records: None,
-            has_more: None,
-        };
-        while let Some(key) = map.next_key_seed(KeySeed(self.collection))? {
-            match key {
-                Key::Collection => parsed.records = Some(map.next_value()?),
-                Key::HasMore => parsed.has_more = map.next_value()?,
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    fn eat(&mut self, byte: u8) -> bool {
+        let hit = self.peek() == Some(byte);
+        self.i += hit as usize;
+        hit
+    }
+
+    fn ws(&mut self) {
+        let start = self.i;
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+        self.spaced |= self.i != start;
+    }
+
+    /// The record array: each item must be an object.
+    fn records(&mut self, collection: &str) -> Result<Vec<Record<'a>>, String> {
+        if !self.eat(b'[') {
+            return Err(format!("`{collection}` is not an array"));
+        }
+        let mut records = Vec::with_capacity(128);
+        self.ws();
+        if self.eat(b']') {
+            return Ok(records);
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'{') {
+                return Err(format!(
+                    "`{collection}` item {} is not a JSON object",
+                    records.len()
+                ));
+            }
+            let start = self.i;
+            self.spaced = false;
+            self.value(2)?;
+            records.push(Record {
+                json: &self.b[start..self.i],
+                compact: !self.spaced,
+            });
+            self.ws();
+            if self.eat(b']') {
+                return Ok(records);
+            }
+            if !self.eat(b',') {
+                return Err("expected `,` or `]` in the record array".into());
             }
         }
-        Ok(parsed)
     }
-}
 
-enum Key {
-    Collection,
-    HasMore,
-    Other,
-}
-
-/// Sorts envelope keys without allocating (keys may arrive escaped).
-struct KeySeed<'c>(&'c str);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Key;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
-        d.deserialize_str(self)
+    /// `has_more`: a boolean, or null.
+    fn has_more(&mut self) -> Result<Option<bool>, &'static str> {
+        for (word, value) in [
+            (&b"true"[..], Some(true)),
+            (b"false", Some(false)),
+            (b"null", None),
+        ] {
+            if self.b[self.i..].starts_with(word) {
+                self.i += word.len();
+                return Ok(value);
+            }
+        }
+        Err("`has_more` is not a boolean")
     }
-}
 
-impl Visitor<'_> for KeySeed<'_> {
-    type Value = Key;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a key")
+    /// Any JSON value, at nesting `depth`.
+    fn value(&mut self, depth: u32) -> Result<(), &'static str> {
+        if depth > MAX_DEPTH {
+            return Err("nesting too deep");
+        }
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.word(b"null"),
+            Some(_) => Err("unexpected character"),
+            None => Err("unexpected end"),
+        }
     }
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-        Ok(if key == self.0 {
-            Key::Collection
-        } else if key == "has_more" {
-            Key::HasMore
+
+    fn object(&mut self, depth: u32) -> Result<(), &'static str> {
+        self.i += 1;
+        self.ws();
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.string()?;
+            self.ws();
+            if !self.eat(b':') {
+                return Err("expected `:`");
+            }
+            self.ws();
+            self.value(depth + 1)?;
+            self.ws();
+            if self.eat(b'}') {
+                return Ok(());
+            }
+            if !self.eat(b',') {
+                return Err("expected `,` or `}`");
+            }
+        }
+    }
+
+    fn array(&mut self, depth: u32) -> Result<(), &'static str> {
+        self.i += 1;
+        self.ws();
+        if self.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.value(depth + 1)?;
+            self.ws();
+            if self.eat(b']') {
+                return Ok(());
+            }
+            if !self.eat(b',') {
+                return Err("expected `,` or `]`");
+            }
+        }
+    }
+
+    /// A string; returns its raw text between the quotes.
+    fn string(&mut self) -> Result<&'a [u8], &'static str> {
+        if !self.eat(b'"') {
+            return Err("expected a string");
+        }
+        let start = self.i;
+        loop {
+            // Eight bytes at a time past the plain text that makes up most
+            // of a page: stop only near a quote, a backslash or a control byte.
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                if special_byte(word) {
+                    break;
+                }
+                self.i += 8;
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(&self.b[start..self.i - 1]);
+                }
+                Some(b'\\') => match self.b.get(self.i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                    Some(b'u') => {
+                        let hex = self.b.get(self.i + 2..self.i + 6).ok_or("unexpected end")?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return Err("invalid \\u escape");
+                        }
+                        self.i += 6;
+                    }
+                    _ => return Err("invalid escape"),
+                },
+                Some(0x00..=0x1f) => return Err("control character in a string"),
+                Some(_) => self.i += 1,
+                None => return Err("unterminated string"),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<(), &'static str> {
+        self.eat(b'-');
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err("invalid number"),
+        }
+        if self.eat(b'.') {
+            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                return Err("invalid number");
+            }
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                return Err("invalid number");
+            }
+            self.digits();
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    fn word(&mut self, word: &[u8]) -> Result<(), &'static str> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
         } else {
-            Key::Other
-        })
+            Err("invalid literal")
+        }
     }
+}
+
+/// Whether any byte of `word` is `"`, `\` or a control byte (below 0x20).
+fn special_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let below_0x20 = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    below_0x20 || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
 }
 
 /// The string value of the top-level field `name` of a record, if it has one.
-pub fn string_field(record: &RawValue, name: &str) -> Option<String> {
-    let mut de = serde_json::Deserializer::from_str(record.get());
+pub fn string_field(record: &Record, name: &str) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(record.json);
     FieldSeed(name).deserialize(&mut de).ok().flatten()
 }
 
@@ -131,12 +372,11 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
         let mut found = None;
-        while let Some(key) = map.next_key_seed(KeySeed(self.0))? {
-            match key {
-                Key::Collection => found = map.next_value::<Option<String>>().unwrap_or(None),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+        while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
+            if key == self.0 {
+                found = map.next_value::<Option<String>>().unwrap_or(None);
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(found)
@@ -197,23 +437,16 @@ mod tests {
     }
 
     #[test]
-    fn fields_of_a_record() {
-        let page = parse(br#"{"events":[{"id":"e","data":{"created_at":"inner"},"created_at":"2024-01-01T00:00:00Z"},{"created_at":5}]}"#, "events").unwrap();
-        assert_eq!(
-            string_field(page.records[0], "created_at").as_deref(),
-            Some("2024-01-01T00:00:00Z")
-        );
-        assert_eq!(string_field(page.records[1], "created_at"), None);
-        assert_eq!(string_field(page.records[0], "missing"), None);
-    }
-
-    #[test]
     fn page_envelope() {
-        let body = br#"{"status":"success","errors":[],"has_more":true,"next_page":"x","le\u0061ds":[{"id":"l_1"} , {"id":"l_2"}]}"#;
+        let body = br#"{"status":"success","errors":[],"has_more":true,"next_page":"x","le\u0061ds":[{"id":"l_1"} , {"id" : "l_2"}]}"#;
         let page = parse(body, "leads").unwrap();
         assert!(page.has_more);
         assert_eq!(page.records.len(), 2);
-        assert_eq!(page.records[1].get(), r#"{"id":"l_2"}"#);
+        assert_eq!(page.records[0].json, br#"{"id":"l_1"}"#);
+        assert!(page.records[0].compact);
+        assert_eq!(page.records[1].json, br#"{"id" : "l_2"}"#);
+        assert!(!page.records[1].compact);
+        assert_eq!(page.items, br#"[{"id":"l_1"} , {"id" : "l_2"}]"#);
 
         let last = parse(br#"{"users":[],"has_more":null}"#, "users").unwrap();
         assert!(!last.has_more);
@@ -224,5 +457,172 @@ mod tests {
         assert!(parse(br#"{"users":[1]}"#, "users").is_err());
         assert!(parse(br#"{"users":[]} x"#, "users").is_err());
         assert!(parse(br#"{"users":[],"has_more":"yes"}"#, "users").is_err());
+        assert!(parse(b"{\"users\":[{\"a\":\"\xff\"}]}", "users")
+            .unwrap_err()
+            .contains("UTF-8"));
+    }
+
+    #[test]
+    fn fields_of_a_record() {
+        let body = br#"{"events":[{"id":"e","data":{"created_at":"inner"},"created_at":"2024-01-01T00:00:00Z"},{"created_at":5}]}"#;
+        let page = parse(body, "events").unwrap();
+        assert_eq!(
+            string_field(&page.records[0], "created_at").as_deref(),
+            Some("2024-01-01T00:00:00Z")
+        );
+        assert_eq!(string_field(&page.records[1], "created_at"), None);
+        assert_eq!(string_field(&page.records[0], "missing"), None);
+    }
+
+    #[test]
+    fn special_bytes_are_found_in_every_lane() {
+        for lane in 0..8 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                let mut bytes = *b"abcdefgh";
+                bytes[lane] = special;
+                assert!(
+                    special_byte(u64::from_le_bytes(bytes)),
+                    "{special:#x} in lane {lane}"
+                );
+            }
+        }
+        for plain in [
+            *b"abcdefgh",
+            *b"  \x7f~!#[]",
+            [0xc3, 0xa9, 0xe6, 0x97, 0xa5, 0xf0, 0x9f, 0x9a],
+        ] {
+            assert!(!special_byte(u64::from_le_bytes(plain)), "{plain:?}");
+        }
+    }
+
+    /// A tiny deterministic generator (xorshift) for the differential test.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        " ",
+        "\n",
+        "\t",
+        "\r\n",
+        "\"",
+        "\"k\"",
+        "\"v a\"",
+        "\"\\n\"",
+        "\"\\u00e9\"",
+        "\"\\uZZ12\"",
+        "\"\\q\"",
+        "\"é🚀\"",
+        "\u{1}",
+        "\\",
+        "0",
+        "-1",
+        "1.5",
+        "1e9",
+        "-0.0E+2",
+        "01",
+        "1.",
+        ".5",
+        "1e",
+        "-",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "tru",
+        "x",
+    ];
+
+    fn random_value(rng: &mut Rng, depth: u32) -> String {
+        match (rng.below(9), depth) {
+            (0, d) if d < 6 => {
+                let n = rng.below(4);
+                let items: Vec<String> = (0..n)
+                    .map(|i| {
+                        format!(
+                            "\"k{i}\"{}:{}",
+                            [" ", "", "\n"][rng.below(3)],
+                            random_value(rng, d + 1)
+                        )
+                    })
+                    .collect();
+                format!("{{{}}}", items.join([",", " , ", ",\r\n\t"][rng.below(3)]))
+            }
+            (1, d) if d < 6 => {
+                let n = rng.below(4);
+                let items: Vec<String> = (0..n).map(|_| random_value(rng, d + 1)).collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => PIECES[11 + rng.below(PIECES.len() - 11)].to_string(),
+        }
+    }
+
+    /// The scanner accepts exactly what serde_json accepts, finds the same
+    /// records, and its one-pass output equals the two-pass one.
+    #[test]
+    fn agrees_with_serde_json_on_generated_pages() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let mut body = String::from("{\"has_more\":false,\"items\":[");
+            let n = rng.below(4);
+            for k in 0..n {
+                if k > 0 {
+                    body.push(',');
+                }
+                body.push_str(&random_value(&mut rng, 1));
+            }
+            body.push_str("]}");
+            // Sometimes, damage the text with a random piece.
+            if round % 3 == 0 {
+                let at = rng.below(body.len() + 1);
+                if body.is_char_boundary(at) {
+                    body.insert_str(at, PIECES[rng.below(PIECES.len())]);
+                }
+            }
+            let reference: Result<serde_json::Value, _> = serde_json::from_str(&body);
+            let ours = parse(body.as_bytes(), "items");
+            let reference_items = reference
+                .as_ref()
+                .ok()
+                .and_then(|v| v.get("items"))
+                .and_then(|v| v.as_array());
+            let all_objects = reference_items.is_some_and(|a| a.iter().all(|x| x.is_object()));
+            match (&reference, &ours) {
+                (Ok(v), Ok(page)) => {
+                    let items = v["items"].as_array().unwrap();
+                    assert_eq!(items.len(), page.records.len(), "{body}");
+                    for (item, rec) in items.iter().zip(&page.records) {
+                        let mut line = Vec::new();
+                        rec.write_to(&mut line);
+                        let back: serde_json::Value = serde_json::from_slice(&line).unwrap();
+                        assert_eq!(&back, item, "{body}");
+                        assert!(!line.contains(&b'\n'));
+                    }
+                    accepted += 1;
+                }
+                // Valid JSON whose items are not all objects is refused by us only.
+                (Ok(_), Err(_)) if !all_objects => {}
+                (Err(_), Err(_)) => {}
+                (Ok(_), Err(e)) => panic!("refused valid JSON ({e}): {body}"),
+                (Err(e), Ok(_)) => panic!("accepted invalid JSON ({e}): {body}"),
+            }
+        }
+        assert!(accepted > 1000, "too few valid pages generated: {accepted}");
     }
 }

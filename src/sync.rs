@@ -7,13 +7,11 @@
 use crate::catalog::{Selected, State, SyncMode};
 use crate::error::{Error, Result};
 use crate::http::{encode, Client};
-use crate::output::{now_ms, Out, Status, StreamId};
-use crate::page;
+use crate::output::{Out, RecordEnd, Status, StreamId};
+use crate::page::{self, Record};
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
 use crate::time;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
 /// Pages in a row that bring nothing new (empty, or a repeat of the page
@@ -375,9 +373,9 @@ impl<'a> StreamRun<'a> {
     }
 
     /// Writes a page's records; returns how many were written.
-    fn take(&mut self, records: &[&RawValue], out: &mut Out) -> usize {
+    fn take(&mut self, records: &[Record], out: &mut Out) -> usize {
         self.mark_running(out);
-        let emitted_at = now_ms();
+        let end = RecordEnd::now();
         let mut written = 0;
         for record in records {
             if let Plan::Incremental(c) = &mut self.plan {
@@ -387,7 +385,7 @@ impl<'a> StreamRun<'a> {
                     }
                 }
             }
-            out.record(self.id, record.get().as_bytes(), emitted_at);
+            out.record(self.id, record, &end);
             written += 1;
         }
         self.records += written as u64;
@@ -426,7 +424,8 @@ struct Pager {
     page: u64,
     done: bool,
     idle_pages: u32,
-    previous: Option<u64>,
+    /// The previous page's record array, to notice the same page again.
+    previous: Vec<u8>,
 }
 
 impl Pager {
@@ -440,7 +439,7 @@ impl Pager {
             page: first_page,
             done: false,
             idle_pages: 0,
-            previous: None,
+            previous: Vec::new(),
         }
     }
 
@@ -456,7 +455,7 @@ impl Pager {
         &mut self,
         client: &mut Client,
         out: &mut Out,
-        mut take: impl FnMut(&[&RawValue], &mut Out) -> T,
+        mut take: impl FnMut(&[Record], &mut Out) -> T,
     ) -> Result<Option<T>> {
         if self.done {
             return Ok(None);
@@ -471,16 +470,16 @@ impl Pager {
                 self.label.clone(),
             )
         };
-        let previous = self.previous;
+        let previous = &mut self.previous;
         let collection = self.collection;
-        let (has_more, fingerprint, fresh, taken) = client.get(&url, &what, out, |body, out| {
+        let (has_more, fresh, taken) = client.get(&url, &what, out, |body, out| {
             let page = page::parse(body, collection)?;
-            let fingerprint = fingerprint(&page.records);
-            let fresh = !page.records.is_empty() && previous != Some(fingerprint);
+            let fresh = !page.records.is_empty() && page.items != previous.as_slice();
             let taken = take(if fresh { &page.records } else { &[] }, out);
-            Ok((page.has_more, fingerprint, fresh, taken))
+            previous.clear();
+            previous.extend_from_slice(page.items);
+            Ok((page.has_more, fresh, taken))
         })?;
-        self.previous = Some(fingerprint);
         self.page += 1;
         if !self.paged || !has_more {
             self.done = true;
@@ -495,13 +494,4 @@ impl Pager {
         }
         Ok(Some(taken))
     }
-}
-
-/// Identifies a page's records, to notice a server that serves one page over and over.
-fn fingerprint(records: &[&RawValue]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    for r in records {
-        r.get().hash(&mut hasher);
-    }
-    hasher.finish()
 }
