@@ -265,15 +265,7 @@ impl<'a> Scanner<'a> {
         }
         let start = self.i;
         loop {
-            // Eight bytes at a time past the plain text that makes up most
-            // of a page: stop only near a quote, a backslash or a control byte.
-            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-                if special_byte(word) {
-                    break;
-                }
-                self.i += 8;
-            }
+            self.i = skip_plain(self.b, self.i);
             match self.peek() {
                 Some(b'"') => {
                     self.i += 1;
@@ -343,7 +335,53 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// The index of the first `"`, `\` or control byte at or after `i`, or
+/// a position shortly before it: past the plain text that makes up most of
+/// a page, sixteen bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
+    // always available; every load is unaligned and reads b[i..i + 16],
+    // which the loop condition keeps in bounds.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let control_max = _mm_set1_epi8(0x1f);
+        while i + 16 <= b.len() {
+            let v = _mm_loadu_si128(b.as_ptr().add(i).cast());
+            // min(v, 0x1f) == v exactly when v <= 0x1f, comparing unsigned.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, control_max), v);
+            let special = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                control,
+            );
+            let mask = _mm_movemask_epi8(special);
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
+    i
+}
+
+/// Elsewhere, eight bytes at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        if special_byte(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 /// Whether any byte of `word` is `"`, `\` or a control byte (below 0x20).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 #[inline(always)]
 fn special_byte(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -496,6 +534,34 @@ mod tests {
             [0xc3, 0xa9, 0xe6, 0x97, 0xa5, 0xf0, 0x9f, 0x9a],
         ] {
             assert!(!special_byte(u64::from_le_bytes(plain)), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn skip_plain_stops_at_the_first_special_byte() {
+        let mut rng = Rng(42);
+        for _ in 0..5_000 {
+            let len = rng.below(80);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rng.below(10) {
+                    0 => b'"',
+                    1 => b'\\',
+                    2 => rng.below(0x20) as u8,
+                    3 => 0x80 + rng.below(0x80) as u8,
+                    _ => 0x20 + rng.below(0x60) as u8,
+                })
+                .collect();
+            let start = rng.below(len + 1);
+            let first = (start..len)
+                .find(|&i| matches!(bytes[i], b'"' | b'\\' | 0x00..=0x1f))
+                .unwrap_or(len);
+            let got = skip_plain(&bytes, start);
+            // Exactly at the first special byte, or short of it only where
+            // less than a chunk is left (the caller goes on byte by byte).
+            assert!(
+                got == first || (start <= got && got < first && got + 16 > len),
+                "{bytes:?} from {start}: {got}, first special at {first}"
+            );
         }
     }
 
