@@ -31,10 +31,31 @@ enum Outcome<T> {
     /// Worth another try; `wait` overrides the schedule's next sleep.
     Retry {
         why: String,
-        rate_limited: bool,
+        kind: RetryKind,
         wait: Option<Duration>,
     },
     Fail(Error),
+}
+
+/// Why a try is repeated, which decides how the last failure is reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RetryKind {
+    /// HTTP 429.
+    RateLimited,
+    /// 408, 5xx, the network: the API or the way to it is down for now.
+    Unavailable,
+    /// A 200 whose body is no list page: the API answered, but uselessly.
+    BadBody,
+}
+
+impl<T> Outcome<T> {
+    fn retry(kind: RetryKind, why: String) -> Outcome<T> {
+        Outcome::Retry {
+            why,
+            kind,
+            wait: None,
+        }
+    }
 }
 
 /// The API client. Reuses one connection and one body buffer across pages.
@@ -95,19 +116,15 @@ impl Client {
         let mut retries = 0;
         loop {
             self.wait_for_rate_window(what, out)?;
-            let (why, rate_limited, wait) = match self.try_once(&url, what, out, &mut on_body) {
+            let (why, kind, wait) = match self.try_once(&url, what, out, &mut on_body) {
                 Outcome::Done(value) => return Ok(value),
                 Outcome::Fail(err) => return Err(err),
-                Outcome::Retry {
-                    why,
-                    rate_limited,
-                    wait,
-                } => (why, rate_limited, wait),
+                Outcome::Retry { why, kind, wait } => (why, kind, wait),
             };
             // The host may have moved (DNS failover): look it up again.
             self.resolver.forget();
             let Some(step) = self.schedule.get(retries) else {
-                return Err(give_up(what, &why, rate_limited, retries));
+                return Err(give_up(what, &why, kind, retries));
             };
             retries += 1;
             let sleep = wait.unwrap_or(*step);
@@ -140,43 +157,44 @@ impl Client {
             Err(e) => return transport_outcome(e),
         };
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        self.note_rate_window(&headers, status);
+        self.note_rate_window(response.headers(), status);
         if (200..300).contains(&status) {
             self.body.clear();
             if let Err(e) = read_body(response, &mut self.body) {
-                return Outcome::Retry {
-                    why: format!("the response body broke off ({e})"),
-                    rate_limited: false,
-                    wait: None,
-                };
+                let why = format!("the response body broke off ({e})");
+                return Outcome::retry(RetryKind::Unavailable, why);
             }
             return match on_body(&self.body, out) {
                 Ok(value) => Outcome::Done(value),
-                Err(why) => Outcome::Retry {
-                    why: format!(
+                Err(why) => Outcome::retry(
+                    RetryKind::BadBody,
+                    format!(
                         "HTTP {status} with an unusable body: {why}; body starts {}",
                         quote(&self.body)
                     ),
-                    rate_limited: false,
-                    wait: None,
-                },
+                ),
             };
         }
+        let reset = reset_wait(response.headers());
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(|l| format!(" to {}", truncate(l, QUOTE_BYTES)))
+            .unwrap_or_default();
         // Error bodies are small; read what there is for the message.
         self.body.clear();
         let _ = read_body(response, &mut self.body);
         match status {
             429 => Outcome::Retry {
                 why: "HTTP 429: rate limited".into(),
-                rate_limited: true,
-                wait: reset_wait(&headers),
+                kind: RetryKind::RateLimited,
+                wait: reset,
             },
-            408 | 500..=599 => Outcome::Retry {
-                why: format!("HTTP {status}{}", api_reason(&self.body)),
-                rate_limited: false,
-                wait: None,
-            },
+            408 | 500..=599 => Outcome::retry(
+                RetryKind::Unavailable,
+                format!("HTTP {status}{}", api_reason(&self.body)),
+            ),
             401 | 403 => Outcome::Fail(
                 Error::config(format!(
                     "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
@@ -185,12 +203,7 @@ impl Client {
                 .with_status(status),
             ),
             300..=399 => Outcome::Fail(Error::system(format!(
-                "{what}: the API answered HTTP {status}, a redirect{}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
-                headers
-                    .get("location")
-                    .and_then(|l| l.to_str().ok())
-                    .map(|l| format!(" to {}", truncate(l, QUOTE_BYTES)))
-                    .unwrap_or_default()
+                "{what}: the API answered HTTP {status}, a redirect{location}; redirects are not followed so that the API key stays with base_url's origin. Check base_url"
             )).with_status(status)),
             _ => Outcome::Fail(
                 Error::system(format!(
@@ -297,28 +310,22 @@ fn transport_outcome<T>(e: ureq::Error) -> Outcome<T> {
         | ureq::Error::RequireHttpsOnly(_) => Outcome::Fail(Error::config(format!(
             "the request could not be made ({e}); check base_url"
         ))),
-        e => Outcome::Retry {
-            why: format!("request failed: {e}"),
-            rate_limited: false,
-            wait: None,
-        },
+        e => Outcome::retry(RetryKind::Unavailable, format!("request failed: {e}")),
     }
 }
 
-fn give_up(what: &str, why: &str, rate_limited: bool, retries: usize) -> Error {
+fn give_up(what: &str, why: &str, kind: RetryKind, retries: usize) -> Error {
     let tries = format!(
         "after {} tr{}",
         retries + 1,
         if retries == 0 { "y" } else { "ies" }
     );
-    if rate_limited {
-        Error::transient(format!(
+    match kind {
+        RetryKind::RateLimited => Error::transient(format!(
             "{what}: PersistIq's rate limit was still exceeded {tries}; try again later or lengthen retry_schedule_seconds"
-        ))
-    } else if why.starts_with("HTTP 2") {
-        Error::system(format!("{what}: {why} ({tries})"))
-    } else {
-        Error::transient(format!("{what}: {why} ({tries})"))
+        )),
+        RetryKind::BadBody => Error::system(format!("{what}: {why} ({tries})")),
+        RetryKind::Unavailable => Error::transient(format!("{what}: {why} ({tries})")),
     }
 }
 
