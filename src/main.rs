@@ -209,7 +209,15 @@ fn select_by_name(names: &[String]) -> Result<Vec<Selected>> {
             streams::names()
         )));
     }
-    Ok(names.iter().map(|n| selected(n)).collect())
+    // Each stream once, in the order first named: `users,users` must not
+    // write every user twice.
+    let mut picked: Vec<Selected> = Vec::new();
+    for name in names {
+        if !picked.iter().any(|p| p.name == *name) {
+            picked.push(selected(name));
+        }
+    }
+    Ok(picked)
 }
 
 fn selected(name: &str) -> Selected {

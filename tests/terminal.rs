@@ -72,7 +72,7 @@ fn streams_flag_picks_streams_and_names_the_valid_ones() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let run = run(&["read", "--config", &cfg, "--streams", "tags,users"]);
+    let run = run(&["read", "--config", &cfg, "--streams", "tags,users,tags"]);
     assert_eq!(run.code, Some(0));
     assert_eq!(run.record_data("tags"), mock.records("tags"));
     assert_eq!(run.record_data("users"), mock.records("users"));
