@@ -45,13 +45,24 @@ pub fn parse_catalog(value: &Value) -> Result<Vec<Selected>> {
         .get("streams")
         .and_then(Value::as_array)
         .ok_or_else(|| Error::config("the catalog has no `streams` array"))?;
-    streams
+    let selected: Vec<Selected> = streams
         .iter()
         .enumerate()
         .map(|(i, entry)| {
             parse_entry(entry).map_err(|why| Error::config(format!("catalog stream {i}: {why}")))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // Read twice, a stream would write every record twice.
+    for (i, sel) in selected.iter().enumerate() {
+        let twin = |other: &Selected| other.name == sel.name && other.namespace == sel.namespace;
+        if selected[..i].iter().any(twin) {
+            return Err(Error::config(format!(
+                "the catalog lists stream {} twice; list each stream once",
+                sel.name
+            )));
+        }
+    }
+    Ok(selected)
 }
 
 fn parse_entry(entry: &Value) -> Result<Selected, String> {
@@ -172,6 +183,11 @@ mod tests {
         let bad = json!({"streams": [{"stream": {"name": "x"}, "sync_mode": "INVALID"}]});
         assert!(parse_catalog(&bad).unwrap_err().message.contains("INVALID"));
         assert!(parse_catalog(&json!({})).is_err());
+        let twice = json!({"streams": [
+            {"stream": {"name": "users"}, "sync_mode": "full_refresh"},
+            {"stream": {"name": "users"}, "sync_mode": "incremental"}
+        ]});
+        assert!(parse_catalog(&twice).unwrap_err().message.contains("twice"));
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub const DEFAULT_TIMEOUT_SECONDS: f64 = 60.0;
 /// Longest single sleep or timeout we accept: a day. Anything longer is a typo.
 const MAX_SECONDS: f64 = 86_400.0;
 
+/// The shortest request timeout that can work at all.
+const MIN_TIMEOUT_SECONDS: f64 = 0.01;
+
+/// `check` gives up within about this much sleeping: Airbyte waits a minute
+/// for its answer.
+const CHECK_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
 /// The connectionSpecification that `spec` prints.
 pub const SPEC_JSON: &str = include_str!("spec.json");
 
@@ -35,6 +42,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// The config for `check`: the retry schedule cut to the steps that fit
+    /// in CHECK_RETRY_BUDGET.
+    pub fn for_check(&self) -> Config {
+        let mut left = CHECK_RETRY_BUDGET;
+        let mut schedule = Vec::new();
+        for step in &self.retry_schedule {
+            match left.checked_sub(*step) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+            schedule.push(*step);
+        }
+        Config {
+            retry_schedule: schedule,
+            ..self.clone()
+        }
+    }
+
     /// Checks a parsed config object; the error names the key at fault.
     pub fn from_json(value: &Value) -> Result<Config> {
         let obj = value.as_object().ok_or_else(|| {
@@ -159,11 +184,13 @@ fn retry_schedule(obj: &Map<String, Value>) -> Result<Vec<Duration>> {
 fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
     match obj.get("timeout_seconds") {
         None | Some(Value::Null) => Ok(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS)),
-        Some(v) => seconds(v, true).ok_or_else(|| {
-            Error::config(format!(
-                "config key `timeout_seconds` must be a positive number of seconds up to {MAX_SECONDS}, found {v}"
-            ))
-        }),
+        Some(v) => seconds(v, true)
+            .filter(|t| t.as_secs_f64() >= MIN_TIMEOUT_SECONDS)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "config key `timeout_seconds` must be a number of seconds from {MIN_TIMEOUT_SECONDS} to {MAX_SECONDS}, found {v}"
+                ))
+            }),
     }
 }
 
@@ -258,6 +285,10 @@ mod tests {
             Config::from_json(&json!({"api_key": "k", "retry_schedule_seconds": [1e300]})).is_err()
         );
         assert!(Config::from_json(&json!({"api_key": "k", "timeout_seconds": 0})).is_err());
+        assert!(Config::from_json(&json!({"api_key": "k", "timeout_seconds": 1e-300})).is_err());
+        let check = c.for_check();
+        let total: f64 = check.retry_schedule.iter().map(Duration::as_secs_f64).sum();
+        assert!(total <= 30.0 && !check.retry_schedule.is_empty(), "{total}");
         assert!(Config::from_json(&json!({"api_key": ""})).is_err());
         assert!(Config::from_json(&json!({"api_key": 5})).is_err());
         assert!(Config::from_json(&json!([])).is_err());

@@ -170,7 +170,7 @@ impl Client {
                     RetryKind::BadBody,
                     format!(
                         "HTTP {status} with an unusable body: {why}; body starts {}",
-                        quote(&self.body)
+                        quote(&self.body, &self.api_key)
                     ),
                 ),
             };
@@ -180,7 +180,7 @@ impl Client {
             .headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
-            .map(|l| format!(" to {}", truncate(l, QUOTE_BYTES)))
+            .map(|l| format!(" to {}", clip(l, QUOTE_BYTES, &self.api_key)))
             .unwrap_or_default();
         // Error bodies are small; read what there is for the message.
         self.body.clear();
@@ -193,13 +193,13 @@ impl Client {
             },
             408 | 500..=599 => Outcome::retry(
                 RetryKind::Unavailable,
-                format!("HTTP {status}{}", api_reason(&self.body)),
+                format!("HTTP {status}{}", api_reason(&self.body, &self.api_key)),
             ),
             401 | 403 => Outcome::Fail(
                 Error::config(format!(
                     "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
                 ))
-                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body)))
+                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body, &self.api_key)))
                 .with_status(status),
             ),
             300..=399 => Outcome::Fail(Error::system(format!(
@@ -208,7 +208,7 @@ impl Client {
             _ => Outcome::Fail(
                 Error::system(format!(
                     "{what}: the API answered HTTP {status}{}",
-                    api_reason(&self.body)
+                    api_reason(&self.body, &self.api_key)
                 ))
                 .with_status(status),
             ),
@@ -222,10 +222,10 @@ impl Client {
             return;
         }
         let spent = header_u64(headers, "x-ratelimit-remaining") == Some(0);
-        self.quiet_until = match (spent, reset_wait(headers)) {
-            (true, Some(wait)) => Some(SystemTime::now() + wait),
-            _ => None,
-        };
+        self.quiet_until = spent
+            .then(|| reset_wait(headers))
+            .flatten()
+            .map(|wait| SystemTime::now() + wait);
     }
 
     fn wait_for_rate_window(&mut self, what: &str, out: &mut Out) -> Result<()> {
@@ -310,6 +310,12 @@ fn transport_outcome<T>(e: ureq::Error) -> Outcome<T> {
         | ureq::Error::RequireHttpsOnly(_) => Outcome::Fail(Error::config(format!(
             "the request could not be made ({e}); check base_url"
         ))),
+        // A certificate that does not verify will not verify in a minute either.
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
+            Outcome::Fail(Error::config(format!(
+                "TLS with base_url's host failed ({e}); check base_url"
+            )))
+        }
         e => Outcome::retry(RetryKind::Unavailable, format!("request failed: {e}")),
     }
 }
@@ -332,10 +338,12 @@ fn give_up(what: &str, why: &str, kind: RetryKind, retries: usize) -> Error {
 /// How long until `X-RateLimit-Reset` (epoch seconds), if it is soon enough
 /// to wait for.
 fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
-    let reset = UNIX_EPOCH + Duration::from_secs(header_u64(headers, "x-ratelimit-reset")?);
-    let wait = reset
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
+    let secs = header_u64(headers, "x-ratelimit-reset")?;
+    // checked: the header is the server's to set, up to u64::MAX.
+    let reset = UNIX_EPOCH.checked_add(Duration::from_secs(secs))?;
+    // A reset already past says nothing about when to try again (a clock
+    // behind, a stale header): the schedule applies, as with no header.
+    let wait = reset.duration_since(SystemTime::now()).ok()?;
     (wait <= MAX_RESET_WAIT).then_some(wait + RESET_MARGIN)
 }
 
@@ -344,7 +352,7 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 }
 
 /// ": <reason>: <message>" from the API's error envelope, or a quote of the body.
-fn api_reason(body: &[u8]) -> String {
+fn api_reason(body: &[u8], secret: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Envelope {
         error: Option<Detail>,
@@ -363,16 +371,31 @@ fn api_reason(body: &[u8]) -> String {
                 .into_iter()
                 .flatten()
                 .collect();
-            format!(": {}", truncate(&parts.join(": "), 2 * QUOTE_BYTES))
+            format!(": {}", clip(&parts.join(": "), 2 * QUOTE_BYTES, secret))
         }
-        _ => format!(": body starts {}", quote(body)),
+        _ => format!(": body starts {}", quote(body, secret)),
     }
 }
 
 /// The first bytes of a body, fit for a one-line message.
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(QUOTE_BYTES)]);
-    format!("{:?}", text)
+fn quote(body: &[u8], secret: &str) -> String {
+    // Enough bytes that a key straddling the cut is still whole when masked.
+    let head = &body[..body.len().min(QUOTE_BYTES + secret.len())];
+    format!(
+        "{:?}",
+        clip(&String::from_utf8_lossy(head), QUOTE_BYTES, secret)
+    )
+}
+
+/// `text` with the key masked, then cut to `max` bytes: in that order, or a
+/// key cut in two would no longer be recognised, and half of it would show.
+fn clip(text: &str, max: usize, secret: &str) -> String {
+    let masked = if secret.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(secret, "[redacted]")
+    };
+    truncate(&masked, max).to_string()
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -412,12 +435,50 @@ mod tests {
             "2024-01-02T03%3A04%3A05%2B00%3A00"
         );
         assert_eq!(encode("../x@y"), "%2E%2E%2Fx%40y");
-        assert_eq!(
-            api_reason(br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#),
-            ": bad_params: no"
-        );
-        assert!(api_reason(b"<html>oops").contains("<html>oops"));
+        let body = br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#;
+        assert_eq!(api_reason(body, "k"), ": bad_params: no");
+        assert!(api_reason(b"<html>oops", "k").contains("<html>oops"));
         assert_eq!(truncate("h\u{e9}llo", 2), "h");
-        assert_eq!(quote(&[b'a'; 500]).len(), QUOTE_BYTES + 2);
+        assert_eq!(quote(&[b'a'; 500], "secret").len(), QUOTE_BYTES + 2);
+    }
+
+    #[test]
+    fn a_key_cut_by_a_quote_is_masked_whole() {
+        let key = "SECRETKEY1234567890";
+        let mut body = vec![b'x'; QUOTE_BYTES - 5];
+        body.extend_from_slice(key.as_bytes());
+        let quoted = quote(&body, key);
+        assert!(!quoted.contains("SECRE"), "{quoted}");
+        let message = format!(
+            r#"{{"error":{{"message":"{}{key}"}}}}"#,
+            "y".repeat(2 * QUOTE_BYTES - 6)
+        );
+        let reason = api_reason(message.as_bytes(), key);
+        assert!(!reason.contains("SECRE"), "{reason}");
+    }
+
+    #[test]
+    fn rate_limit_reset_headers() {
+        let headers = |reset: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-ratelimit-reset", reset.parse().unwrap());
+            h
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let soon = reset_wait(&headers(&(now + 2).to_string())).unwrap();
+        assert!(soon > RESET_MARGIN && soon <= Duration::from_secs(2) + RESET_MARGIN);
+        // Past, far, absurd and malformed resets all fall back to the schedule.
+        for reset in [
+            "1000",
+            &(now + 3600).to_string(),
+            "18446744073709551615",
+            "9223372036854775808",
+            "soon",
+        ] {
+            assert_eq!(reset_wait(&headers(reset)), None, "{reset}");
+        }
     }
 }

@@ -23,6 +23,7 @@ use error::{Error, Result};
 use output::Out;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -61,8 +62,14 @@ fn main() -> ExitCode {
 /// Runs one command; `Ok` carries the exit code.
 fn run(command: Command, out: &mut Out) -> Result<u8> {
     match command {
-        Command::Help => print!("{}", cli::help()),
-        Command::Version => println!("source-persistiq {}", env!("CARGO_PKG_VERSION")),
+        // Plain text, not messages; a reader that leaves early is no error.
+        Command::Help => {
+            let _ = std::io::stdout().write_all(cli::help().as_bytes());
+        }
+        Command::Version => {
+            let version = concat!("source-persistiq ", env!("CARGO_PKG_VERSION"), "\n");
+            let _ = std::io::stdout().write_all(version.as_bytes());
+        }
         Command::Spec => spec(out),
         Command::Check { config } => check(&config, out)?,
         Command::Discover { config } => {
@@ -123,7 +130,7 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
             return Ok(());
         }
     };
-    let mut client = http::Client::new(&config);
+    let mut client = http::Client::new(&config.for_check());
     let probe = client.get("users?page=1", "check (GET users)", out, |body, _| {
         page::parse(body, "users").map(|_| ())
     });

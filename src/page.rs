@@ -11,15 +11,17 @@
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
-/// Nesting deeper than this is refused, as serde_json does, so that no
-/// input can exhaust the stack.
+/// Nesting this deep is refused, at the same depth as serde_json (which
+/// stops at its 128th level), so that no input can exhaust the stack and
+/// every RECORD line stays readable by a serde_json consumer.
 const MAX_DEPTH: u32 = 128;
 
 /// A list page, borrowing its records from the body it was parsed from.
 #[derive(Debug)]
 pub struct Page<'a> {
     pub records: Vec<Record<'a>>,
-    /// The envelope's `has_more`; absent or null means this is the last page.
+    /// The envelope's `has_more`. Absent or null, a `next_page` URL stands
+    /// in for it; with neither, this is the last page.
     pub has_more: bool,
     /// The record array as sent, to notice a page served twice.
     pub items: &'a [u8],
@@ -67,6 +69,7 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
     let mut records = None;
     let mut items: &[u8] = &[];
     let mut has_more = None;
+    let mut next_page_named = false;
     s.ws();
     if !s.eat(b'}') {
         loop {
@@ -83,8 +86,11 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
                 items = &body[start..s.i];
             } else if key_is(key, "has_more") {
                 has_more = Some(s.has_more().map_err(|e| at(&s, e))?);
+            } else if key_is(key, "next_page") && s.peek() == Some(b'"') {
+                next_page_named = !s.string().map_err(|e| at(&s, e))?.is_empty();
             } else {
-                s.value(1).map_err(|e| at(&s, e))?;
+                // The envelope is level 1; its members' values open level 2.
+                s.value(2).map_err(|e| at(&s, e))?;
             }
             s.ws();
             if s.eat(b'}') {
@@ -102,7 +108,8 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
     let records = records.ok_or_else(|| format!("the body has no `{collection}` array"))?;
     Ok(Page {
         records,
-        has_more: has_more.flatten().unwrap_or(false),
+        // `has_more` decides; without it, a `next_page` URL says more follow.
+        has_more: has_more.flatten().unwrap_or(next_page_named),
         items,
     })
 }
@@ -170,7 +177,8 @@ impl<'a> Scanner<'a> {
             }
             let start = self.i;
             self.spaced = false;
-            self.value(2)?;
+            // Envelope, array, record: the record opens level 3.
+            self.value(3)?;
             records.push(Record {
                 json: &self.b[start..self.i],
                 compact: !self.spaced,
@@ -198,7 +206,7 @@ impl<'a> Scanner<'a> {
 
     /// Any JSON value, at nesting `depth`.
     fn value(&mut self, depth: u32) -> Result<(), &'static str> {
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH {
             return Err("nesting too deep");
         }
         match self.peek() {
@@ -274,11 +282,20 @@ impl<'a> Scanner<'a> {
                 Some(b'\\') => match self.b.get(self.i + 1) {
                     Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
                     Some(b'u') => {
-                        let hex = self.b.get(self.i + 2..self.i + 6).ok_or("unexpected end")?;
-                        if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return Err("invalid \\u escape");
-                        }
+                        let unit = self.hex_escape(self.i)?;
                         self.i += 6;
+                        // UTF-16 surrogates come in pairs; a lone one is
+                        // refused, as serde_json and pydantic refuse it (a
+                        // line PyAirbyte drops would be a record lost).
+                        if (0xD800..0xDC00).contains(&unit) {
+                            let low = self.b.get(self.i..self.i + 2) == Some(b"\\u");
+                            if !(low && (0xDC00..0xE000).contains(&self.hex_escape(self.i)?)) {
+                                return Err("lone surrogate in a \\u escape");
+                            }
+                            self.i += 6;
+                        } else if (0xDC00..0xE000).contains(&unit) {
+                            return Err("lone surrogate in a \\u escape");
+                        }
                     }
                     _ => return Err("invalid escape"),
                 },
@@ -289,7 +306,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The code unit of the `\uXXXX` escape at `at`.
+    fn hex_escape(&self, at: usize) -> Result<u32, &'static str> {
+        let hex = self.b.get(at + 2..at + 6).ok_or("unexpected end")?;
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return Err("invalid \\u escape");
+        }
+        let hex = std::str::from_utf8(hex).map_err(|_| "invalid \\u escape")?;
+        u32::from_str_radix(hex, 16).map_err(|_| "invalid \\u escape")
+    }
+
     fn number(&mut self) -> Result<(), &'static str> {
+        let start = self.i;
         self.eat(b'-');
         match self.peek() {
             Some(b'0') => self.i += 1,
@@ -311,8 +339,22 @@ impl<'a> Scanner<'a> {
                 return Err("invalid number");
             }
             self.digits();
+            self.check_range(start)?;
+        } else if self.i - start > 300 {
+            self.check_range(start)?;
         }
         Ok(())
+    }
+
+    /// A number too large for a double is refused, as serde_json refuses
+    /// it. Only numbers with an exponent or hundreds of digits can be.
+    #[cold]
+    fn check_range(&self, start: usize) -> Result<(), &'static str> {
+        let text = std::str::from_utf8(&self.b[start..self.i]).map_err(|_| "invalid number")?;
+        match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(()),
+            _ => Err("number out of range"),
+        }
     }
 
     #[inline(always)]
@@ -492,6 +534,15 @@ mod tests {
 
         let last = parse(br#"{"users":[],"has_more":null}"#, "users").unwrap();
         assert!(!last.has_more);
+        let named = br#"{"users":[],"next_page":"https://api.persistiq.com/v1/users?page=2"}"#;
+        assert!(parse(named, "users").unwrap().has_more);
+        let said_no = br#"{"users":[],"has_more":false,"next_page":"https://x/users?page=2"}"#;
+        assert!(!parse(said_no, "users").unwrap().has_more);
+        assert!(
+            !parse(br#"{"users":[],"next_page":null}"#, "users")
+                .unwrap()
+                .has_more
+        );
         assert!(parse(b"<html>", "users").is_err());
         assert!(parse(br#"{"status":"error"}"#, "users")
             .unwrap_err()
@@ -565,6 +616,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn nesting_limit_is_serde_jsons() {
+        for depth in 120..135 {
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let body = format!(r#"{{"items":[{{"deep":{nested}}}],"other":{nested}}}"#);
+            let reference = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+            assert_eq!(
+                parse(body.as_bytes(), "items").is_ok(),
+                reference,
+                "depth {depth}"
+            );
+        }
+    }
+
     /// A tiny deterministic generator (xorshift) for the differential test.
     struct Rng(u64);
     impl Rng {
@@ -597,6 +662,14 @@ mod tests {
         "\"\\u00e9\"",
         "\"\\uZZ12\"",
         "\"\\q\"",
+        "\"\\ud83d\\ude80\"",
+        "\"\\ud83d\"",
+        "\"\\ude80\"",
+        "\"\\ud83d\\u0041\"",
+        "1e308",
+        "1e309",
+        "-2E+400",
+        "0e99999",
         "\"é🚀\"",
         "\u{1}",
         "\\",

@@ -16,6 +16,7 @@ mod sys {
     pub const SIGINT: c_int = 2;
     pub const SIGTERM: c_int = 15;
     pub const SIG_DFL: usize = 0;
+    pub const SIG_IGN: usize = 1;
     extern "C" {
         pub fn signal(signum: c_int, handler: usize) -> usize;
         pub fn raise(signum: c_int) -> c_int;
@@ -41,14 +42,18 @@ extern "C" fn on_signal(sig: std::os::raw::c_int) {
     }
 }
 
-/// Installs the handlers; call once at start-up.
+/// Installs the handlers; call once at start-up. A signal the parent set
+/// to be ignored (`nohup`, `trap '' INT`) stays ignored.
 pub fn install() {
     #[cfg(unix)]
     // SAFETY: the handler touches only atomics and async-signal-safe calls.
     unsafe {
         let handler = on_signal as extern "C" fn(std::os::raw::c_int) as usize;
-        sys::signal(sys::SIGTERM, handler);
-        sys::signal(sys::SIGINT, handler);
+        for sig in [sys::SIGTERM, sys::SIGINT] {
+            if sys::signal(sig, handler) == sys::SIG_IGN {
+                sys::signal(sig, sys::SIG_IGN);
+            }
+        }
     }
 }
 

@@ -139,3 +139,43 @@ pub fn names() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_consistent() {
+        for (i, s) in STREAMS.iter().enumerate() {
+            assert!(
+                STREAMS[..i].iter().all(|o| o.name != s.name),
+                "{} twice",
+                s.name
+            );
+            // The checkpoint of an incremental stream holds one page number:
+            // it could not say which parent's list a resume belongs to.
+            assert!(s.parent.is_none() || s.incremental.is_none(), "{}", s.name);
+            if let Some(parent) = s.parent {
+                assert!(
+                    find(parent).is_some_and(|p| p.parent.is_none()),
+                    "{}",
+                    s.name
+                );
+                assert!(s.path.contains("{parent_id}"), "{}", s.name);
+            }
+            let schema: serde_json::Value = serde_json::from_str(s.schema).expect("schema is JSON");
+            assert!(schema["properties"]["id"].is_object(), "{}: no id", s.name);
+            if let Some(Incremental {
+                cursor: Cursor::Field(f),
+                ..
+            }) = s.incremental
+            {
+                assert!(
+                    schema["properties"][f].is_object(),
+                    "{}: cursor {f} not in schema",
+                    s.name
+                );
+            }
+        }
+    }
+}

@@ -329,6 +329,7 @@ impl<'a> StreamRun<'a> {
             label,
             1,
         );
+        let (mut found, mut missing) = (0u64, 0u64);
         while let Some(ids) = parents.next(client, out, |records, out| {
             self.mark_running(out);
             let ids: Vec<String> = records.iter().filter_map(|r| page::string_field(r, "id")).collect();
@@ -347,7 +348,9 @@ impl<'a> StreamRun<'a> {
             for parent_id in ids {
                 let path = self.def.path.replace("{parent_id}", &encode(&parent_id));
                 match self.read_list(client, path, out) {
+                    Ok(()) => found += 1,
                     Err(e) if e.http_status == Some(404) => {
+                        missing += 1;
                         out.log(
                             "WARN",
                             &format!(
@@ -357,9 +360,16 @@ impl<'a> StreamRun<'a> {
                         );
                         out.flush()?;
                     }
-                    other => other?,
+                    Err(e) => return Err(e),
                 }
             }
+        }
+        // One parent deleted mid-sync is news; all of them is a wrong endpoint.
+        if found == 0 && missing > 0 {
+            return Err(Error::system(format!(
+                "stream {}: the list answered HTTP 404 for every one of the {missing} {parent}; the endpoint {} seems wrong",
+                self.id.name, self.def.path
+            )));
         }
         Ok(())
     }
@@ -481,6 +491,12 @@ impl Pager {
             Ok((page.has_more, fresh, taken))
         })?;
         self.page += 1;
+        if !self.paged && has_more {
+            out.log(
+                "WARN",
+                &format!("{what}: the API says more follows, but this list takes no page parameter; read its one answer"),
+            );
+        }
         if !self.paged || !has_more {
             self.done = true;
             return Ok(Some(taken));

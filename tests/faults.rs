@@ -381,3 +381,46 @@ fn connection_refused_for_good_is_a_transient_error() {
     assert_eq!(run.errors()[0]["failure_type"], "transient_error");
     assert_eq!(run.logs("WARN").len(), 2);
 }
+
+#[test]
+fn absurd_rate_limit_headers_are_survived() {
+    // Far past u64 seconds as a SystemTime: once a crash (overflow, abort).
+    let huge = "18446744073709551615".to_string();
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        1,
+        Action::Headers(vec![
+            ("X-RateLimit-Remaining".into(), "5".into()),
+            ("X-RateLimit-Reset".into(), huge.clone()),
+        ]),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.record_data("users"), mock.records("users"));
+    // On a 429 it is no reset time to wait for: the schedule applies.
+    let run = assert_retried(
+        Action::Status(429, vec![("X-RateLimit-Reset".into(), huge)], "{}".into()),
+        1,
+        json!({}),
+    );
+    assert!(
+        run.logs("WARN")[0].contains("in 0.05 s"),
+        "{:?}",
+        run.logs("WARN")
+    );
+}
+
+#[test]
+fn a_429_whose_reset_time_has_passed_follows_the_schedule() {
+    let past = epoch_secs_from_now(0) - 30;
+    let action = Action::Status(
+        429,
+        vec![("X-RateLimit-Reset".into(), past.to_string())],
+        "{}".into(),
+    );
+    let run = assert_retried(action, 2, json!({}));
+    assert!(run.logs("WARN").iter().all(|w| w.contains("in 0.05 s")));
+}

@@ -146,6 +146,13 @@ fn bad_catalogs_fail_before_any_request() {
             "stream",
         ),
         (dir.json("d.json", &invalid_mode), "INVALID"),
+        (
+            dir.json(
+                "e.json",
+                &catalog(&["users", "tags", "users"], "full_refresh"),
+            ),
+            "twice",
+        ),
     ];
     for (path, words) in cases {
         let run = run(&["read", "--config", &cfg, "--catalog", &path]);
@@ -284,24 +291,16 @@ fn garbage_never_panics() {
             Action::Body(body.clone()),
         ));
         let dir = TempDir::new();
-        let cfg = dir.json("c.json", &config(&mock.base_url()));
-        // Not `run`: a lone surrogate escape ("\ud800") is valid JSON
-        // grammar and passes through, but serde_json's strict parser refuses it.
-        let out = Command::new(BIN)
-            .args(["read", "--config", &cfg, "--streams", "leads"])
-            .output()
-            .unwrap();
-        let code = out.status.code();
+        // `read` checks that every stdout line is strict JSON: a lone
+        // surrogate escape or a number beyond a double must not pass.
+        let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
         assert!(
-            matches!(code, Some(0) | Some(1)),
-            "body {body:.40}: exit {code:?}"
+            matches!(run.code, Some(0) | Some(1)),
+            "body {body:.40}: exit {:?}",
+            run.code
         );
-        assert!(
-            out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.stdout.ends_with(b"\n"));
+        assert!(run.stderr.is_empty(), "{}", run.stderr);
+        assert!(run.stdout.ends_with('\n'));
     }
     let dir = TempDir::new();
     let garbage_json = [
@@ -346,4 +345,40 @@ fn garbage_never_panics() {
             assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
         }
     }
+}
+
+/// `trap '' INT` (or nohup) before exec: the ignored signal stays ignored.
+#[test]
+fn an_ignored_sigint_stays_ignored() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(4),
+        1,
+        Action::Stall(Duration::from_millis(1500)),
+    ));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    // Output to a file: a pipe nobody reads yet would fill and stall the sync.
+    let out_path = dir.0.join("out.jsonl");
+    let script = format!("trap '' INT; exec {BIN} read --config {cfg} --streams leads");
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !mock.seen().iter().any(|s| s.query == "page=4") {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut output = child.wait_with_output().unwrap();
+    output.stdout = std::fs::read(&out_path).unwrap();
+    let run = finish(output, &[API_KEY]);
+    assert_eq!(run.code, Some(0), "SIGINT was not ignored");
+    assert_eq!(run.record_data("leads"), mock.records("leads"));
 }

@@ -443,3 +443,73 @@ fn malformed_incremental_state_is_a_config_error() {
     }
     assert!(mock.seen().is_empty());
 }
+
+#[test]
+fn a_child_endpoint_that_is_404_for_every_parent_fails_the_stream() {
+    let mock = MockServer::start(Options {
+        campaigns: 4,
+        ..Options::default()
+    });
+    for c in 0..4 {
+        mock.add_fault(Fault::new(
+            &format!("campaigns/c_00000{c}/leads"),
+            None,
+            usize::MAX,
+            Action::Status(404, vec![], "{}".into()),
+        ));
+    }
+    let dir = TempDir::new();
+    let run = read(
+        &dir,
+        &config(&mock.base_url()),
+        Some(&["campaign_leads", "tags"]),
+    );
+    assert_eq!(run.code, Some(1));
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["failure_type"], "system_error");
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("every one of the 4"));
+    assert_eq!(
+        run.statuses("campaign_leads"),
+        ["STARTED", "RUNNING", "INCOMPLETE"]
+    );
+    assert_eq!(run.statuses("tags"), ["STARTED", "RUNNING", "COMPLETE"]);
+}
+
+#[test]
+fn a_next_page_url_without_has_more_means_more_pages() {
+    let mock = MockServer::start(Options::default());
+    let tags = mock.records("tags");
+    let (first, second) = tags.split_at(5);
+    let page = |records: &[String], next: &str| {
+        format!(
+            r#"{{"status":"success","errors":[],{next}"tags":[{}]}}"#,
+            records.join(",")
+        )
+    };
+    let next = r#""next_page":"https://api.persistiq.com/v1/tags?page=2","#;
+    mock.add_fault(Fault::new(
+        "tags",
+        Some(1),
+        1,
+        Action::Body(page(first, next)),
+    ));
+    mock.add_fault(Fault::new(
+        "tags",
+        Some(2),
+        1,
+        Action::Body(page(second, "")),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["tags"]));
+    assert_eq!(run.code, Some(0));
+    assert_eq!(run.record_data("tags"), tags);
+    assert_eq!(
+        mock.seen().len(),
+        2,
+        "no third page without has_more or next_page"
+    );
+}

@@ -122,3 +122,27 @@ fn help_lists_commands_config_keys_defaults_and_exit_codes() {
         format!("source-persistiq {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn help_and_version_into_a_closed_pipe_exit_quietly() {
+    for flag in ["--help", "--version"] {
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                &format!("set -o pipefail; (sleep 0.3; {BIN} {flag}) | true"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
