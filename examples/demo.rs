@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     } else {
         args
     };
-    if command[0] != "spec" {
+    if matches!(command[0].as_str(), "check" | "discover" | "read") {
         command.extend([
             "--config".to_string(),
             config.to_string_lossy().into_owned(),

@@ -41,10 +41,15 @@ pub fn read_json_file(path: &Path, what: &str) -> Result<Value> {
 
 /// The streams of a ConfiguredAirbyteCatalog, in catalog order.
 pub fn parse_catalog(value: &Value) -> Result<Vec<Selected>> {
+    if value.get("type").and_then(Value::as_str) == Some("CATALOG") {
+        return Err(Error::config(
+            "the catalog file holds discover's CATALOG message; read needs a configured catalog: {\"streams\": [{\"stream\": {...}, \"sync_mode\": \"full_refresh\", \"destination_sync_mode\": \"overwrite\"}]} (or use --streams)",
+        ));
+    }
     let streams = value
         .get("streams")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::config("the catalog has no `streams` array"))?;
+        .ok_or_else(|| Error::config("the catalog has no `streams` array: it must be a configured catalog, {\"streams\": [{\"stream\": {...}, \"sync_mode\": ...}]}"))?;
     let selected: Vec<Selected> = streams
         .iter()
         .enumerate()
@@ -111,17 +116,25 @@ fn parse_entry(entry: &Value) -> Result<Selected, String> {
 #[derive(Debug, Default)]
 pub struct State {
     streams: Vec<(String, Value)>,
+    /// Entries in a form this source cannot use (GLOBAL, LEGACY, unknown).
+    pub unread: usize,
 }
 
 impl State {
     /// Accepts what Airbyte and PyAirbyte send: an array of state messages
-    /// (possibly empty, possibly with null extras), or nothing at all.
+    /// (possibly empty, possibly with null extras), or nothing at all. The
+    /// STATE lines of a previous run's output, saved whole, work too.
     pub fn parse(value: &Value) -> Result<State> {
         let items = match value {
             Value::Null => return Ok(State::default()),
             Value::Array(items) => items,
             // A legacy whole-connector state object: nothing per stream in it.
-            Value::Object(_) => return Ok(State::default()),
+            Value::Object(map) => {
+                return Ok(State {
+                    unread: usize::from(!map.is_empty()),
+                    ..State::default()
+                })
+            }
             other => {
                 return Err(Error::config(format!(
                     "the state file must hold a JSON array of state messages, found {}",
@@ -130,7 +143,13 @@ impl State {
             }
         };
         let mut streams = Vec::new();
+        let mut unread = 0;
         for (i, item) in items.iter().enumerate() {
+            // `{"type":"STATE","state":{...}}`, as a run prints it.
+            let item = match (item.get("type").and_then(Value::as_str), item.get("state")) {
+                (Some("STATE"), Some(inner)) if inner.is_object() => inner,
+                _ => item,
+            };
             if !(item.is_object() || item.is_null()) {
                 return Err(Error::config(format!(
                     "state item {i} must be a state message object, found {}",
@@ -139,6 +158,7 @@ impl State {
             }
             // Per-stream states only; GLOBAL/LEGACY items carry nothing for us.
             let Some(stream) = item.get("stream").filter(|s| s.is_object()) else {
+                unread += usize::from(!item.is_null());
                 continue;
             };
             let Some(name) = stream
@@ -153,7 +173,7 @@ impl State {
             let state = stream.get("stream_state").cloned().unwrap_or(Value::Null);
             streams.push((name.to_string(), state));
         }
-        Ok(State { streams })
+        Ok(State { streams, unread })
     }
 
     /// The saved state of `stream` (the last one, if the file repeats it).
@@ -199,6 +219,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(st.get("leads"), Some(&json!({"a": 1})));
+        assert_eq!(st.unread, 1, "the GLOBAL item");
+        let printed = json!([{"type": "STATE", "state": {"type": "STREAM",
+            "stream": {"stream_descriptor": {"name": "events"}, "stream_state": {"created_at": "t"}}}}]);
+        let st = State::parse(&printed).unwrap();
+        assert_eq!(st.get("events"), Some(&json!({"created_at": "t"})));
+        assert_eq!(st.unread, 0);
+        assert_eq!(State::parse(&json!([{"foo": 1}, null])).unwrap().unread, 1);
+        assert_eq!(State::parse(&json!({"events": {}})).unwrap().unread, 1);
         assert!(State::parse(&json!("x")).is_err());
         assert!(State::parse(&json!([5])).is_err());
     }

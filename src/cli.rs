@@ -47,7 +47,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         .map_err(|e| e.to_string())?
         .ok_or("a command is required")?;
     let path = |args: &mut pico_args::Arguments, flag: &'static str| {
-        args.opt_value_from_os_str(flag, |s| Ok::<_, String>(PathBuf::from(s)))
+        // From &str, not &OsStr: only the &str form understands `--flag=FILE`.
+        args.opt_value_from_fn(flag, |s| Ok::<_, String>(PathBuf::from(s)))
             .map_err(|e| e.to_string())
     };
     let required = |p: Option<PathBuf>, flag: &str| p.ok_or(format!("`{name}` needs {flag} FILE"));
@@ -115,7 +116,8 @@ Options:
   --catalog FILE   Airbyte configured catalog: which streams to read, in order
   --streams LIST   read only these streams, comma-separated (instead of --catalog);
                    without either, read every stream
-  --state FILE     state from a previous run (JSON array of STATE messages)
+  --state FILE     state from a previous run: a JSON array of the `state`
+                   objects of its STATE messages, or of the STATE lines whole
   --debug          accepted and ignored, as Airbyte may pass it
   -h, --help       print this help
   -V, --version    print the version

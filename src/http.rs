@@ -154,7 +154,7 @@ impl Client {
             .call()
         {
             Ok(r) => r,
-            Err(e) => return transport_outcome(e),
+            Err(e) => return transport_outcome(e, url),
         };
         let status = response.status().as_u16();
         self.note_rate_window(response.headers(), status);
@@ -301,8 +301,17 @@ fn read_body(response: Response<Body>, into: &mut Vec<u8>) -> std::io::Result<us
         .read_to_end(into)
 }
 
+/// `scheme://host:port` of a URL, to say where a request went.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// Sorts a transport failure: configuration mistakes fail, the rest retry.
-fn transport_outcome<T>(e: ureq::Error) -> Outcome<T> {
+fn transport_outcome<T>(e: ureq::Error, url: &str) -> Outcome<T> {
     match e {
         ureq::Error::BadUri(_)
         | ureq::Error::Http(_)
@@ -316,7 +325,10 @@ fn transport_outcome<T>(e: ureq::Error) -> Outcome<T> {
                 "TLS with base_url's host failed ({e}); check base_url"
             )))
         }
-        e => Outcome::retry(RetryKind::Unavailable, format!("request failed: {e}")),
+        e => Outcome::retry(
+            RetryKind::Unavailable,
+            format!("request to {} failed: {e}", origin(url)),
+        ),
     }
 }
 
@@ -440,6 +452,16 @@ mod tests {
         assert!(api_reason(b"<html>oops", "k").contains("<html>oops"));
         assert_eq!(truncate("h\u{e9}llo", 2), "h");
         assert_eq!(quote(&[b'a'; 500], "secret").len(), QUOTE_BYTES + 2);
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin("https://api.persistiq.com/v1/leads?page=2"),
+            "https://api.persistiq.com"
+        );
+        assert_eq!(origin("http://127.0.0.1:8/v1/"), "http://127.0.0.1:8");
+        assert_eq!(origin("no-scheme"), "no-scheme");
     }
 
     #[test]

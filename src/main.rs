@@ -188,12 +188,21 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
     let selected = match (&args.catalog, &args.streams) {
         (Some(path), _) => catalog::parse_catalog(&read_json_file(path, "catalog")?)?,
         (None, Some(names)) => select_by_name(names)?,
-        (None, None) => select_by_name(&[])?,
+        (None, None) => streams::STREAMS.iter().map(|s| selected(s.name)).collect(),
     };
     let state = match &args.state {
         Some(path) => State::parse(&read_json_file(path, "state")?)?,
         None => State::default(),
     };
+    if state.unread > 0 {
+        out.log(
+            "WARN",
+            &format!(
+                "the state file has {} entries this source cannot use; it reads per-stream states (the `state` objects of STATE messages, or the STATE lines of a previous run); streams without one start from scratch",
+                state.unread
+            ),
+        );
+    }
     let mut client = http::Client::new(&config);
     let all_complete = sync::read(
         &mut client,
@@ -205,11 +214,16 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
     Ok(if all_complete { 0 } else { 1 })
 }
 
-/// The streams named on the command line; none named means all of them.
+/// The streams named on the command line.
 fn select_by_name(names: &[String]) -> Result<Vec<Selected>> {
     if names.is_empty() {
-        return Ok(streams::STREAMS.iter().map(|s| selected(s.name)).collect());
+        // `--streams "$EMPTY"` is a mistake, not a request for everything.
+        return Err(Error::config(format!(
+            "--streams names no stream; name some of: {} (or leave --streams out to read all)",
+            streams::names()
+        )));
     }
+
     if let Some(bad) = names.iter().find(|n| streams::find(n).is_none()) {
         return Err(Error::config(format!(
             "--streams: there is no stream `{bad}`; the streams are: {}",

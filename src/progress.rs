@@ -67,8 +67,13 @@ impl Progress {
             0.0
         };
         let mut line = format!(
-            "{}: {} records, {} pages, {:.0} records/s",
-            self.stream, self.records, self.pages, rate
+            "{}: {} record{}, {} page{}, {:.0} records/s",
+            self.stream,
+            self.records,
+            if self.records == 1 { "" } else { "s" },
+            self.pages,
+            if self.pages == 1 { "" } else { "s" },
+            rate
         );
         if let Some(why) = &self.waiting {
             line.push_str(&format!("; waiting: {why}"));

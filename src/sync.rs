@@ -37,6 +37,7 @@ pub fn read(
 ) -> Result<bool> {
     let started = Instant::now();
     let mut failed = Vec::new();
+    let mut unknown = Vec::new();
     let mut total = 0;
     for sel in selected {
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
@@ -51,6 +52,7 @@ pub fn read(
             );
             out.status(&id, Status::Incomplete);
             out.flush()?;
+            unknown.push(sel.name.as_str());
             continue;
         };
         let result = Plan::new(def, sel.sync_mode, state.get(&sel.name), start_date, out)
@@ -66,12 +68,18 @@ pub fn read(
             }
         }
     }
-    let summary = format!(
+    let mut summary = format!(
         "sync finished in {:.1} s: {total} records from {} of {} streams",
         started.elapsed().as_secs_f64(),
-        selected.len() - failed.len(),
+        selected.len() - failed.len() - unknown.len(),
         selected.len()
     );
+    if !unknown.is_empty() {
+        summary.push_str(&format!(
+            "; not streams of this source: {}",
+            unknown.join(", ")
+        ));
+    }
     if failed.is_empty() {
         out.log("INFO", &summary);
     } else {
@@ -278,10 +286,10 @@ impl<'a> StreamRun<'a> {
         out.log(
             "INFO",
             &format!(
-                "stream {}: {} records in {} pages, {:.1} s",
+                "stream {}: {} in {}, {:.1} s",
                 self.id.name,
-                self.records,
-                self.pages,
+                count(self.records, "record"),
+                count(self.pages, "page"),
                 started.elapsed().as_secs_f64()
             ),
         );
@@ -410,13 +418,20 @@ impl<'a> StreamRun<'a> {
             out.log(
                 "INFO",
                 &format!(
-                    "stream {}: {} pages, {} records so far",
-                    self.id.name, self.pages, self.records
+                    "stream {}: {} pages, {} so far",
+                    self.id.name,
+                    self.pages,
+                    count(self.records, "record")
                 ),
             );
         }
         out.flush()
     }
+}
+
+/// "1 page", "2 pages".
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Walks the pages of one list endpoint.

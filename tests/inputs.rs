@@ -148,6 +148,13 @@ fn bad_catalogs_fail_before_any_request() {
         (dir.json("d.json", &invalid_mode), "INVALID"),
         (
             dir.json(
+                "f.json",
+                &json!({"type": "CATALOG", "catalog": {"streams": []}}),
+            ),
+            "configured catalog",
+        ),
+        (
+            dir.json(
                 "e.json",
                 &catalog(&["users", "tags", "users"], "full_refresh"),
             ),

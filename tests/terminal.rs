@@ -38,7 +38,7 @@ fn progress_is_drawn_on_a_terminal_stderr() {
         screen.contains("leads: 1234 records, 13 pages"),
         "{screen:?}"
     );
-    assert!(screen.contains("users: 3 records, 1 pages"), "{screen:?}");
+    assert!(screen.contains("users: 3 records, 1 page,"), "{screen:?}");
     assert!(screen.contains("records/s"), "{screen:?}");
     assert!(
         screen.contains("waiting: stream users, page 1: HTTP 503; retry 1 of 2"),
@@ -87,7 +87,21 @@ fn streams_flag_picks_streams_and_names_the_valid_ones() {
     for name in ["users", "leads", "campaign_leads", "events"] {
         assert!(message.contains(name), "{message}");
     }
+    let empty = support::run(&["read", "--config", &cfg, "--streams", ""]);
+    assert_eq!(
+        empty.code,
+        Some(1),
+        "an empty --streams is a mistake, not 'all'"
+    );
+    assert!(empty.errors()[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("names no stream"));
     assert!(mock.seen().len() == 2, "no request for a bad --streams");
+    // `--config=FILE` works as well as `--config FILE`.
+    let eq = support::run(&["read", &format!("--config={cfg}"), "--streams=users"]);
+    assert_eq!(eq.code, Some(0));
+    assert_eq!(eq.record_data("users"), mock.records("users"));
 }
 
 #[test]
