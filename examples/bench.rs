@@ -25,6 +25,8 @@
 
 #[path = "../tests/support/mock.rs"]
 mod mock;
+#[path = "shared/connector.rs"]
+mod shared;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -710,48 +712,14 @@ fn anon_rss_mib() -> Option<f64> {
     Some(kib * 1024.0 / MIB)
 }
 
-/// The connector next to this example, built first (a no-op when fresh).
+/// The connector next to this example, built first.
 fn connector_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join(format!("source-persistiq{}", std::env::consts::EXE_SUFFIX));
-    if !profile_dir.ends_with("release") {
+    if !shared::is_release() {
         eprintln!(
             "bench: warning: not a release build; run with `cargo run --release --example bench`"
         );
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--bin", "source-persistiq"]);
-    // `cargo run` gives us the package's CARGO_PKG_* and CARGO_MANIFEST_*;
-    // ring's build script reruns when any of those changes, so passing them
-    // on would rebuild ring here and again at the next `cargo run`.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_")
-            || key.starts_with("CARGO_MANIFEST_")
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-            ]
-            .contains(&&*key)
-        {
-            build.env_remove(&*key);
-        }
-    }
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    match build.status() {
-        Ok(s) if s.success() => {}
-        _ if bin.exists() => {}
-        _ => usage("could not build the connector; run `cargo build --release` first"),
-    }
-    bin
+    shared::connector_binary().unwrap_or_else(|e| usage(&e))
 }
 
 // ------------------------------------------------------------ statistics

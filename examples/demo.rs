@@ -9,11 +9,12 @@
 
 #[path = "../tests/support/mock.rs"]
 mod mock;
+#[path = "shared/connector.rs"]
+mod shared;
 
 use mock::{MockServer, Options};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 fn main() -> ExitCode {
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
             config.to_string_lossy().into_owned(),
         ]);
     }
-    let connector = connector_binary();
+    let connector = shared::connector_binary().unwrap_or_else(|e| panic!("{e}"));
     eprintln!("demo: mock PersistIq API at {}", server.base_url());
     eprintln!("demo: {} {}", connector.display(), command.join(" "));
 
@@ -78,30 +79,6 @@ fn main() -> ExitCode {
         eprintln!("  {n:>6}  {kind}");
     }
     ExitCode::from(status.code().unwrap_or(1) as u8)
-}
-
-/// The release connector next to this example, built first if missing.
-fn connector_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join(format!("source-persistiq{}", std::env::consts::EXE_SUFFIX));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // Cargo builds examples without the binary; build it (a no-op when fresh).
-    let release = profile_dir.ends_with("release");
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--bin", "source-persistiq"]);
-    if release {
-        build.arg("--release");
-    }
-    match build.status() {
-        Ok(s) if s.success() => {}
-        _ if bin.exists() => {}
-        _ => panic!("could not build the connector; run `cargo build --release` first"),
-    }
-    bin
 }
 
 /// Runs only the mock server, until killed; prints its base_url first.
