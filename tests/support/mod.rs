@@ -11,6 +11,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_source-persistiq");
 
+/// Every stream of the source, in the order `discover` lists them.
+pub const STREAMS: [&str; 9] = [
+    "users",
+    "leads",
+    "campaigns",
+    "lead_statuses",
+    "lead_fields",
+    "dnc_domains",
+    "tags",
+    "events",
+    "campaign_leads",
+];
+
 /// A scratch directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
