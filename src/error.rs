@@ -33,8 +33,6 @@ pub struct Error {
     pub message: String,
     /// Extra detail for the logs (URL path, status, a snippet of the body).
     pub internal: Option<String>,
-    /// The stream this error belongs to, when it belongs to one.
-    pub stream: Option<String>,
     /// stdout was closed by the reader: stop quietly, there is nobody to tell.
     pub output_closed: bool,
     /// The HTTP status that caused the error, when the API answered.
@@ -47,7 +45,6 @@ impl Error {
             failure,
             message: message.into(),
             internal: None,
-            stream: None,
             output_closed: false,
             http_status: None,
         }
@@ -80,11 +77,6 @@ impl Error {
 
     pub fn with_status(mut self, status: u16) -> Error {
         self.http_status = Some(status);
-        self
-    }
-
-    pub fn in_stream(mut self, stream: &str) -> Error {
-        self.stream.get_or_insert_with(|| stream.to_string());
         self
     }
 }

@@ -11,6 +11,7 @@ use crate::progress::Progress;
 use crate::signals;
 use serde::Serialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,7 +28,7 @@ pub fn now_ms() -> u64 {
 pub struct StreamId {
     pub name: String,
     /// `{"name":..,"namespace":..}`, namespace kept exactly as the catalog had it.
-    descriptor: String,
+    descriptor: Box<RawValue>,
     /// The start of every RECORD line of the stream, up to `"data":`.
     record_prefix: Vec<u8>,
 }
@@ -37,8 +38,10 @@ impl StreamId {
         let descriptor = match namespace {
             Some(ns) => json!({"name": name, "namespace": ns}),
             None => json!({"name": name}),
-        }
-        .to_string();
+        };
+        // A Value always serialises, so the raw text is always valid.
+        let descriptor = serde_json::value::to_raw_value(&descriptor)
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
         let mut record_prefix = br#"{"type":"RECORD","record":{"#.to_vec();
         if let Some(ns) = namespace {
             record_prefix.extend_from_slice(format!("\"namespace\":{},", json!(ns)).as_bytes());
@@ -114,7 +117,9 @@ impl Out {
         // recordCount is a double that must carry a decimal point.
         let line = format!(
             "{{\"type\":\"STATE\",\"state\":{{\"type\":\"STREAM\",\"stream\":{{\"stream_descriptor\":{},\"stream_state\":{}}},\"sourceStats\":{{\"recordCount\":{}.0}}}}}}\n",
-            stream.descriptor, state, records
+            stream.descriptor.get(),
+            state,
+            records
         );
         self.buf.extend_from_slice(line.as_bytes());
     }
@@ -129,7 +134,7 @@ impl Out {
         let line = format!(
             "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"}}}}}}\n",
             now_ms(),
-            stream.descriptor,
+            stream.descriptor.get(),
             status
         );
         self.buf.extend_from_slice(line.as_bytes());
@@ -168,13 +173,8 @@ impl Out {
             internal_message: Option<String>,
             failure_type: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            stream_descriptor: Option<serde_json::Value>,
+            stream_descriptor: Option<&'a RawValue>,
         }
-        let descriptor = match (stream, &err.stream) {
-            (Some(s), _) => serde_json::from_str(&s.descriptor).ok(),
-            (None, Some(name)) => Some(json!({ "name": name })),
-            (None, None) => None,
-        };
         let trace = Trace {
             kind: "ERROR",
             emitted_at: now_ms(),
@@ -182,7 +182,7 @@ impl Out {
                 message: self.clean(&err.message),
                 internal_message: err.internal.as_deref().map(|i| self.clean(i)),
                 failure_type: err.failure.as_str(),
-                stream_descriptor: descriptor,
+                stream_descriptor: stream.map(|s| &*s.descriptor),
             },
         };
         self.message("TRACE", "trace", &trace);

@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 /// Redraw at most this often: a terminal is slower than a sync.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
+/// "1 page", "2 pages".
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 pub struct Progress {
     stream: String,
     started: Instant,
@@ -67,12 +72,10 @@ impl Progress {
             0.0
         };
         let mut line = format!(
-            "{}: {} record{}, {} page{}, {:.0} records/s",
+            "{}: {}, {}, {:.0} records/s",
             self.stream,
-            self.records,
-            if self.records == 1 { "" } else { "s" },
-            self.pages,
-            if self.pages == 1 { "" } else { "s" },
+            count(self.records, "record"),
+            count(self.pages, "page"),
             rate
         );
         if let Some(why) = &self.waiting {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::http::{encode, Client};
 use crate::output::{Out, RecordEnd, Status, StreamId};
 use crate::page::{self, Record};
+use crate::progress::count;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
 use crate::time;
 use serde_json::{json, Value};
@@ -61,7 +62,7 @@ pub fn read(
             Ok(n) => total += n,
             Err(e) if e.output_closed => return Err(e),
             Err(e) => {
-                out.trace_error(&e.in_stream(&sel.name), Some(&id));
+                out.trace_error(&e, Some(&id));
                 out.status(&id, Status::Incomplete);
                 out.flush()?;
                 failed.push(sel.name.as_str());
@@ -427,11 +428,6 @@ impl<'a> StreamRun<'a> {
         }
         out.flush()
     }
-}
-
-/// "1 page", "2 pages".
-fn count(n: u64, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Walks the pages of one list endpoint.
