@@ -291,24 +291,14 @@ fn redirects_are_never_followed() {
 fn repeated_pages_are_not_emitted_twice_and_end_in_an_error() {
     let mock = MockServer::start(Options::default());
     // From page 2 on, the server ignores `page` and serves page 1 again.
-    mock.add_fault(Fault::new(
-        "campaigns",
-        Some(2),
-        usize::MAX,
-        Action::RepeatFirstPage,
-    ));
-    mock.add_fault(Fault::new(
-        "campaigns",
-        Some(3),
-        usize::MAX,
-        Action::RepeatFirstPage,
-    ));
-    mock.add_fault(Fault::new(
-        "campaigns",
-        Some(4),
-        usize::MAX,
-        Action::RepeatFirstPage,
-    ));
+    for page in 2..=4 {
+        mock.add_fault(Fault::new(
+            "campaigns",
+            Some(page),
+            usize::MAX,
+            Action::RepeatFirstPage,
+        ));
+    }
     let dir = TempDir::new();
     let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
     assert_eq!(run.code, Some(1));

@@ -18,8 +18,8 @@ fn on_a_terminal(command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn progress_is_drawn_on_a_terminal_stderr() {
+/// The mock, with the first users request answered 503 (a retry to show).
+fn users_fail_once_with_503() -> MockServer {
     let mock = MockServer::start(Options::default());
     mock.add_fault(Fault::new(
         "users",
@@ -27,6 +27,12 @@ fn progress_is_drawn_on_a_terminal_stderr() {
         1,
         Action::Status(503, vec![], String::new()),
     ));
+    mock
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_stderr() {
+    let mock = users_fail_once_with_503();
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     let screen = on_a_terminal(&format!("{BIN} read --config {cfg} --streams users,leads"));
@@ -49,13 +55,7 @@ fn progress_is_drawn_on_a_terminal_stderr() {
 
 #[test]
 fn nothing_is_written_to_stderr_when_it_is_not_a_terminal() {
-    let mock = MockServer::start(Options::default());
-    mock.add_fault(Fault::new(
-        "users",
-        None,
-        1,
-        Action::Status(503, vec![], String::new()),
-    ));
+    let mock = users_fail_once_with_503();
     let dir = TempDir::new();
     let run = read(&dir, &config(&mock.base_url()), Some(&["users", "leads"]));
     assert_eq!(run.code, Some(0));
