@@ -4,12 +4,15 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::output::Out;
+use std::fmt;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::{HeaderMap, Response, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+};
 use ureq::Body;
 
 /// The most we read of one response body; a page is far smaller.
@@ -60,14 +63,27 @@ impl<T> Outcome<T> {
 
 /// The API client. Reuses one connection and one body buffer across pages.
 pub struct Client {
+    conn: Conn,
+    schedule: Vec<Duration>,
+    body: Vec<u8>,
+}
+
+/// The sending half of the client. A body handler gets it so that it can
+/// send the next page's request before it is done with the current page.
+pub struct Conn {
     agent: ureq::Agent,
     resolver: CachingResolver,
     base_url: String,
     api_key: String,
-    schedule: Vec<Duration>,
-    body: Vec<u8>,
     /// Set when the server said the rate window is used up: no request before it.
     quiet_until: Option<SystemTime>,
+    meanwhile: Meanwhile,
+}
+
+/// A GET that has gone out: the head of its answer, or why there is none.
+pub struct Sent {
+    path_query: String,
+    answer: std::result::Result<Response<Body>, ureq::Error>,
 }
 
 impl Client {
@@ -85,18 +101,22 @@ impl Client {
             builder = builder.proxy(None);
         }
         let resolver = CachingResolver::default();
+        let meanwhile = Meanwhile::default();
         Client {
-            agent: ureq::Agent::with_parts(
-                builder.build(),
-                DefaultConnector::new(),
-                resolver.clone(),
-            ),
-            resolver,
-            base_url: config.base_url.clone(),
-            api_key: config.api_key.clone(),
+            conn: Conn {
+                agent: ureq::Agent::with_parts(
+                    builder.build(),
+                    DefaultConnector::new().chain(meanwhile.clone()),
+                    resolver.clone(),
+                ),
+                resolver,
+                base_url: config.base_url.clone(),
+                api_key: config.api_key.clone(),
+                quiet_until: None,
+                meanwhile,
+            },
             schedule: config.retry_schedule.clone(),
             body: Vec::with_capacity(1 << 20),
-            quiet_until: None,
         }
     }
 
@@ -112,17 +132,40 @@ impl Client {
         out: &mut Out,
         mut on_body: impl FnMut(&[u8], &mut Out) -> Result<T, String>,
     ) -> Result<T> {
-        let url = format!("{}{}", self.base_url, path_query);
+        self.get_overlapped(None, path_query, what, out, |_, body, out| {
+            on_body(body, out)
+        })
+    }
+
+    /// `get`, for a request that may have been sent already (`sent`, from
+    /// `Conn::send_overlapped`), and with a body handler that may send the
+    /// next one. The handler may take the body out of its `Vec` for a while
+    /// but must put it back.
+    pub fn get_overlapped<T>(
+        &mut self,
+        sent: Option<Sent>,
+        path_query: &str,
+        what: &str,
+        out: &mut Out,
+        mut on_body: impl FnMut(&mut Conn, &mut Vec<u8>, &mut Out) -> Result<T, String>,
+    ) -> Result<T> {
+        let mut sent = sent.filter(|s| s.path_query == path_query);
         let mut retries = 0;
         loop {
-            self.wait_for_rate_window(what, out)?;
-            let (why, kind, wait) = match self.try_once(&url, what, out, &mut on_body) {
+            let answer = match sent.take() {
+                Some(sent) => sent.answer,
+                None => {
+                    self.conn.wait_for_rate_window(what, out)?;
+                    self.conn.send(path_query).answer
+                }
+            };
+            let (why, kind, wait) = match self.judge(answer, what, out, &mut on_body) {
                 Outcome::Done(value) => return Ok(value),
                 Outcome::Fail(err) => return Err(err),
                 Outcome::Retry { why, kind, wait } => (why, kind, wait),
             };
             // The host may have moved (DNS failover): look it up again.
-            self.resolver.forget();
+            self.conn.resolver.forget();
             let Some(step) = self.schedule.get(retries) else {
                 return Err(give_up(what, &why, kind, retries));
             };
@@ -140,37 +183,33 @@ impl Client {
         }
     }
 
-    fn try_once<T>(
+    /// What one answer comes to: its body handled, a retry, or a failure.
+    fn judge<T>(
         &mut self,
-        url: &str,
+        answer: std::result::Result<Response<Body>, ureq::Error>,
         what: &str,
         out: &mut Out,
-        on_body: &mut impl FnMut(&[u8], &mut Out) -> Result<T, String>,
+        on_body: &mut impl FnMut(&mut Conn, &mut Vec<u8>, &mut Out) -> Result<T, String>,
     ) -> Outcome<T> {
-        let response = match self
-            .agent
-            .get(url)
-            .header("x-api-key", &self.api_key)
-            .call()
-        {
+        let response = match answer {
             Ok(r) => r,
-            Err(e) => return transport_outcome(e, url),
+            Err(e) => return transport_outcome(e, &self.conn.base_url),
         };
         let status = response.status().as_u16();
-        self.note_rate_window(response.headers(), status);
+        self.conn.note_rate_window(response.headers(), status);
         if (200..300).contains(&status) {
             self.body.clear();
             if let Err(e) = read_body(response, &mut self.body) {
                 let why = format!("the response body broke off ({e})");
                 return Outcome::retry(RetryKind::Unavailable, why);
             }
-            return match on_body(&self.body, out) {
+            return match on_body(&mut self.conn, &mut self.body, out) {
                 Ok(value) => Outcome::Done(value),
                 Err(why) => Outcome::retry(
                     RetryKind::BadBody,
                     format!(
                         "HTTP {status} with an unusable body: {why}; body starts {}",
-                        quote(&self.body, &self.api_key)
+                        quote(&self.body, &self.conn.api_key)
                     ),
                 ),
             };
@@ -180,11 +219,12 @@ impl Client {
             .headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
-            .map(|l| format!(" to {}", clip(l, QUOTE_BYTES, &self.api_key)))
+            .map(|l| format!(" to {}", clip(l, QUOTE_BYTES, &self.conn.api_key)))
             .unwrap_or_default();
         // Error bodies are small; read what there is for the message.
         self.body.clear();
         let _ = read_body(response, &mut self.body);
+        let api_key = &self.conn.api_key;
         match status {
             429 => Outcome::Retry {
                 why: "HTTP 429: rate limited".into(),
@@ -193,13 +233,13 @@ impl Client {
             },
             408 | 500..=599 => Outcome::retry(
                 RetryKind::Unavailable,
-                format!("HTTP {status}{}", api_reason(&self.body, &self.api_key)),
+                format!("HTTP {status}{}", api_reason(&self.body, api_key)),
             ),
             401 | 403 => Outcome::Fail(
                 Error::config(format!(
                     "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
                 ))
-                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body, &self.api_key)))
+                .with_internal(format!("{what}: HTTP {status}{}", api_reason(&self.body, api_key)))
                 .with_status(status),
             ),
             300..=399 => Outcome::Fail(Error::system(format!(
@@ -208,11 +248,56 @@ impl Client {
             _ => Outcome::Fail(
                 Error::system(format!(
                     "{what}: the API answered HTTP {status}{}",
-                    api_reason(&self.body, &self.api_key)
+                    api_reason(&self.body, api_key)
                 ))
                 .with_status(status),
             ),
         }
+    }
+}
+
+impl Conn {
+    /// Sends a GET for `path_query` and waits for the head of its answer.
+    fn send(&mut self, path_query: &str) -> Sent {
+        let answer = self
+            .agent
+            .get(format!("{}{}", self.base_url, path_query))
+            .header("x-api-key", &self.api_key)
+            .call();
+        Sent {
+            path_query: path_query.to_string(),
+            answer,
+        }
+    }
+
+    /// Whether a request may go out now, without waiting for a rate window.
+    pub fn may_send_now(&self) -> bool {
+        self.quiet_until.is_none()
+    }
+
+    /// Sends a GET for `path_query` and does `work` while the server
+    /// prepares the answer, on this thread: the connection runs `work` when
+    /// it would otherwise block on its first read of the answer. A page is
+    /// thus checked in the time its successor's round trip takes anyway.
+    ///
+    /// `None` in place of `work`'s result means it never ran, which the
+    /// structure rules out; the caller treats it as a failed try.
+    pub fn send_overlapped<R: Send + 'static>(
+        &mut self,
+        path_query: &str,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> (Sent, Option<R>) {
+        let result = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&result);
+        self.meanwhile.set(Box::new(move || {
+            let value = work();
+            *lock(&slot) = Some(value);
+        }));
+        let sent = self.send(path_query);
+        // The connection may have failed before it had to wait.
+        self.meanwhile.run();
+        let value = lock(&result).take();
+        (sent, value)
     }
 
     /// Records a spent rate window (`X-RateLimit-Remaining: 0`) so that the
@@ -291,6 +376,92 @@ impl Resolver for CachingResolver {
         }
         Ok(addrs)
     }
+}
+
+/// Work for the connection to do, once, the next time it would block
+/// waiting for the server. A link in the agent's connector chain, so that
+/// it wraps every connection the agent opens, plain or TLS.
+#[derive(Clone, Default)]
+struct Meanwhile(Arc<Mutex<Option<Job>>>);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Meanwhile {
+    fn set(&self, job: Job) {
+        *lock(&self.0) = Some(job);
+    }
+
+    /// Runs the job if it has not run yet.
+    fn run(&self) {
+        // Taken out first: the job runs without the lock held.
+        let job = lock(&self.0).take();
+        if let Some(job) = job {
+            job();
+        }
+    }
+}
+
+impl fmt::Debug for Meanwhile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Meanwhile")
+    }
+}
+
+impl Connector<Box<dyn Transport>> for Meanwhile {
+    type Out = MeanwhileTransport;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> std::result::Result<Option<MeanwhileTransport>, ureq::Error> {
+        Ok(chained.map(|inner| MeanwhileTransport {
+            inner,
+            meanwhile: self.clone(),
+        }))
+    }
+}
+
+/// A connection that runs the pending `Meanwhile` job before it blocks on a read.
+#[derive(Debug)]
+struct MeanwhileTransport {
+    inner: Box<dyn Transport>,
+    meanwhile: Meanwhile,
+}
+
+impl Transport for MeanwhileTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> std::result::Result<(), ureq::Error> {
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        self.meanwhile.run();
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+/// The mutex's value even if a holder panicked: the slot it guards holds a
+/// job or a result, and either is still whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn read_body(response: Response<Body>, into: &mut Vec<u8>) -> std::io::Result<usize> {

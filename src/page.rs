@@ -10,6 +10,7 @@
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
+use std::ops::Range;
 
 /// Nesting this deep is refused, at the same depth as serde_json (which
 /// stops at its 128th level), so that no input can exhaust the stack and
@@ -46,10 +47,50 @@ impl Record<'_> {
     }
 }
 
+/// Where a checked page's parts lie in its body. It owns nothing of the
+/// body, so a page can be scanned while its body is lent out (see
+/// `http::Conn::send_overlapped`) and viewed as a `Page` afterwards.
+#[derive(Debug)]
+pub struct Layout {
+    records: Vec<Span>,
+    has_more: bool,
+    items: Range<usize>,
+}
+
+#[derive(Debug)]
+struct Span {
+    json: Range<usize>,
+    compact: bool,
+}
+
+impl Layout {
+    /// The page in `body`, which must be the body this layout was scanned from.
+    pub fn page<'a>(&self, body: &'a [u8]) -> Page<'a> {
+        Page {
+            records: self
+                .records
+                .iter()
+                .map(|span| Record {
+                    json: &body[span.json.clone()],
+                    compact: span.compact,
+                })
+                .collect(),
+            has_more: self.has_more,
+            items: &body[self.items.clone()],
+        }
+    }
+}
+
 /// Parses a list page whose records sit under `collection`.
 ///
 /// The error says what is wrong in words fit for a log line.
 pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
+    scan(body, collection).map(|layout| layout.page(body))
+}
+
+/// Checks a list page whose records sit under `collection` and finds its
+/// parts; `parse` without the borrow.
+pub fn scan(body: &[u8], collection: &str) -> Result<Layout, String> {
     std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8 ({e})"))?;
     let mut s = Scanner {
         b: body,
@@ -67,7 +108,7 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
         return Err(at(&s, "expected a JSON object"));
     }
     let mut records = None;
-    let mut items: &[u8] = &[];
+    let mut items = 0..0;
     let mut has_more = None;
     let mut next_page_named = false;
     s.ws();
@@ -83,7 +124,7 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
             if key_is(key, collection) {
                 let start = s.i;
                 records = Some(s.records(collection).map_err(|e| at(&s, &e))?);
-                items = &body[start..s.i];
+                items = start..s.i;
             } else if key_is(key, "has_more") {
                 has_more = Some(s.has_more().map_err(|e| at(&s, e))?);
             } else if key_is(key, "next_page") && s.peek() == Some(b'"') {
@@ -106,12 +147,56 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
         return Err(at(&s, "trailing data"));
     }
     let records = records.ok_or_else(|| format!("the body has no `{collection}` array"))?;
-    Ok(Page {
+    Ok(Layout {
         records,
         // `has_more` decides; without it, a `next_page` URL says more follow.
         has_more: has_more.flatten().unwrap_or(next_page_named),
         items,
     })
+}
+
+/// Whether the envelope says `"has_more": true` before its `collection`
+/// array starts, as PersistIq's envelopes do: a guess at `scan`'s
+/// `has_more` from the first few dozen bytes, good enough to send the next
+/// page's request early. `scan` still decides; a guess it overturns costs
+/// one unused request.
+pub fn says_more_before_records(body: &[u8], collection: &str) -> bool {
+    let mut s = Scanner {
+        b: body,
+        i: 0,
+        spaced: false,
+    };
+    s.ws();
+    if !s.eat(b'{') {
+        return false;
+    }
+    let (mut has_more, mut next_page_named) = (None, false);
+    loop {
+        s.ws();
+        let Ok(key) = s.string() else {
+            return false;
+        };
+        s.ws();
+        if !s.eat(b':') {
+            return false;
+        }
+        s.ws();
+        if key_is(key, collection) {
+            // The same rule as `scan`'s.
+            return has_more.flatten().unwrap_or(next_page_named);
+        }
+        let value = if key_is(key, "has_more") {
+            s.has_more().map(|v| has_more = Some(v))
+        } else if key_is(key, "next_page") && s.peek() == Some(b'"') {
+            s.string().map(|url| next_page_named = !url.is_empty())
+        } else {
+            s.value(2)
+        };
+        s.ws();
+        if value.is_err() || !s.eat(b',') {
+            return false;
+        }
+    }
 }
 
 /// Whether a key's raw text (between its quotes) names `name`.
@@ -158,7 +243,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The record array: each item must be an object.
-    fn records(&mut self, collection: &str) -> Result<Vec<Record<'a>>, String> {
+    fn records(&mut self, collection: &str) -> Result<Vec<Span>, String> {
         if !self.eat(b'[') {
             return Err(format!("`{collection}` is not an array"));
         }
@@ -179,8 +264,8 @@ impl<'a> Scanner<'a> {
             self.spaced = false;
             // Envelope, array, record: the record opens level 3.
             self.value(3)?;
-            records.push(Record {
-                json: &self.b[start..self.i],
+            records.push(Span {
+                json: start..self.i,
                 compact: !self.spaced,
             });
             self.ws();
@@ -518,6 +603,28 @@ mod tests {
             r#"{"a b":[1,2],"c\" \\":"x\n y"}"#
         );
         assert_eq!(minified(r#"{"k":"v"}"#), r#"{"k":"v"}"#);
+    }
+
+    #[test]
+    fn the_early_guess_reads_only_the_envelope_before_the_records() {
+        let guess = |body: &str| says_more_before_records(body.as_bytes(), "leads");
+        assert!(guess(
+            r#"{"status":"success","errors":[],"has_more":true,"leads":[{"#
+        ));
+        assert!(guess(
+            r#" { "errors" : ["x"] , "next_page" : "https://x/?page=2", "leads" : ["#
+        ));
+        assert!(!guess(
+            r#"{"has_more":false,"next_page":"https://x/?page=2","leads":["#
+        ));
+        assert!(!guess(r#"{"has_more":null,"leads":[]}"#));
+        // The records come first: no guess.
+        assert!(!guess(r#"{"leads":[],"has_more":true}"#));
+        // A `has_more` inside another member is not the envelope's.
+        assert!(!guess(r#"{"meta":{"has_more":true},"leads":[]}"#));
+        assert!(!guess(r#"{"has_more":"yes","leads":[]}"#));
+        assert!(!guess("<html>"));
+        assert!(!guess(r#"{"has_more":true"#));
     }
 
     #[test]

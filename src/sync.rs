@@ -6,7 +6,7 @@
 
 use crate::catalog::{Selected, State, SyncMode};
 use crate::error::{Error, Result};
-use crate::http::{encode, Client};
+use crate::http::{encode, Client, Sent};
 use crate::output::{Out, RecordEnd, Status, StreamId};
 use crate::page::{self, Record};
 use crate::progress::count;
@@ -338,6 +338,7 @@ impl<'a> StreamRun<'a> {
             label,
             1,
         );
+        parents.overlap = false;
         let (mut found, mut missing) = (0u64, 0u64);
         while let Some(ids) = parents.next(client, out, |records, out| {
             self.mark_running(out);
@@ -435,18 +436,29 @@ impl<'a> StreamRun<'a> {
 /// Page N+1 is always built from base_url here, never taken from the
 /// envelope's `next_page`: that URL could name another host, and the key
 /// must not travel there.
+///
+/// When the envelope says early on that more pages follow, the request for
+/// page N+1 goes out before page N has been checked, and the check runs
+/// while the server prepares that answer (`Conn::send_overlapped`); page N's
+/// records are still written before page N+1's body is read. One request is
+/// in flight at a time, as before.
 struct Pager {
     path: String,
     /// Extra query parameters, each as `&name=value`.
     filter: String,
     collection: &'static str,
     paged: bool,
+    /// Whether page N+1 may be requested while page N is being checked: not
+    /// for a parent list, whose caller sends its own requests between pages.
+    overlap: bool,
     label: String,
     page: u64,
     done: bool,
     idle_pages: u32,
     /// The previous page's record array, to notice the same page again.
     previous: Vec<u8>,
+    /// The request for `page`, if it went out while the page before it was checked.
+    ahead: Option<Sent>,
 }
 
 impl Pager {
@@ -456,17 +468,29 @@ impl Pager {
             filter,
             collection: def.collection,
             paged: def.paging == Paging::Pages,
+            overlap: true,
             label,
             page: first_page,
             done: false,
             idle_pages: 0,
             previous: Vec::new(),
+            ahead: None,
         }
     }
 
     /// The page the next call reads, if there is one.
     fn next_page(&self) -> Option<u64> {
         (!self.done).then_some(self.page)
+    }
+
+    /// The request path of page `page`.
+    fn path_query(&self, page: u64) -> String {
+        if self.paged {
+            format!("{}?page={}{}", self.path, page, self.filter)
+        } else {
+            let filter = self.filter.strip_prefix('&').map(|f| format!("?{f}"));
+            format!("{}{}", self.path, filter.unwrap_or_default())
+        }
     }
 
     /// Fetches the next page and hands its new records (none for an empty
@@ -481,27 +505,46 @@ impl Pager {
         if self.done {
             return Ok(None);
         }
-        let (url, what) = if self.paged {
-            let url = format!("{}?page={}{}", self.path, self.page, self.filter);
-            (url, format!("{}, page {}", self.label, self.page))
+        let path_query = self.path_query(self.page);
+        let what = if self.paged {
+            format!("{}, page {}", self.label, self.page)
         } else {
-            let filter = self.filter.strip_prefix('&').map(|f| format!("?{f}"));
-            (
-                format!("{}{}", self.path, filter.unwrap_or_default()),
-                self.label.clone(),
-            )
+            self.label.clone()
         };
+        let next_query = (self.paged && self.overlap).then(|| self.path_query(self.page + 1));
         let previous = &mut self.previous;
         let collection = self.collection;
-        let (has_more, fresh, taken) = client.get(&url, &what, out, |body, out| {
-            let page = page::parse(body, collection)?;
-            let fresh = !page.records.is_empty() && page.items != previous.as_slice();
-            let taken = take(if fresh { &page.records } else { &[] }, out);
-            previous.clear();
-            previous.extend_from_slice(page.items);
-            Ok((page.has_more, fresh, taken))
-        })?;
+        let ahead = self.ahead.take();
+        let (has_more, fresh, taken, ahead) =
+            client.get_overlapped(ahead, &path_query, &what, out, |conn, body, out| {
+                let (layout, ahead) = match &next_query {
+                    Some(next)
+                        if conn.may_send_now()
+                            && page::says_more_before_records(body, collection) =>
+                    {
+                        let lent = std::mem::take(body);
+                        let (sent, scanned) = conn.send_overlapped(next, move || {
+                            let layout = page::scan(&lent, collection);
+                            (lent, layout)
+                        });
+                        let (lent, layout) =
+                            scanned.ok_or("the page was never checked (internal error)")?;
+                        *body = lent;
+                        (layout?, Some(sent))
+                    }
+                    _ => (page::scan(body, collection)?, None),
+                };
+                let page = layout.page(body);
+                let fresh = !page.records.is_empty() && page.items != previous.as_slice();
+                let taken = take(if fresh { &page.records } else { &[] }, out);
+                previous.clear();
+                previous.extend_from_slice(page.items);
+                Ok((page.has_more, fresh, taken, ahead))
+            })?;
         self.page += 1;
+        // A request sent on a guess the page then overturned is dropped
+        // unread, and its connection with it.
+        self.ahead = ahead.filter(|_| has_more);
         if !self.paged && has_more {
             out.log(
                 "WARN",

@@ -414,3 +414,59 @@ fn a_429_whose_reset_time_has_passed_follows_the_schedule() {
     let run = assert_retried(action, 2, json!({}));
     assert!(run.logs("WARN").iter().all(|w| w.contains("in 0.05 s")));
 }
+
+/// How many times the mock was asked for leads page `page`.
+fn leads_requests(mock: &MockServer, page: u64) -> usize {
+    let query = format!("page={page}");
+    mock.seen()
+        .iter()
+        .filter(|s| s.path == "leads" && s.query == query)
+        .count()
+}
+
+/// Page 2 says `has_more: true` up front, so page 3 is requested while page
+/// 2 is checked; page 2 then turns out broken. Its retry must not reuse or
+/// emit that early answer: it is dropped, and page 3 is asked for again.
+#[test]
+fn a_page_that_promised_more_but_is_broken_drops_the_early_request() {
+    let mock = MockServer::start(Options::default());
+    let broken = r#"{"status":"success","errors":[],"has_more":true,"next_page":null,"leads":[{"id":"l_x"},"#;
+    mock.add_fault(Fault::new("leads", Some(2), 1, Action::Body(broken.into())));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["retry_schedule_seconds"] = json!([0.05]);
+    let run = read(&dir, &cfg, Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("leads"), mock.records("leads"));
+    assert_eq!(run.logs("WARN").len(), 1, "{:?}", run.logs("WARN"));
+    assert_eq!(leads_requests(&mock, 2), 2, "page 2 and its retry");
+    assert_eq!(
+        leads_requests(&mock, 3),
+        2,
+        "the early request, then page 3 for real"
+    );
+    assert_key_only_in_header(&mock);
+}
+
+/// A last page whose envelope says `has_more: true` before its records and
+/// `false` after them: the later key decides (as in `scan`), so the stream
+/// ends there; the request sent early on the first key's word is dropped
+/// unread, costing one request and no records.
+#[test]
+fn an_early_guess_the_page_overturns_costs_one_unused_request() {
+    let mock = MockServer::start(Options::default());
+    let last = mock.page_count("leads") as u64;
+    let records = mock.records("leads");
+    let tail = &records[(last as usize - 1) * support::mock::PAGE_SIZE..];
+    let body = format!(
+        r#"{{"has_more":true,"leads":[{}],"has_more":false}}"#,
+        tail.join(",")
+    );
+    mock.add_fault(Fault::new("leads", Some(last), 1, Action::Body(body)));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("leads"), records);
+    assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
+    assert_eq!(leads_requests(&mock, last + 1), 1, "the one unused request");
+}

@@ -249,6 +249,8 @@ fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
     for signal in ["TERM", "INT"] {
         let mock = MockServer::start(Options::default());
         // Page 4 takes forever: the signal arrives while the connector waits.
+        // Page 3 was checked during that wait, and its records would have
+        // followed as soon as page 4's answer began: pages 1-2 are out.
         mock.add_fault(Fault::new(
             "leads",
             Some(4),
@@ -266,7 +268,7 @@ fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
         );
         assert_eq!(
             run.record_data("leads"),
-            mock.records("leads")[..300],
+            mock.records("leads")[..200],
             "SIG{signal}"
         );
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);

@@ -371,13 +371,15 @@ fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
         "TERM",
         &["read", "--config", &cfg, "--catalog", &cat],
     );
+    // Page 5's records and checkpoint wait for the head of page 6's answer
+    // (page 5 is checked while that answer is awaited), which never comes.
     let first_states = states(&first, "leads");
     assert_eq!(
         first_states.len(),
-        5,
-        "a checkpoint after each of pages 1-5"
+        4,
+        "a checkpoint after each of pages 1-4"
     );
-    assert_eq!(first_states[4].0["resume"]["page"], 6);
+    assert_eq!(first_states[3].0["resume"]["page"], 5);
 
     let second = read_mode(
         &mock,
