@@ -352,6 +352,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string; returns its raw text between the quotes.
+    #[inline(always)]
     fn string(&mut self) -> Result<&'a [u8], &'static str> {
         if !self.eat(b'"') {
             return Err("expected a string");
