@@ -7,11 +7,11 @@ use crate::output::Out;
 use std::fmt;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use ureq::http::{HeaderMap, Response, Uri};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use ureq::http::{HeaderMap, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    time, Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
 };
 use ureq::Body;
 
@@ -27,6 +27,11 @@ const RESET_MARGIN: Duration = Duration::from_millis(500);
 
 /// How much of an unexpected body an error message may quote.
 const QUOTE_BYTES: usize = 200;
+
+/// Round trips longer than this are not worth overlapping with a page's
+/// check (tens of microseconds, lost in them anyway), while overlapping
+/// holds a checked page's records back for one more round trip.
+const OVERLAP_MAX_ROUND_TRIP: Duration = Duration::from_millis(5);
 
 /// What one try of a request came to.
 enum Outcome<T> {
@@ -78,12 +83,26 @@ pub struct Conn {
     /// Set when the server said the rate window is used up: no request before it.
     quiet_until: Option<SystemTime>,
     meanwhile: Meanwhile,
+    /// How long the last request waited for the head of its answer.
+    last_round_trip: Option<Duration>,
+    /// The buffer the next answer's body is read into. It and the client's
+    /// current body trade places, so two buffers serve every page.
+    spare: Vec<u8>,
 }
 
-/// A GET that has gone out: the head of its answer, or why there is none.
+/// A GET that has gone out, with its whole answer, or why there is none.
 pub struct Sent {
     path_query: String,
-    answer: std::result::Result<Response<Body>, ureq::Error>,
+    answer: std::result::Result<Answer, ureq::Error>,
+}
+
+/// An answer as received: its body is read in full (or broke off) at once,
+/// so no later delay of ours counts against the request's timeout.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    body_read: std::io::Result<()>,
 }
 
 impl Client {
@@ -114,6 +133,8 @@ impl Client {
                 api_key: config.api_key.clone(),
                 quiet_until: None,
                 meanwhile,
+                last_round_trip: None,
+                spare: Vec::with_capacity(1 << 20),
             },
             schedule: config.retry_schedule.clone(),
             body: Vec::with_capacity(1 << 20),
@@ -149,7 +170,13 @@ impl Client {
         out: &mut Out,
         mut on_body: impl FnMut(&mut Conn, &mut Vec<u8>, &mut Out) -> Result<T, String>,
     ) -> Result<T> {
-        let mut sent = sent.filter(|s| s.path_query == path_query);
+        let mut sent = match sent {
+            Some(s) if s.path_query != path_query => {
+                self.conn.discard(s);
+                None
+            }
+            sent => sent,
+        };
         let mut retries = 0;
         loop {
             let answer = match sent.take() {
@@ -183,23 +210,31 @@ impl Client {
         }
     }
 
+    /// Lets go of an answer nobody will use; see `Conn::discard`.
+    pub fn discard(&mut self, sent: Sent) {
+        self.conn.discard(sent);
+    }
+
     /// What one answer comes to: its body handled, a retry, or a failure.
     fn judge<T>(
         &mut self,
-        answer: std::result::Result<Response<Body>, ureq::Error>,
+        answer: std::result::Result<Answer, ureq::Error>,
         what: &str,
         out: &mut Out,
         on_body: &mut impl FnMut(&mut Conn, &mut Vec<u8>, &mut Out) -> Result<T, String>,
     ) -> Outcome<T> {
-        let response = match answer {
-            Ok(r) => r,
+        let mut answer = match answer {
+            Ok(a) => a,
             Err(e) => return transport_outcome(e, &self.conn.base_url),
         };
-        let status = response.status().as_u16();
-        self.conn.note_rate_window(response.headers(), status);
+        // The answer's buffer becomes the current body; the previous one
+        // waits for the next answer.
+        std::mem::swap(&mut self.body, &mut answer.body);
+        self.conn.spare = std::mem::take(&mut answer.body);
+        let status = answer.status;
+        self.conn.note_rate_window(&answer.headers, status);
         if (200..300).contains(&status) {
-            self.body.clear();
-            if let Err(e) = read_body(response, &mut self.body) {
+            if let Err(e) = answer.body_read {
                 let why = format!("the response body broke off ({e})");
                 return Outcome::retry(RetryKind::Unavailable, why);
             }
@@ -214,17 +249,15 @@ impl Client {
                 ),
             };
         }
-        let reset = reset_wait(response.headers());
-        let location = response
-            .headers()
+        let api_key = &self.conn.api_key;
+        let reset = reset_wait(&answer.headers);
+        let location = answer
+            .headers
             .get("location")
             .and_then(|l| l.to_str().ok())
-            .map(|l| format!(" to {}", clip(l, QUOTE_BYTES, &self.conn.api_key)))
+            .map(|l| format!(" to {}", clip(l, QUOTE_BYTES, api_key)))
             .unwrap_or_default();
-        // Error bodies are small; read what there is for the message.
-        self.body.clear();
-        let _ = read_body(response, &mut self.body);
-        let api_key = &self.conn.api_key;
+        // An error body is quoted as far as it arrived.
         match status {
             429 => Outcome::Retry {
                 why: "HTTP 429: rate limited".into(),
@@ -257,47 +290,85 @@ impl Client {
 }
 
 impl Conn {
-    /// Sends a GET for `path_query` and waits for the head of its answer.
+    /// Sends a GET for `path_query` and receives the whole answer.
     fn send(&mut self, path_query: &str) -> Sent {
-        let answer = self
+        let started = Instant::now();
+        let result = self
             .agent
             .get(format!("{}{}", self.base_url, path_query))
             .header("x-api-key", &self.api_key)
             .call();
+        self.last_round_trip = Some(started.elapsed());
+        let answer = result.map(|response| {
+            let (head, body) = response.into_parts();
+            let mut buffer = std::mem::take(&mut self.spare);
+            buffer.clear();
+            let body_read = read_body(body, &mut buffer);
+            Answer {
+                status: head.status.as_u16(),
+                headers: head.headers,
+                body: buffer,
+                body_read,
+            }
+        });
         Sent {
             path_query: path_query.to_string(),
             answer,
         }
     }
 
-    /// Whether a request may go out now, without waiting for a rate window.
-    pub fn may_send_now(&self) -> bool {
+    /// Whether the next request may go out before the current page is
+    /// checked: no rate window to wait for, and round trips short enough
+    /// for the overlap to matter (`OVERLAP_MAX_ROUND_TRIP`).
+    pub fn may_send_early(&self) -> bool {
         self.quiet_until.is_none()
+            && self
+                .last_round_trip
+                .is_some_and(|t| t < OVERLAP_MAX_ROUND_TRIP)
     }
 
-    /// Sends a GET for `path_query` and does `work` while the server
-    /// prepares the answer, on this thread: the connection runs `work` when
-    /// it would otherwise block on its first read of the answer. A page is
-    /// thus checked in the time its successor's round trip takes anyway.
-    ///
-    /// `None` in place of `work`'s result means it never ran, which the
-    /// structure rules out; the caller treats it as a failed try.
-    pub fn send_overlapped<R: Send + 'static>(
-        &mut self,
-        path_query: &str,
-        work: impl FnOnce() -> R + Send + 'static,
-    ) -> (Sent, Option<R>) {
-        let result = Arc::new(Mutex::new(None));
-        let slot = Arc::clone(&result);
-        self.meanwhile.set(Box::new(move || {
-            let value = work();
-            *lock(&slot) = Some(value);
+    /// Sends a GET for `path_query` and computes `work(&input)` while the
+    /// server prepares the answer, on this thread: the connection runs the
+    /// work when it would otherwise block waiting for the answer's head.
+    /// Returns the answer, `input` and the work's result.
+    pub fn send_overlapped<I, R, F>(&mut self, path_query: &str, input: I, work: F) -> (Sent, I, R)
+    where
+        I: Default + Send + 'static,
+        R: Send + 'static,
+        F: Fn(&I) -> R + Send + 'static,
+    {
+        let job = Arc::new(Mutex::new(Deferred {
+            input,
+            output: None,
+            work,
         }));
+        self.meanwhile.set(job.clone());
         let sent = self.send(path_query);
-        // The connection may have failed before it had to wait.
-        self.meanwhile.run();
-        let value = lock(&result).take();
-        (sent, value)
+        self.meanwhile.clear();
+        let mut job = lock(&job);
+        let job = &mut *job;
+        // The connection may have failed before it had to wait: then the
+        // work is done now.
+        let output = match job.output.take() {
+            Some(output) => output,
+            None => (job.work)(&job.input),
+        };
+        (sent, std::mem::take(&mut job.input), output)
+    }
+
+    /// Lets go of an answer that was sent for early and is not needed after
+    /// all. Its rate-limit headers still count, so that the next request
+    /// waits if this one used up the window.
+    pub fn discard(&mut self, sent: Sent) {
+        let Ok(answer) = sent.answer else {
+            return;
+        };
+        if answer.status == 429 {
+            self.quiet_until = reset_wait(&answer.headers).map(|wait| SystemTime::now() + wait);
+        } else {
+            self.note_rate_window(&answer.headers, answer.status);
+        }
+        self.spare = answer.body;
     }
 
     /// Records a spent rate window (`X-RateLimit-Remaining: 0`) so that the
@@ -384,20 +455,46 @@ impl Resolver for CachingResolver {
 #[derive(Clone, Default)]
 struct Meanwhile(Arc<Mutex<Option<Job>>>);
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job shared by the connection, which may run it, and its owner, who
+/// collects the result.
+type Job = Arc<Mutex<dyn Pending>>;
+
+/// A computation that can be done ahead of when its result is needed.
+trait Pending: Send {
+    fn run(&mut self);
+}
+
+/// `work(&input)`, kept with its input until its owner collects both.
+struct Deferred<I, R, F> {
+    input: I,
+    output: Option<R>,
+    work: F,
+}
+
+impl<I: Send, R: Send, F: Fn(&I) -> R + Send> Pending for Deferred<I, R, F> {
+    fn run(&mut self) {
+        if self.output.is_none() {
+            self.output = Some((self.work)(&self.input));
+        }
+    }
+}
 
 impl Meanwhile {
     fn set(&self, job: Job) {
         *lock(&self.0) = Some(job);
     }
 
-    /// Runs the job if it has not run yet.
-    fn run(&self) {
-        // Taken out first: the job runs without the lock held.
-        let job = lock(&self.0).take();
-        if let Some(job) = job {
-            job();
-        }
+    fn clear(&self) {
+        lock(&self.0).take();
+    }
+
+    /// Runs the job, if one is waiting; returns the time it took.
+    fn run(&self) -> Option<Duration> {
+        // Taken out first: the job runs without the slot locked.
+        let job = lock(&self.0).take()?;
+        let started = Instant::now();
+        lock(&job).run();
+        Some(started.elapsed())
     }
 }
 
@@ -442,8 +539,17 @@ impl Transport for MeanwhileTransport {
         self.inner.transmit_output(amount, timeout)
     }
 
-    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
-        self.meanwhile.run();
+    fn await_input(&mut self, mut timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        if let Some(spent) = self.meanwhile.run() {
+            // The job's time comes out of this wait's budget.
+            if let time::Duration::Exact(left) = timeout.after {
+                let left = left.saturating_sub(spent);
+                if left.is_zero() {
+                    return Err(ureq::Error::Timeout(timeout.reason));
+                }
+                timeout.after = time::Duration::Exact(left);
+            }
+        }
         self.inner.await_input(timeout)
     }
 
@@ -458,18 +564,18 @@ impl Transport for MeanwhileTransport {
 
 /// The mutex's value even if a holder panicked: the slot it guards holds a
 /// job or a result, and either is still whole.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn read_body(response: Response<Body>, into: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut body = response.into_body();
+fn read_body(mut body: Body, into: &mut Vec<u8>) -> std::io::Result<()> {
     body.with_config()
         .limit(MAX_BODY_BYTES)
         .reader()
         .read_to_end(into)
+        .map(drop)
 }
 
 /// `scheme://host:port` of a URL, to say where a request went.

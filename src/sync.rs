@@ -1,5 +1,6 @@
 //! `read`: one generic loop that walks a stream's pages and writes each
-//! record as a RECORD line the moment its page has arrived.
+//! record as a RECORD line once its page has been checked (on a fast link,
+//! right after the next page's answer arrives; see `Pager`).
 //!
 //! Every stream is a row of `streams::STREAMS`; what differs between them
 //! (paging, a parent stream, an incremental cursor) is data this module reads.
@@ -437,11 +438,11 @@ impl<'a> StreamRun<'a> {
 /// envelope's `next_page`: that URL could name another host, and the key
 /// must not travel there.
 ///
-/// When the envelope says early on that more pages follow, the request for
-/// page N+1 goes out before page N has been checked, and the check runs
-/// while the server prepares that answer (`Conn::send_overlapped`); page N's
-/// records are still written before page N+1's body is read. One request is
-/// in flight at a time, as before.
+/// On a fast link (`Conn::may_send_early`), when the envelope says early on
+/// that more pages follow, the request for page N+1 goes out before page N
+/// has been checked, and the check runs while the server prepares that
+/// answer (`Conn::send_overlapped`). Page N's records follow once that
+/// answer is in. One request is in flight at a time, as before.
 struct Pager {
     path: String,
     /// Extra query parameters, each as `&name=value`.
@@ -519,18 +520,21 @@ impl Pager {
             client.get_overlapped(ahead, &path_query, &what, out, |conn, body, out| {
                 let (layout, ahead) = match &next_query {
                     Some(next)
-                        if conn.may_send_now()
+                        if conn.may_send_early()
                             && page::says_more_before_records(body, collection) =>
                     {
-                        let lent = std::mem::take(body);
-                        let (sent, scanned) = conn.send_overlapped(next, move || {
-                            let layout = page::scan(&lent, collection);
-                            (lent, layout)
-                        });
-                        let (lent, layout) =
-                            scanned.ok_or("the page was never checked (internal error)")?;
+                        let (sent, lent, layout) =
+                            conn.send_overlapped(next, std::mem::take(body), move |b: &Vec<u8>| {
+                                page::scan(b, collection)
+                            });
                         *body = lent;
-                        (layout?, Some(sent))
+                        match layout {
+                            Ok(layout) => (layout, Some(sent)),
+                            Err(why) => {
+                                conn.discard(sent);
+                                return Err(why);
+                            }
+                        }
                     }
                     _ => (page::scan(body, collection)?, None),
                 };
@@ -542,9 +546,12 @@ impl Pager {
                 Ok((page.has_more, fresh, taken, ahead))
             })?;
         self.page += 1;
-        // A request sent on a guess the page then overturned is dropped
-        // unread, and its connection with it.
-        self.ahead = ahead.filter(|_| has_more);
+        match ahead {
+            Some(sent) if has_more => self.ahead = Some(sent),
+            // Sent on a guess the page then overturned.
+            Some(sent) => client.discard(sent),
+            None => {}
+        }
         if !self.paged && has_more {
             out.log(
                 "WARN",
@@ -557,6 +564,9 @@ impl Pager {
         }
         self.idle_pages = if fresh { 0 } else { self.idle_pages + 1 };
         if self.idle_pages >= MAX_IDLE_PAGES {
+            if let Some(sent) = self.ahead.take() {
+                client.discard(sent);
+            }
             return Err(Error::system(format!(
                 "{what}: the API says more pages follow, but the last {} pages were empty or repeated the page before; stopping instead of looping forever",
                 self.idle_pages

@@ -470,3 +470,100 @@ fn an_early_guess_the_page_overturns_costs_one_unused_request() {
     assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
     assert_eq!(leads_requests(&mock, last + 1), 1, "the one unused request");
 }
+
+/// The answer to an early request that is then dropped (page 2 was
+/// broken) still counts for the rate limit: it said the window is spent, so
+/// page 2's retry waits for the reset instead of running into a 429.
+#[test]
+fn a_dropped_early_answer_still_paces_the_next_request() {
+    let mock = MockServer::start(Options::default());
+    let reset = epoch_secs_from_now(1);
+    let broken = r#"{"status":"success","errors":[],"has_more":true,"next_page":null,"leads":[{"id":"l_x"},"#;
+    mock.add_fault(Fault::new("leads", Some(2), 1, Action::Body(broken.into())));
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(3),
+        1,
+        Action::Headers(vec![
+            ("X-RateLimit-Remaining".into(), "0".into()),
+            ("X-RateLimit-Reset".into(), reset.to_string()),
+        ]),
+    ));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["retry_schedule_seconds"] = json!([0.05]);
+    let run = read(&dir, &cfg, Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("leads"), mock.records("leads"));
+    let retry = mock
+        .seen()
+        .into_iter()
+        .filter(|s| s.query == "page=2")
+        .nth(1)
+        .expect("page 2 retried");
+    assert!(
+        retry.at >= UNIX_EPOCH + Duration::from_secs(reset),
+        "page 2's retry went out before the reset"
+    );
+    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
+}
+
+/// When the API answers slowly, the next page is not requested early: a
+/// checked page's records go out at once instead of waiting for another
+/// round trip. With page 4 stalled, pages 1-3 are out when the signal comes.
+#[test]
+fn on_a_slow_link_records_are_not_held_for_the_next_page() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(4),
+        1,
+        Action::Stall(Duration::from_secs(20)),
+    ));
+    mock.add_fault(Fault::new(
+        "leads",
+        None,
+        usize::MAX,
+        Action::Stall(Duration::from_millis(20)),
+    ));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let args = ["read", "--config", &cfg, "--streams", "leads"];
+    let (run, _) = interrupt_at(&mock, "page=4", "TERM", &args);
+    assert_eq!(run.record_data("leads"), mock.records("leads")[..300]);
+}
+
+/// A reader that stops reading for longer than `timeout_seconds` (the
+/// destination is busy) must not make a request time out: every answer is
+/// read in full before the connector writes anything, also an early one.
+#[test]
+fn a_reader_that_pauses_longer_than_the_timeout_costs_no_retry() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // Events pages, pretty-printed, are larger than ureq's read buffer.
+    let mock = MockServer::start(Options {
+        pretty: true,
+        ..Options::default()
+    });
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["timeout_seconds"] = json!(1);
+    cfg["retry_schedule_seconds"] = json!([]);
+    let cfg = dir.json("c.json", &cfg);
+    let mut child = Command::new(BIN)
+        .args(["read", "--config", &cfg, "--streams", "events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut text = Vec::new();
+    stdout.read_to_end(&mut text).unwrap();
+    let mut output = child.wait_with_output().unwrap();
+    output.stdout = text;
+    let run = finish(output, &[API_KEY]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
+    assert_eq!(run.record_data("events"), mock.records("events"));
+}
