@@ -33,6 +33,18 @@ const QUOTE_BYTES: usize = 200;
 /// holds a checked page's records back for one more round trip.
 const OVERLAP_MAX_ROUND_TRIP: Duration = Duration::from_millis(5);
 
+/// How many recent round trips judge whether the link is fast: the fastest
+/// of them counts, so that one stalled answer does not turn the overlap off.
+const ROUND_TRIPS_KEPT: usize = 4;
+
+/// The pause after an early answer that was a 429 without a reset time,
+/// and was dropped (so no retry schedule applies to it).
+const DROPPED_429_PAUSE: Duration = Duration::from_secs(1);
+
+/// A body buffer that grew past this for one huge answer is not kept for
+/// the next one.
+const BUFFER_KEPT_BYTES: usize = 8 << 20;
+
 /// What one try of a request came to.
 enum Outcome<T> {
     Done(T),
@@ -83,8 +95,10 @@ pub struct Conn {
     /// Set when the server said the rate window is used up: no request before it.
     quiet_until: Option<SystemTime>,
     meanwhile: Meanwhile,
-    /// How long the last request waited for the head of its answer.
-    last_round_trip: Option<Duration>,
+    /// How long recent requests waited for the heads of their answers
+    /// (`Duration::MAX` before there were any), the latest at `round_trip_at`.
+    round_trips: [Duration; ROUND_TRIPS_KEPT],
+    round_trip_at: usize,
     /// The buffer the next answer's body is read into. It and the client's
     /// current body trade places, so two buffers serve every page.
     spare: Vec<u8>,
@@ -133,7 +147,8 @@ impl Client {
                 api_key: config.api_key.clone(),
                 quiet_until: None,
                 meanwhile,
-                last_round_trip: None,
+                round_trips: [Duration::MAX; ROUND_TRIPS_KEPT],
+                round_trip_at: 0,
                 spare: Vec::with_capacity(1 << 20),
             },
             schedule: config.retry_schedule.clone(),
@@ -298,10 +313,14 @@ impl Conn {
             .get(format!("{}{}", self.base_url, path_query))
             .header("x-api-key", &self.api_key)
             .call();
-        self.last_round_trip = Some(started.elapsed());
+        self.round_trip_at = (self.round_trip_at + 1) % ROUND_TRIPS_KEPT;
+        self.round_trips[self.round_trip_at] = started.elapsed();
         let answer = result.map(|response| {
             let (head, body) = response.into_parts();
             let mut buffer = std::mem::take(&mut self.spare);
+            if buffer.capacity() > BUFFER_KEPT_BYTES {
+                buffer = Vec::with_capacity(1 << 20);
+            }
             buffer.clear();
             let body_read = read_body(body, &mut buffer);
             Answer {
@@ -321,10 +340,8 @@ impl Conn {
     /// checked: no rate window to wait for, and round trips short enough
     /// for the overlap to matter (`OVERLAP_MAX_ROUND_TRIP`).
     pub fn may_send_early(&self) -> bool {
-        self.quiet_until.is_none()
-            && self
-                .last_round_trip
-                .is_some_and(|t| t < OVERLAP_MAX_ROUND_TRIP)
+        let fastest = self.round_trips.iter().min().copied();
+        self.quiet_until.is_none() && fastest.is_some_and(|t| t < OVERLAP_MAX_ROUND_TRIP)
     }
 
     /// Sends a GET for `path_query` and computes `work(&input)` while the
@@ -364,7 +381,9 @@ impl Conn {
             return;
         };
         if answer.status == 429 {
-            self.quiet_until = reset_wait(&answer.headers).map(|wait| SystemTime::now() + wait);
+            // Without a reset time, a short pause rather than none.
+            let wait = reset_wait(&answer.headers).unwrap_or(DROPPED_429_PAUSE);
+            self.quiet_until = Some(SystemTime::now() + wait);
         } else {
             self.note_rate_window(&answer.headers, answer.status);
         }

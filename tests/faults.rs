@@ -424,12 +424,21 @@ fn leads_requests(mock: &MockServer, page: u64) -> usize {
         .count()
 }
 
-/// Reads leads with leads page 2 broken once: its envelope says `has_more:
-/// true` up front, then it breaks off inside its records. One quick retry;
-/// checks that the sync ends well with every record once.
-fn read_leads_with_page_2_broken_once(mock: &MockServer) -> Run {
+/// The page whose early successor the next tests drop: late enough that a
+/// few fast round trips have shown the link to be fast.
+const BROKEN_PAGE: u64 = 5;
+
+/// Reads leads with page `BROKEN_PAGE` broken once: its envelope says
+/// `has_more: true` up front, then it breaks off inside its records. One
+/// quick retry; checks that the sync ends well with every record once.
+fn read_leads_with_a_page_broken_once(mock: &MockServer) -> Run {
     let broken = r#"{"status":"success","errors":[],"has_more":true,"next_page":null,"leads":[{"id":"l_x"},"#;
-    mock.add_fault(Fault::new("leads", Some(2), 1, Action::Body(broken.into())));
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(BROKEN_PAGE),
+        1,
+        Action::Body(broken.into()),
+    ));
     let dir = TempDir::new();
     let mut cfg = config(&mock.base_url());
     cfg["retry_schedule_seconds"] = json!([0.05]);
@@ -439,21 +448,93 @@ fn read_leads_with_page_2_broken_once(mock: &MockServer) -> Run {
     run
 }
 
-/// Page 2 says `has_more: true` up front, so page 3 is requested while page
-/// 2 is checked; page 2 then turns out broken. Its retry must not reuse or
-/// emit that early answer: it is dropped, and page 3 is asked for again.
+/// The page says `has_more: true` up front, so its successor is requested
+/// while it is checked; then it turns out broken. Its retry must not reuse
+/// or emit that early answer (here a marked one): it is dropped, and the
+/// successor is asked for again.
 #[test]
 fn a_page_that_promised_more_but_is_broken_drops_the_early_request() {
     let mock = MockServer::start(Options::default());
-    let run = read_leads_with_page_2_broken_once(&mock);
+    let marked = r#"{"has_more":true,"leads":[{"id":"l_marked"}]}"#;
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(BROKEN_PAGE + 1),
+        1,
+        Action::Body(marked.into()),
+    ));
+    let run = read_leads_with_a_page_broken_once(&mock);
+    assert!(
+        !run.stdout.contains("l_marked"),
+        "the dropped answer was used"
+    );
     assert_eq!(run.logs("WARN").len(), 1, "{:?}", run.logs("WARN"));
-    assert_eq!(leads_requests(&mock, 2), 2, "page 2 and its retry");
     assert_eq!(
-        leads_requests(&mock, 3),
+        leads_requests(&mock, BROKEN_PAGE),
         2,
-        "the early request, then page 3 for real"
+        "the page and its retry"
+    );
+    assert_eq!(
+        leads_requests(&mock, BROKEN_PAGE + 1),
+        2,
+        "the early request, then the successor for real"
     );
     assert_key_only_in_header(&mock);
+}
+
+/// When `page` was requested for the second time.
+fn second_request(mock: &MockServer, page: u64) -> SystemTime {
+    let query = format!("page={page}");
+    let seen = mock.seen().into_iter().filter(|s| s.query == query).nth(1);
+    seen.expect("the page was retried").at
+}
+
+/// The answer to an early request that is then dropped (its predecessor
+/// was broken) still counts for the rate limit: it said the window is
+/// spent, so the retry waits for the reset instead of running into a 429.
+#[test]
+fn a_dropped_early_answer_still_paces_the_next_request() {
+    let mock = MockServer::start(Options::default());
+    let reset = epoch_secs_from_now(1);
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(BROKEN_PAGE + 1),
+        1,
+        Action::Headers(vec![
+            ("X-RateLimit-Remaining".into(), "0".into()),
+            ("X-RateLimit-Reset".into(), reset.to_string()),
+        ]),
+    ));
+    let run = read_leads_with_a_page_broken_once(&mock);
+    assert!(
+        second_request(&mock, BROKEN_PAGE) >= UNIX_EPOCH + Duration::from_secs(reset),
+        "the retry went out before the reset"
+    );
+    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
+}
+
+/// A dropped early answer that was a 429 without a reset time still makes
+/// the next request wait a moment.
+#[test]
+fn a_dropped_early_429_still_pauses_the_next_request() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(BROKEN_PAGE + 1),
+        1,
+        status(429, r#"{"status":"error"}"#),
+    ));
+    let run = read_leads_with_a_page_broken_once(&mock);
+    let early = mock
+        .seen()
+        .into_iter()
+        .find(|s| s.query == format!("page={}", BROKEN_PAGE + 1))
+        .unwrap()
+        .at;
+    let paused = second_request(&mock, BROKEN_PAGE)
+        .duration_since(early)
+        .unwrap();
+    assert!(paused >= Duration::from_millis(900), "paused {paused:?}");
+    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
 }
 
 /// A last page whose envelope says `has_more: true` before its records and
@@ -477,36 +558,6 @@ fn an_early_guess_the_page_overturns_costs_one_unused_request() {
     assert_eq!(run.record_data("leads"), records);
     assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
     assert_eq!(leads_requests(&mock, last + 1), 1, "the one unused request");
-}
-
-/// The answer to an early request that is then dropped (page 2 was
-/// broken) still counts for the rate limit: it said the window is spent, so
-/// page 2's retry waits for the reset instead of running into a 429.
-#[test]
-fn a_dropped_early_answer_still_paces_the_next_request() {
-    let mock = MockServer::start(Options::default());
-    let reset = epoch_secs_from_now(1);
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(3),
-        1,
-        Action::Headers(vec![
-            ("X-RateLimit-Remaining".into(), "0".into()),
-            ("X-RateLimit-Reset".into(), reset.to_string()),
-        ]),
-    ));
-    let run = read_leads_with_page_2_broken_once(&mock);
-    let retry = mock
-        .seen()
-        .into_iter()
-        .filter(|s| s.query == "page=2")
-        .nth(1)
-        .expect("page 2 retried");
-    assert!(
-        retry.at >= UNIX_EPOCH + Duration::from_secs(reset),
-        "page 2's retry went out before the reset"
-    );
-    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
 }
 
 /// When the API answers slowly, the next page is not requested early: a

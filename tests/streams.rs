@@ -371,15 +371,14 @@ fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
         "TERM",
         &["read", "--config", &cfg, "--catalog", &cat],
     );
-    // Page 5's records and checkpoint wait for the head of page 6's answer
-    // (page 5 is checked while that answer is awaited), which never comes.
+    // A checkpoint after each of pages 1-5; on a fast link page 5's waits
+    // for page 6's answer (page 5 is checked meanwhile), which never comes.
     let first_states = states(&first, "leads");
-    assert_eq!(
-        first_states.len(),
-        4,
-        "a checkpoint after each of pages 1-4"
-    );
-    assert_eq!(first_states[3].0["resume"]["page"], 5);
+    let checkpoints = first_states.len();
+    assert!([4, 5].contains(&checkpoints), "{checkpoints} checkpoints");
+    for (page, state) in first_states.iter().enumerate() {
+        assert_eq!(state.0["resume"]["page"], page + 2);
+    }
 
     let second = read_mode(
         &mock,
