@@ -92,11 +92,7 @@ pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
 /// parts; `parse` without the borrow.
 pub fn scan(body: &[u8], collection: &str) -> Result<Layout, String> {
     std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8 ({e})"))?;
-    let mut s = Scanner {
-        b: body,
-        i: 0,
-        spaced: false,
-    };
+    let mut s = Scanner::new(body);
     let at = |s: &Scanner, what: &str| {
         format!(
             "the body is not a PersistIq list envelope ({what} at byte {})",
@@ -109,29 +105,18 @@ pub fn scan(body: &[u8], collection: &str) -> Result<Layout, String> {
     }
     let mut records = None;
     let mut items = 0..0;
-    let mut has_more = None;
-    let mut next_page_named = false;
+    let mut envelope = Envelope::default();
     s.ws();
     if !s.eat(b'}') {
         loop {
-            s.ws();
-            let key = s.string().map_err(|e| at(&s, e))?;
-            s.ws();
-            if !s.eat(b':') {
-                return Err(at(&s, "expected `:`"));
-            }
-            s.ws();
+            let key = s.member_key().map_err(|e| at(&s, e))?;
             if key_is(key, collection) {
                 let start = s.i;
                 records = Some(s.records(collection).map_err(|e| at(&s, &e))?);
                 items = start..s.i;
-            } else if key_is(key, "has_more") {
-                has_more = Some(s.has_more().map_err(|e| at(&s, e))?);
-            } else if key_is(key, "next_page") && s.peek() == Some(b'"') {
-                next_page_named = !s.string().map_err(|e| at(&s, e))?.is_empty();
             } else {
-                // The envelope is level 1; its members' values open level 2.
-                s.value(2).map_err(|e| at(&s, e))?;
+                s.envelope_value(key, &mut envelope)
+                    .map_err(|e| at(&s, e))?;
             }
             s.ws();
             if s.eat(b'}') {
@@ -149,53 +134,53 @@ pub fn scan(body: &[u8], collection: &str) -> Result<Layout, String> {
     let records = records.ok_or_else(|| format!("the body has no `{collection}` array"))?;
     Ok(Layout {
         records,
-        // `has_more` decides; without it, a `next_page` URL says more follow.
-        has_more: has_more.flatten().unwrap_or(next_page_named),
+        has_more: envelope.says_more(),
         items,
     })
 }
 
-/// Whether the envelope says `"has_more": true` before its `collection`
-/// array starts, as PersistIq's envelopes do: a guess at `scan`'s
-/// `has_more` from the first few dozen bytes, good enough to send the next
-/// page's request early. `scan` still decides; a guess it overturns costs
-/// one unused request.
+/// Whether the envelope says more pages follow before its `collection`
+/// array starts, as PersistIq's envelopes do (`has_more` comes first): a
+/// guess at `scan`'s `has_more` from the first few dozen bytes, good enough
+/// to send the next page's request early. `scan` still decides; a guess it
+/// overturns costs one unused request.
 pub fn says_more_before_records(body: &[u8], collection: &str) -> bool {
-    let mut s = Scanner {
-        b: body,
-        i: 0,
-        spaced: false,
-    };
+    let mut s = Scanner::new(body);
     s.ws();
     if !s.eat(b'{') {
         return false;
     }
-    let (mut has_more, mut next_page_named) = (None, false);
+    let mut envelope = Envelope::default();
     loop {
-        s.ws();
-        let Ok(key) = s.string() else {
+        let Ok(key) = s.member_key() else {
             return false;
         };
-        s.ws();
-        if !s.eat(b':') {
-            return false;
-        }
-        s.ws();
         if key_is(key, collection) {
-            // The same rule as `scan`'s.
-            return has_more.flatten().unwrap_or(next_page_named);
+            return envelope.says_more();
         }
-        let value = if key_is(key, "has_more") {
-            s.has_more().map(|v| has_more = Some(v))
-        } else if key_is(key, "next_page") && s.peek() == Some(b'"') {
-            s.string().map(|url| next_page_named = !url.is_empty())
-        } else {
-            s.value(2)
-        };
-        s.ws();
-        if value.is_err() || !s.eat(b',') {
+        if s.envelope_value(key, &mut envelope).is_err() {
             return false;
         }
+        s.ws();
+        if !s.eat(b',') {
+            return false;
+        }
+    }
+}
+
+/// What the envelope's members besides the record array say of more pages.
+#[derive(Default)]
+struct Envelope {
+    /// `has_more`, when present: a boolean or null.
+    has_more: Option<Option<bool>>,
+    /// Whether `next_page` is a non-empty string.
+    next_page_named: bool,
+}
+
+impl Envelope {
+    /// `has_more` decides; without it, a `next_page` URL says more follow.
+    fn says_more(&self) -> bool {
+        self.has_more.flatten().unwrap_or(self.next_page_named)
     }
 }
 
@@ -221,6 +206,41 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
+    fn new(b: &'a [u8]) -> Scanner<'a> {
+        Scanner {
+            b,
+            i: 0,
+            spaced: false,
+        }
+    }
+
+    /// `"key":` of an object member, with the whitespace around it.
+    #[inline(always)]
+    fn member_key(&mut self) -> Result<&'a [u8], &'static str> {
+        self.ws();
+        let key = self.string()?;
+        self.ws();
+        if !self.eat(b':') {
+            return Err("expected `:`");
+        }
+        self.ws();
+        Ok(key)
+    }
+
+    /// The value of an envelope member other than the record array, noting
+    /// what it says of more pages.
+    fn envelope_value(&mut self, key: &[u8], envelope: &mut Envelope) -> Result<(), &'static str> {
+        if key_is(key, "has_more") {
+            envelope.has_more = Some(self.has_more()?);
+        } else if key_is(key, "next_page") && self.peek() == Some(b'"') {
+            envelope.next_page_named = !self.string()?.is_empty();
+        } else {
+            // The envelope is level 1; its members' values open level 2.
+            self.value(2)?;
+        }
+        Ok(())
+    }
+
     #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -314,13 +334,7 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         loop {
-            self.ws();
-            self.string()?;
-            self.ws();
-            if !self.eat(b':') {
-                return Err("expected `:`");
-            }
-            self.ws();
+            self.member_key()?;
             self.value(depth + 1)?;
             self.ws();
             if self.eat(b'}') {
