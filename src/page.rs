@@ -8,8 +8,7 @@
 //! CPU when done as serde_json validation plus a second minifying pass
 //! (issue 5). serde_json is still the reference it is tested against.
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use std::fmt;
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Nesting this deep is refused, at the same depth as serde_json (which
@@ -34,9 +33,23 @@ pub struct Record<'a> {
     pub json: &'a [u8],
     /// No whitespace between its tokens: it can be copied as it is.
     pub compact: bool,
+    /// The JSON text of the value of the top-level member `scan` was asked
+    /// to find, if the record has one.
+    pub field: Option<&'a [u8]>,
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
+    /// The value of the member `scan` was asked to find, if it is a string.
+    pub fn field_str(&self) -> Option<Cow<'a, str>> {
+        let raw = self.field?;
+        let text = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        if text.contains(&b'\\') {
+            // Escapes are rare in the fields looked up (ids, times).
+            return serde_json::from_slice::<String>(raw).ok().map(Cow::Owned);
+        }
+        std::str::from_utf8(text).ok().map(Cow::Borrowed)
+    }
+
     /// Appends the record to `out` on one line (layout whitespace dropped).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         if self.compact {
@@ -61,6 +74,7 @@ pub struct Layout {
 struct Span {
     json: Range<usize>,
     compact: bool,
+    field: Option<Range<usize>>,
 }
 
 impl Layout {
@@ -73,6 +87,7 @@ impl Layout {
                 .map(|span| Record {
                     json: &body[span.json.clone()],
                     compact: span.compact,
+                    field: span.field.clone().map(|f| &body[f]),
                 })
                 .collect(),
             has_more: self.has_more,
@@ -85,12 +100,13 @@ impl Layout {
 ///
 /// The error says what is wrong in words fit for a log line.
 pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
-    scan(body, collection).map(|layout| layout.page(body))
+    scan(body, collection, None).map(|layout| layout.page(body))
 }
 
 /// Checks a list page whose records sit under `collection` and finds its
-/// parts; `parse` without the borrow.
-pub fn scan(body: &[u8], collection: &str) -> Result<Layout, String> {
+/// parts; `parse` without the borrow. With a `field`, each record's
+/// top-level member of that name is found in the same pass.
+pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout, String> {
     std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8 ({e})"))?;
     let mut s = Scanner::new(body);
     let at = |s: &Scanner, what: &str| {
@@ -112,7 +128,7 @@ pub fn scan(body: &[u8], collection: &str) -> Result<Layout, String> {
             let key = s.member_key().map_err(|e| at(&s, e))?;
             if key_is(key, collection) {
                 let start = s.i;
-                records = Some(s.records(collection).map_err(|e| at(&s, &e))?);
+                records = Some(s.records(collection, field).map_err(|e| at(&s, &e))?);
                 items = start..s.i;
             } else {
                 s.envelope_value(key, &mut envelope)
@@ -263,7 +279,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The record array: each item must be an object.
-    fn records(&mut self, collection: &str) -> Result<Vec<Span>, String> {
+    fn records(&mut self, collection: &str, field: Option<&str>) -> Result<Vec<Span>, String> {
         if !self.eat(b'[') {
             return Err(format!("`{collection}` is not an array"));
         }
@@ -282,11 +298,20 @@ impl<'a> Scanner<'a> {
             }
             let start = self.i;
             self.spaced = false;
+            let mut found = None;
             // Envelope, array, record: the record opens level 3.
-            self.value(3)?;
+            match field {
+                None => self.object(3)?,
+                Some(name) => self.members(3, |key, value| {
+                    if key_is(key, name) {
+                        found = Some(value);
+                    }
+                })?,
+            }
             records.push(Span {
                 json: start..self.i,
                 compact: !self.spaced,
+                field: found,
             });
             self.ws();
             if self.eat(b']') {
@@ -328,14 +353,27 @@ impl<'a> Scanner<'a> {
     }
 
     fn object(&mut self, depth: u32) -> Result<(), &'static str> {
+        self.members(depth, |_, _| {})
+    }
+
+    /// An object, handing each member's key and the place of its value to
+    /// `on_member`.
+    #[inline(always)]
+    fn members(
+        &mut self,
+        depth: u32,
+        mut on_member: impl FnMut(&'a [u8], Range<usize>),
+    ) -> Result<(), &'static str> {
         self.i += 1;
         self.ws();
         if self.eat(b'}') {
             return Ok(());
         }
         loop {
-            self.member_key()?;
+            let key = self.member_key()?;
+            let start = self.i;
             self.value(depth + 1)?;
+            on_member(key, start..self.i);
             self.ws();
             if self.eat(b'}') {
                 return Ok(());
@@ -533,40 +571,6 @@ fn special_byte(word: u64) -> bool {
     below_0x20 || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
 }
 
-/// The string value of the top-level field `name` of a record, if it has one.
-pub fn string_field(record: &Record, name: &str) -> Option<String> {
-    let mut de = serde_json::Deserializer::from_slice(record.json);
-    FieldSeed(name).deserialize(&mut de).ok().flatten()
-}
-
-/// Finds one field of an object, skipping the others without building them.
-struct FieldSeed<'n>(&'n str);
-
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldSeed<'_> {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
-            if key == self.0 {
-                found = map.next_value::<Option<String>>().unwrap_or(None);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
 /// Appends `json` (already known to be valid JSON) to `out` without the
 /// whitespace between tokens, so a pretty-printed record still fits on one
 /// line. Strings are copied untouched: valid JSON has no raw newline in them.
@@ -680,13 +684,21 @@ mod tests {
     #[test]
     fn fields_of_a_record() {
         let body = br#"{"events":[{"id":"e","data":{"created_at":"inner"},"created_at":"2024-01-01T00:00:00Z"},{"created_at":5}]}"#;
-        let page = parse(body, "events").unwrap();
+        let field = |name| {
+            let layout = scan(body, "events", Some(name)).unwrap();
+            let page = layout.page(body);
+            let strings: Vec<Option<String>> = page
+                .records
+                .iter()
+                .map(|r| r.field_str().map(Cow::into_owned))
+                .collect();
+            strings
+        };
         assert_eq!(
-            string_field(&page.records[0], "created_at").as_deref(),
-            Some("2024-01-01T00:00:00Z")
+            field("created_at"),
+            [Some("2024-01-01T00:00:00Z".to_string()), None]
         );
-        assert_eq!(string_field(&page.records[1], "created_at"), None);
-        assert_eq!(string_field(&page.records[0], "missing"), None);
+        assert_eq!(field("missing"), [None, None]);
     }
 
     #[test]
@@ -861,7 +873,8 @@ mod tests {
                 }
             }
             let reference: Result<serde_json::Value, _> = serde_json::from_str(&body);
-            let ours = parse(body.as_bytes(), "items");
+            let layout = scan(body.as_bytes(), "items", Some("k0"));
+            let ours = layout.map(|l| l.page(body.as_bytes()));
             let reference_items = reference
                 .as_ref()
                 .ok()
@@ -873,6 +886,9 @@ mod tests {
                     let items = v["items"].as_array().unwrap();
                     assert_eq!(items.len(), page.records.len(), "{body}");
                     for (item, rec) in items.iter().zip(&page.records) {
+                        let field = rec.field.map(|f| serde_json::from_slice(f).unwrap());
+                        assert_eq!(field.as_ref(), item.get("k0"), "{body}");
+                        assert_eq!(rec.field_str().as_deref(), item["k0"].as_str(), "{body}");
                         let mut line = Vec::new();
                         rec.write_to(&mut line);
                         let back: serde_json::Value = serde_json::from_slice(&line).unwrap();

@@ -14,6 +14,7 @@ use crate::progress::count;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
 use crate::time;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// Pages in a row that bring nothing new (empty, or a repeat of the page
@@ -117,6 +118,21 @@ struct Checkpoint {
 }
 
 impl Plan {
+    /// The record member that holds the cursor, if the cursor is one.
+    fn cursor_field(&self) -> Option<&'static str> {
+        match self {
+            Plan::Incremental(Checkpoint {
+                spec:
+                    Incremental {
+                        cursor: Cursor::Field(field),
+                        ..
+                    },
+                ..
+            }) => Some(field),
+            _ => None,
+        }
+    }
+
     fn new(
         def: &StreamDef,
         mode: SyncMode,
@@ -230,7 +246,7 @@ impl Checkpoint {
 
     /// Whether a record with this cursor value belongs in the sync, noting
     /// it as the new high-water mark when it is one.
-    fn admit(&mut self, value: Option<String>) -> bool {
+    fn admit(&mut self, value: Option<Cow<str>>) -> bool {
         let Some((at, text)) = value.and_then(|v| time::parse(&v).map(|t| (t, v))) else {
             return true; // no usable time: never drop a record over it
         };
@@ -238,7 +254,7 @@ impl Checkpoint {
             return false;
         }
         if self.next.as_ref().is_none_or(|(max, _)| at > *max) {
-            self.next = Some((at, text));
+            self.next = Some((at, text.into_owned()));
         }
         true
     }
@@ -308,6 +324,7 @@ impl<'a> StreamRun<'a> {
         };
         let label = format!("stream {}", self.id.name);
         let mut pager = Pager::new(path, filter, self.def, label, first_page);
+        pager.field = self.plan.cursor_field();
         while pager
             .next(client, out, |records, out| self.take(records, out))?
             .is_some()
@@ -340,10 +357,14 @@ impl<'a> StreamRun<'a> {
             1,
         );
         parents.overlap = false;
+        parents.field = Some("id");
         let (mut found, mut missing) = (0u64, 0u64);
         while let Some(ids) = parents.next(client, out, |records, out| {
             self.mark_running(out);
-            let ids: Vec<String> = records.iter().filter_map(|r| page::string_field(r, "id")).collect();
+            let ids: Vec<String> = records
+                .iter()
+                .filter_map(|r| r.field_str().map(Cow::into_owned))
+                .collect();
             if ids.len() < records.len() {
                 out.log(
                     "WARN",
@@ -399,11 +420,10 @@ impl<'a> StreamRun<'a> {
         let end = RecordEnd::now();
         let mut written = 0;
         for record in records {
+            // The page was scanned for the cursor field, if the cursor is one.
             if let Plan::Incremental(c) = &mut self.plan {
-                if let Cursor::Field(field) = c.spec.cursor {
-                    if !c.admit(page::string_field(record, field)) {
-                        continue;
-                    }
+                if !c.admit(record.field_str()) {
+                    continue;
                 }
             }
             out.record(self.id, record, &end);
@@ -448,6 +468,8 @@ struct Pager {
     /// Extra query parameters, each as `&name=value`.
     filter: String,
     collection: &'static str,
+    /// The record member to find in each record while the page is checked.
+    field: Option<&'static str>,
     paged: bool,
     /// Whether page N+1 may be requested while page N is being checked: not
     /// for a parent list, whose caller sends its own requests between pages.
@@ -468,6 +490,7 @@ impl Pager {
             path,
             filter,
             collection: def.collection,
+            field: None,
             paged: def.paging == Paging::Pages,
             overlap: true,
             label,
@@ -514,7 +537,7 @@ impl Pager {
         };
         let next_query = (self.paged && self.overlap).then(|| self.path_query(self.page + 1));
         let previous = &mut self.previous;
-        let collection = self.collection;
+        let (collection, field) = (self.collection, self.field);
         let ahead = self.ahead.take();
         let (has_more, fresh, taken, ahead) =
             client.get_overlapped(ahead, &path_query, &what, out, |conn, body, out| {
@@ -525,7 +548,7 @@ impl Pager {
                     {
                         let (sent, lent, layout) =
                             conn.send_overlapped(next, std::mem::take(body), move |b: &Vec<u8>| {
-                                page::scan(b, collection)
+                                page::scan(b, collection, field)
                             });
                         *body = lent;
                         match layout {
@@ -536,7 +559,7 @@ impl Pager {
                             }
                         }
                     }
-                    _ => (page::scan(body, collection)?, None),
+                    _ => (page::scan(body, collection, field)?, None),
                 };
                 let page = layout.page(body);
                 let fresh = !page.records.is_empty() && page.items != previous.as_slice();
