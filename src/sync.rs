@@ -110,8 +110,7 @@ enum Plan {
 struct Checkpoint {
     spec: Incremental,
     /// The cursor of the last completed sync (or `start_date`): this run's filter.
-    since: Option<String>,
-    since_instant: Option<time::Instant>,
+    since: Option<(time::Instant, String)>,
     /// What the cursor becomes once this sync completes.
     next: Option<(time::Instant, String)>,
     first_page: u64,
@@ -213,8 +212,7 @@ impl Plan {
         }
         Ok(Plan::Incremental(Checkpoint {
             spec,
-            since_instant: since.as_ref().map(|(t, _)| *t),
-            since: since.map(|(_, s)| s),
+            since,
             next,
             first_page,
         }))
@@ -225,22 +223,22 @@ impl Checkpoint {
     /// `&param=cursor` for the list request, when there is a cursor.
     fn filter(&self) -> String {
         self.since
-            .as_deref()
-            .map(|s| format!("&{}={}", self.spec.param, encode(s)))
+            .as_ref()
+            .map(|(_, s)| format!("&{}={}", self.spec.param, encode(s)))
             .unwrap_or_default()
     }
 
     /// The state to resume from before `next_page`.
     fn in_progress(&self, next_page: u64) -> Value {
         json!({
-            self.spec.cursor.state_key(): self.since,
+            self.spec.cursor.state_key(): self.since.as_ref().map(|(_, s)| s),
             "resume": {"page": next_page, "cursor": self.next.as_ref().map(|(_, s)| s)},
         })
     }
 
     /// The state once every page has been read.
     fn complete(&self) -> Value {
-        let cursor = self.next.as_ref().map(|(_, s)| s).or(self.since.as_ref());
+        let cursor = self.next.as_ref().or(self.since.as_ref()).map(|(_, s)| s);
         json!({ self.spec.cursor.state_key(): cursor })
     }
 
@@ -250,7 +248,7 @@ impl Checkpoint {
         let Some((at, text)) = value.and_then(|v| time::parse(&v).map(|t| (t, v))) else {
             return true; // no usable time: never drop a record over it
         };
-        if self.since_instant.is_some_and(|since| at < since) {
+        if self.since.as_ref().is_some_and(|(since, _)| at < *since) {
             return false;
         }
         if self.next.as_ref().is_none_or(|(max, _)| at > *max) {
