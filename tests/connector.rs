@@ -82,10 +82,7 @@ fn check_without_a_readable_json_config_is_a_config_error() {
     let not_json = dir.file("c.json", "{api_key: nope");
     for path in [not_json.as_str(), "/nonexistent/config.json"] {
         let run = run(&["check", "--config", path]);
-        assert_eq!(run.code, Some(1), "{path}");
-        let errors = run.errors();
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0]["failure_type"], "config_error");
+        run.the_error("config_error", path);
         assert!(run.of_type("CONNECTION_STATUS").is_empty());
     }
 }
@@ -360,15 +357,12 @@ fn read_with_a_rejected_key_fails_the_stream_as_a_config_error() {
         .output()
         .unwrap();
     let run = finish(output, &[wrong]);
-    assert_eq!(run.code, Some(1));
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1, "{}", run.stdout);
-    assert_eq!(errors[0]["failure_type"], "config_error");
-    assert!(errors[0]["message"]
+    let error = run.the_error("config_error", "");
+    assert!(error["message"]
         .as_str()
         .unwrap()
         .contains("the API key was rejected"));
-    assert_eq!(errors[0]["stream_descriptor"]["name"], "leads");
+    assert_eq!(error["stream_descriptor"]["name"], "leads");
     assert_eq!(run.statuses("leads"), ["STARTED", "INCOMPLETE"]);
     assert_eq!(mock.seen().len(), 1, "401 must not be retried");
 }
@@ -467,10 +461,7 @@ fn endless_empty_pages_end_in_an_error_not_a_hang() {
     ));
     let dir = TempDir::new();
     let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
-    assert_eq!(run.code, Some(1));
-    let errors = run.errors();
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0]["failure_type"], "system_error");
+    run.the_error("system_error", "");
     assert!(mock.seen().len() <= 5, "{} requests", mock.seen().len());
 }
 

@@ -87,14 +87,8 @@ fn discover_and_read_with_an_invalid_config_exit_1() {
             vec!["read", "--config", &path],
         ] {
             let run = run(&args);
-            assert_eq!(run.code, Some(1), "{args:?} {cfg}");
-            let errors = run.errors();
-            assert_eq!(errors.len(), 1);
-            assert_eq!(errors[0]["failure_type"], "config_error");
-            assert!(
-                errors[0]["message"].as_str().unwrap().contains(key),
-                "{cfg}"
-            );
+            let error = run.the_error("config_error", &format!("{args:?} {cfg}"));
+            assert!(error["message"].as_str().unwrap().contains(key), "{cfg}");
             assert!(run.of_type("CATALOG").is_empty() && run.of_type("RECORD").is_empty());
         }
     }
@@ -114,14 +108,8 @@ fn unreadable_or_non_json_config_files_exit_1() {
     ] {
         for cmd in ["check", "discover", "read"] {
             let run = run(&[cmd, "--config", path]);
-            assert_eq!(run.code, Some(1), "{cmd} {path}");
-            let errors = run.errors();
-            assert_eq!(errors.len(), 1, "{cmd} {path}");
-            assert_eq!(errors[0]["failure_type"], "config_error");
-            assert!(errors[0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("config file"));
+            let error = run.the_error("config_error", &format!("{cmd} {path}"));
+            assert!(error["message"].as_str().unwrap().contains("config file"));
         }
     }
 }
@@ -163,14 +151,11 @@ fn bad_catalogs_fail_before_any_request() {
     ];
     for (path, words) in cases {
         let run = run(&["read", "--config", &cfg, "--catalog", &path]);
-        assert_eq!(run.code, Some(1), "{path}");
-        let errors = run.errors();
-        assert_eq!(errors.len(), 1, "{path}");
-        assert_eq!(errors[0]["failure_type"], "config_error");
+        let error = run.the_error("config_error", &path.to_string());
         assert!(
-            errors[0]["message"].as_str().unwrap().contains(words),
+            error["message"].as_str().unwrap().contains(words),
             "{}",
-            errors[0]
+            error
         );
     }
     assert!(
@@ -251,12 +236,7 @@ fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
         // Page 4 takes forever: the signal arrives while the connector waits.
         // Pages 1-3 are out, or on a fast link (page 3 checked during that
         // wait, its records due once page 4's answer is in) pages 1-2.
-        mock.add_fault(Fault::new(
-            "leads",
-            Some(4),
-            1,
-            Action::Stall(Duration::from_secs(20)),
-        ));
+        mock.add_fault(Fault::stall("leads", 4, Duration::from_secs(20)));
         let dir = TempDir::new();
         let cfg = dir.json("c.json", &config(&mock.base_url()));
         let args = ["read", "--config", &cfg, "--streams", "leads"];
@@ -366,12 +346,7 @@ fn garbage_never_panics() {
 #[test]
 fn an_ignored_sigint_stays_ignored() {
     let mock = MockServer::start(Options::default());
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(4),
-        1,
-        Action::Stall(Duration::from_millis(1500)),
-    ));
+    mock.add_fault(Fault::stall("leads", 4, Duration::from_millis(1500)));
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     // Output to a file: a pipe nobody reads yet would fill and stall the sync.

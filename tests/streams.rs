@@ -33,6 +33,11 @@ fn read_mode(
     run(&args)
 }
 
+/// An incremental read of one stream, from `state` if given.
+fn read_incremental(mock: &MockServer, dir: &TempDir, stream: &str, state: Option<&Value>) -> Run {
+    read_mode(mock, dir, &[stream], "incremental", state, json!({}))
+}
+
 /// The STATE messages of a stream, in order, as (stream_state, recordCount).
 fn states(run: &Run, stream: &str) -> Vec<(Value, f64)> {
     run.of_type("STATE")
@@ -153,14 +158,7 @@ fn discover_declares_the_incremental_cursors() {
 fn events_second_incremental_run_gets_only_new_events() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
-    let first = read_mode(
-        &mock,
-        &dir,
-        &["events"],
-        "incremental",
-        Some(&json!([])),
-        json!({}),
-    );
+    let first = read_incremental(&mock, &dir, "events", Some(&json!([])));
     assert_eq!(first.code, Some(0));
     let all = mock.records("events");
     assert_eq!(first.record_data("events"), all);
@@ -178,14 +176,7 @@ fn events_second_incremental_run_gets_only_new_events() {
     mock.add_events(7);
     // The STATE lines as the run printed them, saved whole, are a state file too.
     let printed: Vec<Value> = first.of_type("STATE").into_iter().cloned().collect();
-    let second = read_mode(
-        &mock,
-        &dir,
-        &["events"],
-        "incremental",
-        Some(&Value::Array(printed)),
-        json!({}),
-    );
+    let second = read_incremental(&mock, &dir, "events", Some(&Value::Array(printed)));
     assert!(second.logs("WARN").is_empty(), "{:?}", second.logs("WARN"));
     assert_eq!(second.code, Some(0));
     let now_all = mock.records("events");
@@ -216,14 +207,7 @@ fn events_before_the_cursor_are_never_emitted_twice() {
         all.join(",")
     );
     mock.add_fault(Fault::new("events", Some(1), 1, Action::Body(unfiltered)));
-    let run = read_mode(
-        &mock,
-        &dir,
-        &["events"],
-        "incremental",
-        Some(&state),
-        json!({}),
-    );
+    let run = read_incremental(&mock, &dir, "events", Some(&state));
     assert_eq!(run.code, Some(0));
     let expected: Vec<String> = all
         .iter()
@@ -244,14 +228,7 @@ fn leads_second_incremental_run_gets_only_updated_leads() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
     let before = std::time::SystemTime::now();
-    let first = read_mode(
-        &mock,
-        &dir,
-        &["leads"],
-        "incremental",
-        Some(&json!([])),
-        json!({}),
-    );
+    let first = read_incremental(&mock, &dir, "leads", Some(&json!([])));
     assert_eq!(first.code, Some(0));
     assert_eq!(first.record_data("leads"), mock.records("leads"));
     let st = states(&first, "leads");
@@ -278,14 +255,7 @@ fn leads_second_incremental_run_gets_only_updated_leads() {
     );
 
     mock.touch_leads(&[3, 500, 1200]);
-    let second = read_mode(
-        &mock,
-        &dir,
-        &["leads"],
-        "incremental",
-        Some(&state_file(&first)),
-        json!({}),
-    );
+    let second = read_incremental(&mock, &dir, "leads", Some(&state_file(&first)));
     assert_eq!(second.code, Some(0));
     let now_all = mock.records("leads");
     assert_eq!(
@@ -356,12 +326,7 @@ fn start_date_bounds_the_first_incremental_run() {
 #[test]
 fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
     let mock = MockServer::start(Options::default());
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(6),
-        1,
-        Action::Stall(Duration::from_secs(30)),
-    ));
+    mock.add_fault(Fault::stall("leads", 6, Duration::from_secs(30)));
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     let cat = dir.json("cat.json", &catalog(&["leads"], "incremental"));
@@ -380,14 +345,7 @@ fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
         assert_eq!(state.0["resume"]["page"], page + 2);
     }
 
-    let second = read_mode(
-        &mock,
-        &dir,
-        &["leads"],
-        "incremental",
-        Some(&state_file(&first)),
-        json!({}),
-    );
+    let second = read_incremental(&mock, &dir, "leads", Some(&state_file(&first)));
     assert_eq!(second.code, Some(0));
     let mut together = first.record_data("leads");
     together.extend(second.record_data("leads"));
@@ -417,14 +375,7 @@ fn malformed_incremental_state_is_a_config_error() {
         json!({"created_at": null, "resume": "page 3"}),
     ] {
         let state = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": bad}}]);
-        let run = read_mode(
-            &mock,
-            &dir,
-            &["events"],
-            "incremental",
-            Some(&state),
-            json!({}),
-        );
+        let run = read_incremental(&mock, &dir, "events", Some(&state));
         assert_eq!(run.code, Some(1), "{bad}");
         let errors = run.errors();
         assert_eq!(errors[0]["failure_type"], "config_error", "{bad}");

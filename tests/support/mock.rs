@@ -97,6 +97,11 @@ impl Fault {
             action,
         }
     }
+
+    /// Page `page` of `path` answers only after `wait`, once.
+    pub fn stall(path: &str, page: u64, wait: Duration) -> Fault {
+        Fault::new(path, Some(page), 1, Action::Stall(wait))
+    }
 }
 
 /// One request as the mock saw it.

@@ -165,6 +165,17 @@ impl Run {
             .collect()
     }
 
+    /// The run's one TRACE ERROR, after checking that the run failed with
+    /// exit code 1 and exactly one error, of `failure_type`. `case` names
+    /// the case in a failure message.
+    pub fn the_error(&self, failure_type: &str, case: &str) -> &Value {
+        assert_eq!(self.code, Some(1), "{case}: {}", self.stdout);
+        let errors = self.errors();
+        assert_eq!(errors.len(), 1, "{case}: {}", self.stdout);
+        assert_eq!(errors[0]["failure_type"], failure_type, "{case}");
+        errors[0]
+    }
+
     pub fn errors(&self) -> Vec<&Value> {
         self.messages
             .iter()
