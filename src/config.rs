@@ -38,7 +38,7 @@ pub struct Config {
     pub retry_schedule: Vec<Duration>,
     pub timeout: Duration,
     /// Lower bound of the first incremental sync, normalised to UTC.
-    pub start_date: Option<String>,
+    pub start_date: Option<crate::time::Stamp>,
 }
 
 impl Config {
@@ -194,7 +194,7 @@ fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
     }
 }
 
-fn start_date(obj: &Map<String, Value>) -> Result<Option<String>> {
+fn start_date(obj: &Map<String, Value>) -> Result<Option<crate::time::Stamp>> {
     let bad = |found: &str| {
         Error::config(format!(
             "config key `start_date` must be an ISO-8601 date or time such as 2024-01-31 or 2024-01-31T12:00:00Z, found {found}"
@@ -204,7 +204,8 @@ fn start_date(obj: &Map<String, Value>) -> Result<Option<String>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => match crate::time::parse(s) {
-            Some((secs, _)) => Ok(Some(crate::time::format_utc(secs))),
+            // Whole seconds, as written in UTC.
+            Some((secs, _)) => Ok(Some(((secs, 0), crate::time::format_utc(secs)))),
             None => Err(bad(&format!("{s:?}"))),
         },
         Some(other) => Err(bad(json_kind(other))),
@@ -294,13 +295,18 @@ mod tests {
         assert!(Config::from_json(&json!([])).is_err());
         let dated = |d: Value| Config::from_json(&json!({"api_key": "k", "start_date": d}));
         assert_eq!(
-            dated(json!("2024-01-31")).unwrap().start_date.as_deref(),
+            dated(json!("2024-01-31"))
+                .unwrap()
+                .start_date
+                .map(|(_, s)| s)
+                .as_deref(),
             Some("2024-01-31T00:00:00Z")
         );
         assert_eq!(
             dated(json!("2024-01-31T12:00:00-02:00"))
                 .unwrap()
                 .start_date
+                .map(|(_, s)| s)
                 .as_deref(),
             Some("2024-01-31T14:00:00Z")
         );

@@ -218,10 +218,7 @@ impl Client {
                 self.schedule.len(),
                 sleep.as_secs_f64()
             );
-            out.log("WARN", &note);
-            out.progress_wait(&note);
-            out.flush()?;
-            std::thread::sleep(sleep);
+            out.pause("WARN", &note, sleep)?;
         }
     }
 
@@ -412,10 +409,7 @@ impl Conn {
                 "{what}: the API's rate window is used up; pausing {:.2} s until it resets",
                 wait.as_secs_f64()
             );
-            out.log("INFO", &note);
-            out.progress_wait(&note);
-            out.flush()?;
-            std::thread::sleep(wait);
+            out.pause("INFO", &note, wait)?;
         }
         Ok(())
     }

@@ -132,7 +132,7 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
     };
     let mut client = http::Client::new(&config.for_check());
     let probe = client.get("users?page=1", "check (GET users)", out, |body, _| {
-        page::parse(body, "users").map(|_| ())
+        page::scan(body, "users", None).map(drop)
     });
     match probe {
         Ok(()) => out.connection_status(true, None),
@@ -167,10 +167,9 @@ fn discover(out: &mut Out) -> Result<()> {
                 None => &["full_refresh"],
             },
             source_defined_cursor: s.incremental.map(|_| true),
-            default_cursor_field: s.incremental.and_then(|inc| match inc.cursor {
-                streams::Cursor::Field(field) => Some([field]),
-                streams::Cursor::SyncStart(_) => None,
-            }),
+            default_cursor_field: s
+                .incremental
+                .and_then(|inc| inc.cursor.record_field().map(|field| [field])),
             source_defined_primary_key: [["id"]],
             is_resumable: s.incremental.is_some(),
         })
@@ -208,7 +207,7 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
         &mut client,
         &selected,
         &state,
-        config.start_date.as_deref(),
+        config.start_date.as_ref(),
         out,
     )?;
     Ok(if all_complete { 0 } else { 1 })

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, as the protocol's timestamps want.
 pub fn now_ms() -> u64 {
@@ -221,12 +221,17 @@ impl Out {
         }
     }
 
-    /// Live progress: the sync waits, and why.
-    pub fn progress_wait(&mut self, why: &str) {
+    /// Says why the sync waits (a LOG at `level`, and on the progress
+    /// line), then waits.
+    pub fn pause(&mut self, level: &str, why: &str, wait: Duration) -> Result<()> {
+        self.log(level, why);
         let why = self.clean(why);
         if let Some(p) = &mut self.progress {
             p.wait(&why);
         }
+        self.flush()?;
+        std::thread::sleep(wait);
+        Ok(())
     }
 
     /// Live progress: a stream's final counts.

@@ -96,16 +96,11 @@ impl Layout {
     }
 }
 
-/// Parses a list page whose records sit under `collection`.
+/// Checks a list page whose records sit under `collection` and finds its
+/// parts. With a `field`, each record's top-level member of that name is
+/// found in the same pass.
 ///
 /// The error says what is wrong in words fit for a log line.
-pub fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
-    scan(body, collection, None).map(|layout| layout.page(body))
-}
-
-/// Checks a list page whose records sit under `collection` and finds its
-/// parts; `parse` without the borrow. With a `field`, each record's
-/// top-level member of that name is found in the same pass.
 pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout, String> {
     std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8 ({e})"))?;
     let mut s = Scanner::new(body);
@@ -187,8 +182,8 @@ pub fn says_more_before_records(body: &[u8], collection: &str) -> bool {
 /// What the envelope's members besides the record array say of more pages.
 #[derive(Default)]
 struct Envelope {
-    /// `has_more`, when present: a boolean or null.
-    has_more: Option<Option<bool>>,
+    /// `has_more`, when present and not null.
+    has_more: Option<bool>,
     /// Whether `next_page` is a non-empty string.
     next_page_named: bool,
 }
@@ -196,7 +191,7 @@ struct Envelope {
 impl Envelope {
     /// `has_more` decides; without it, a `next_page` URL says more follow.
     fn says_more(&self) -> bool {
-        self.has_more.flatten().unwrap_or(self.next_page_named)
+        self.has_more.unwrap_or(self.next_page_named)
     }
 }
 
@@ -247,7 +242,7 @@ impl<'a> Scanner<'a> {
     /// what it says of more pages.
     fn envelope_value(&mut self, key: &[u8], envelope: &mut Envelope) -> Result<(), &'static str> {
         if key_is(key, "has_more") {
-            envelope.has_more = Some(self.has_more()?);
+            envelope.has_more = self.has_more()?;
         } else if key_is(key, "next_page") && self.peek() == Some(b'"') {
             envelope.next_page_named = !self.string()?.is_empty();
         } else {
@@ -608,6 +603,10 @@ pub fn minify_into(out: &mut Vec<u8>, json: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse<'a>(body: &'a [u8], collection: &str) -> Result<Page<'a>, String> {
+        scan(body, collection, None).map(|layout| layout.page(body))
+    }
 
     fn minified(s: &str) -> String {
         let mut out = Vec::new();

@@ -26,6 +26,14 @@ impl Cursor {
             Cursor::Field(name) | Cursor::SyncStart(name) => name,
         }
     }
+
+    /// The record member that holds the cursor, if the cursor is one.
+    pub fn record_field(self) -> Option<&'static str> {
+        match self {
+            Cursor::Field(name) => Some(name),
+            Cursor::SyncStart(_) => None,
+        }
+    }
 }
 
 /// How a stream reads only what changed since the last sync.

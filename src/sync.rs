@@ -35,7 +35,7 @@ pub fn read(
     client: &mut Client,
     selected: &[Selected],
     state: &State,
-    start_date: Option<&str>,
+    start_date: Option<&time::Stamp>,
     out: &mut Out,
 ) -> Result<bool> {
     let started = Instant::now();
@@ -110,9 +110,9 @@ enum Plan {
 struct Checkpoint {
     spec: Incremental,
     /// The cursor of the last completed sync (or `start_date`): this run's filter.
-    since: Option<(time::Instant, String)>,
+    since: Option<time::Stamp>,
     /// What the cursor becomes once this sync completes.
-    next: Option<(time::Instant, String)>,
+    next: Option<time::Stamp>,
     first_page: u64,
 }
 
@@ -120,15 +120,8 @@ impl Plan {
     /// The record member that holds the cursor, if the cursor is one.
     fn cursor_field(&self) -> Option<&'static str> {
         match self {
-            Plan::Incremental(Checkpoint {
-                spec:
-                    Incremental {
-                        cursor: Cursor::Field(field),
-                        ..
-                    },
-                ..
-            }) => Some(field),
-            _ => None,
+            Plan::Incremental(c) => c.spec.cursor.record_field(),
+            Plan::Full => None,
         }
     }
 
@@ -136,7 +129,7 @@ impl Plan {
         def: &StreamDef,
         mode: SyncMode,
         saved: Option<&Value>,
-        start_date: Option<&str>,
+        start_date: Option<&time::Stamp>,
         out: &mut Out,
     ) -> Result<Plan> {
         let Some(spec) = def.incremental else {
@@ -167,21 +160,20 @@ impl Plan {
             Some(Value::Object(map)) => Some(map),
             Some(_) => return Err(bad("it must be a JSON object")),
         };
-        let time_at =
-            |value: Option<&Value>, what: &str| -> Result<Option<(time::Instant, String)>> {
-                match value {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) => time::parse(s)
-                        .map(|t| Some((t, s.clone())))
-                        .ok_or_else(|| bad(&format!("`{what}` is not an ISO-8601 time: {s:?}"))),
-                    Some(other) => Err(bad(&format!(
-                        "`{what}` must be a time string, found {other}"
-                    ))),
-                }
-            };
+        let time_at = |value: Option<&Value>, what: &str| -> Result<Option<time::Stamp>> {
+            match value {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => time::parse(s)
+                    .map(|t| Some((t, s.clone())))
+                    .ok_or_else(|| bad(&format!("`{what}` is not an ISO-8601 time: {s:?}"))),
+                Some(other) => Err(bad(&format!(
+                    "`{what}` must be a time string, found {other}"
+                ))),
+            }
+        };
         let since = match time_at(saved.and_then(|m| m.get(key)), key)? {
             Some(cursor) => Some(cursor),
-            None => start_date.and_then(|d| time::parse(d).map(|t| (t, d.to_string()))),
+            None => start_date.cloned(),
         };
         let mut first_page = 1;
         let mut next = None;
@@ -412,8 +404,8 @@ impl<'a> StreamRun<'a> {
         }
     }
 
-    /// Writes a page's records; returns how many were written.
-    fn take(&mut self, records: &[Record], out: &mut Out) -> usize {
+    /// Writes a page's records.
+    fn take(&mut self, records: &[Record], out: &mut Out) {
         self.mark_running(out);
         let end = RecordEnd::now();
         let mut written = 0;
@@ -429,7 +421,6 @@ impl<'a> StreamRun<'a> {
         }
         self.records += written as u64;
         self.unstated += written as u64;
-        written
     }
 
     fn page_done(&mut self, out: &mut Out) -> Result<()> {

@@ -4,6 +4,9 @@
 /// Seconds and nanoseconds since the Unix epoch; ordered like time.
 pub type Instant = (i64, u32);
 
+/// An instant with the text it is written as in state and requests.
+pub type Stamp = (Instant, String);
+
 /// Parses `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM[:SS[.frac]]` with `Z`, `±HH:MM`,
 /// `±HHMM` or no offset (taken as UTC); a space may stand for the `T`.
 pub fn parse(text: &str) -> Option<Instant> {
