@@ -142,10 +142,10 @@ fn run_all(s: &Settings, dir: &Path) -> Res {
     println!();
     println!(
         "spec, process start to exit: {} ms over {} runs, peak RSS {:.2} MiB   (target <= {TARGET_SPEC_MS} ms: {})",
-        spread(&spec.iter().map(|r| ms(r.wall)).collect::<Vec<_>>(), 2),
+        spread(&walls(&spec), 2),
         spec.len(),
-        median(&spec.iter().map(|r| r.rss_mib()).collect::<Vec<_>>()),
-        verdict(median(&spec.iter().map(|r| ms(r.wall)).collect::<Vec<_>>()) <= TARGET_SPEC_MS)
+        median(&rss_mibs(&spec)),
+        verdict(median(&walls(&spec)) <= TARGET_SPEC_MS)
     );
 
     let mut sizes = vec![main];
@@ -317,7 +317,7 @@ fn print_by_size(sizes: &[SizeResult]) {
         "leads", "pages", "runs", "wall ms", "ratio/bare", "RSS MiB", "RSS range"
     );
     for m in sizes {
-        let rss: Vec<f64> = m.connector.iter().map(Measured::rss_mib).collect();
+        let rss = rss_mibs(&m.connector);
         println!(
             "  {:>10} {:>7} {:>5} {:>10.1} {:>12.2} {:>10.2} {:>10}",
             thousands(m.leads as u64),
@@ -329,14 +329,7 @@ fn print_by_size(sizes: &[SizeResult]) {
             format!("{:.2}..{:.2}", min(&rss), max(&rss)),
         );
     }
-    let rss_at = |m: &SizeResult| {
-        median(
-            &m.connector
-                .iter()
-                .map(Measured::rss_mib)
-                .collect::<Vec<_>>(),
-        )
-    };
+    let rss_at = |m: &SizeResult| median(&rss_mibs(&m.connector));
     if let (Some(small), Some(big)) = (sizes.first(), sizes.last()) {
         if sizes.len() > 1 {
             let growth = rss_at(big) - rss_at(small);
@@ -732,19 +725,25 @@ fn walls(runs: &[Measured]) -> Vec<f64> {
     runs.iter().map(|r| ms(r.wall)).collect()
 }
 
-/// Per-run ratios: run i of one client against run i of the other, which
-/// ran next to it and so met the same machine noise.
-fn ratios(a: &[Measured], b: &[Measured]) -> Vec<f64> {
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| a.wall.as_secs_f64() / b.wall.as_secs_f64())
-        .collect()
+fn rss_mibs(runs: &[Measured]) -> Vec<f64> {
+    runs.iter().map(Measured::rss_mib).collect()
 }
 
+/// Per-run wall-time ratios: run i of one client against run i of the
+/// other, which ran next to it and so met the same machine noise.
+fn ratios(a: &[Measured], b: &[Measured]) -> Vec<f64> {
+    ratios_of(a, b, |m| m.wall)
+}
+
+/// The same for CPU time.
 fn cpu_ratios(a: &[Measured], b: &[Measured]) -> Vec<f64> {
+    ratios_of(a, b, |m| m.cpu)
+}
+
+fn ratios_of(a: &[Measured], b: &[Measured], of: fn(&Measured) -> Duration) -> Vec<f64> {
     a.iter()
         .zip(b)
-        .map(|(a, b)| a.cpu.as_secs_f64() / b.cpu.as_secs_f64())
+        .map(|(a, b)| of(a).as_secs_f64() / of(b).as_secs_f64())
         .collect()
 }
 
