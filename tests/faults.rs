@@ -23,6 +23,9 @@ fn assert_key_only_in_header(mock: &MockServer) {
     }
 }
 
+/// Whole epoch seconds `secs` from now, as `X-RateLimit-Reset` counts them.
+/// The fraction is dropped, so a reset meant to be waited for is set 2 s
+/// ahead: 1 s ahead can be over a few milliseconds later.
 fn epoch_secs_from_now(secs: u64) -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,7 +84,7 @@ fn server_errors_and_408_are_retried() {
 
 #[test]
 fn a_429_waits_for_the_reset_time_the_server_gives() {
-    let reset = epoch_secs_from_now(1);
+    let reset = epoch_secs_from_now(2);
     let action = Action::Status(
         429,
         vec![("X-RateLimit-Reset".into(), reset.to_string())],
@@ -89,7 +92,7 @@ fn a_429_waits_for_the_reset_time_the_server_gives() {
             .into(),
     );
     let run = assert_retried(action, 1, json!({}));
-    // The wait follows the header (about 1 s), not the 0.05 s schedule.
+    // The wait follows the header (1.5 to 2.5 s), not the 0.05 s schedule.
     let warn = &run.logs("WARN")[0];
     assert!(!warn.contains("in 0.05 s"), "{warn}");
     let secs: f64 = warn
@@ -119,7 +122,7 @@ fn a_429_with_a_far_reset_falls_back_to_the_schedule() {
 #[test]
 fn a_spent_rate_window_pauses_until_reset_without_a_429() {
     let mock = MockServer::start(Options::default());
-    let reset = epoch_secs_from_now(1);
+    let reset = epoch_secs_from_now(2);
     mock.add_fault(Fault::new(
         "leads",
         Some(2),
@@ -491,7 +494,7 @@ fn second_request(mock: &MockServer, page: u64) -> SystemTime {
 #[test]
 fn a_dropped_early_answer_still_paces_the_next_request() {
     let mock = MockServer::start(Options::default());
-    let reset = epoch_secs_from_now(1);
+    let reset = epoch_secs_from_now(2);
     mock.add_fault(Fault::new(
         "leads",
         Some(BROKEN_PAGE + 1),
