@@ -79,6 +79,11 @@ pub struct Out {
     buf: Vec<u8>,
     secret: Option<String>,
     progress: Option<Progress>,
+    /// RECORDs written in this run, by streams that failed too: the summary's count.
+    records: u64,
+    /// RECORDs written since the current stream started, for its final
+    /// progress line even when it fails mid-page.
+    stream_records: u64,
 }
 
 impl Out {
@@ -87,6 +92,8 @@ impl Out {
             buf: Vec::with_capacity(1 << 20),
             secret: None,
             progress: Progress::for_terminal(),
+            records: 0,
+            stream_records: 0,
         }
     }
 
@@ -109,6 +116,13 @@ impl Out {
         self.buf.extend_from_slice(&stream.record_prefix);
         record.write_to(&mut self.buf);
         self.buf.extend_from_slice(&end.0);
+        self.records += 1;
+        self.stream_records += 1;
+    }
+
+    /// How many RECORDs this run has written, failed streams' included.
+    pub fn records_written(&self) -> u64 {
+        self.records
     }
 
     /// A per-stream STATE; `records` counts the stream's records since its previous STATE.
@@ -214,6 +228,15 @@ impl Out {
         self.buf.extend_from_slice(b"}\n");
     }
 
+    /// Live progress: `stream` is about to send its first request. Starts
+    /// the clock of its rate and names it on screen, also while it waits.
+    pub fn progress_start(&mut self, stream: &str) {
+        self.stream_records = 0;
+        if let Some(p) = &mut self.progress {
+            p.start(stream);
+        }
+    }
+
     /// Live progress after a page, for a person at a terminal.
     pub fn progress_page(&mut self, stream: &str, pages: u64, records: u64) {
         if let Some(p) = &mut self.progress {
@@ -236,8 +259,19 @@ impl Out {
 
     /// Live progress: a stream's final counts.
     pub fn progress_done(&mut self, stream: &str, pages: u64, records: u64) {
+        self.stream_records = 0;
         if let Some(p) = &mut self.progress {
             p.done(stream, pages, records);
+        }
+    }
+
+    /// Live progress: a stream's final line when it failed (or was never
+    /// read), with the records it wrote and the gist of `message`.
+    pub fn progress_failed(&mut self, stream: &str, message: &str) {
+        let records = std::mem::take(&mut self.stream_records);
+        let message = self.clean(message);
+        if let Some(p) = &mut self.progress {
+            p.failed(stream, records, &message);
         }
     }
 

@@ -41,7 +41,6 @@ pub fn read(
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut unknown = Vec::new();
-    let mut total = 0;
     for sel in selected {
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
         let Some(def) = streams::find(&sel.name) else {
@@ -54,6 +53,7 @@ pub fn read(
                 ),
             );
             out.status(&id, Status::Incomplete);
+            out.progress_failed(&sel.name, "not a stream of this source");
             out.flush()?;
             unknown.push(sel.name.as_str());
             continue;
@@ -61,9 +61,10 @@ pub fn read(
         let result = Plan::new(def, sel.sync_mode, state.get(&sel.name), start_date, out)
             .and_then(|plan| StreamRun::new(def, &id, plan).sync(client, out));
         match result {
-            Ok(n) => total += n,
+            Ok(_) => {}
             Err(e) if e.output_closed => return Err(e),
             Err(e) => {
+                out.progress_failed(&sel.name, &e.message);
                 out.trace_error(&e, Some(&id));
                 out.status(&id, Status::Incomplete);
                 out.flush()?;
@@ -72,8 +73,9 @@ pub fn read(
         }
     }
     let mut summary = format!(
-        "sync finished in {:.1} s: {total} records from {} of {} streams",
+        "sync finished in {:.1} s: {}, {} of {} streams complete",
         started.elapsed().as_secs_f64(),
+        count(out.records_written(), "record"),
         selected.len() - failed.len() - unknown.len(),
         selected.len()
     );
@@ -278,6 +280,7 @@ impl<'a> StreamRun<'a> {
     /// Syncs the stream from its first page to its last; returns its record count.
     fn sync(mut self, client: &mut Client, out: &mut Out) -> Result<u64> {
         let started = Instant::now();
+        out.progress_start(&self.id.name);
         out.status(self.id, Status::Started);
         out.flush()?;
         match self.def.parent {
