@@ -46,50 +46,66 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         .subcommand()
         .map_err(|e| e.to_string())?
         .ok_or("a command is required")?;
-    let path = |args: &mut pico_args::Arguments, flag: &'static str| {
-        // From &str, not &OsStr: only the &str form understands `--flag=FILE`.
-        args.opt_value_from_fn(flag, |s| Ok::<_, String>(PathBuf::from(s)))
+    if !matches!(name.as_str(), "spec" | "check" | "discover" | "read") {
+        return Err(format!("unknown command `{name}`"));
+    }
+    let config = once(&mut args, "--config")?;
+    let mut read = ReadArgs {
+        config: PathBuf::new(),
+        catalog: None,
+        state: None,
+        streams: None,
+    };
+    if name == "read" {
+        read.catalog = once(&mut args, "--catalog")?.map(PathBuf::from);
+        read.state = once(&mut args, "--state")?.map(PathBuf::from);
+        read.streams = once(&mut args, "--streams")?.map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
+    }
+    // What is left is wrong whatever else is missing: `read --bogus x`
+    // must hear about `--bogus`, not about a missing --config.
+    if let Some(extra) = args.finish().first() {
+        let extra = extra.to_string_lossy();
+        return Err(if extra.starts_with('-') {
+            format!("`{name}` has no option `{extra}`")
+        } else {
+            format!("unexpected argument `{extra}`")
+        });
+    }
+    if read.catalog.is_some() && read.streams.is_some() {
+        return Err("use either --catalog or --streams, not both".into());
+    }
+    let config = match (name.as_str(), config) {
+        ("spec", None) => return Ok(Command::Spec),
+        ("spec", Some(_)) => return Err("`spec` takes no --config".into()),
+        (_, None) => return Err(format!("`{name}` needs --config FILE")),
+        (_, Some(config)) => PathBuf::from(config),
+    };
+    Ok(match name.as_str() {
+        "check" => Command::Check { config },
+        "discover" => Command::Discover { config },
+        _ => Command::Read(ReadArgs { config, ..read }),
+    })
+}
+
+/// The value of `flag`, if given; given twice is an error rather than a
+/// silent pick of one of them.
+fn once(args: &mut pico_args::Arguments, flag: &'static str) -> Result<Option<String>, String> {
+    // From &str, not &OsStr: only the &str form understands `--flag=FILE`.
+    let mut value = || {
+        args.opt_value_from_fn(flag, |s| Ok::<_, String>(s.to_string()))
             .map_err(|e| e.to_string())
     };
-    let required = |p: Option<PathBuf>, flag: &str| p.ok_or(format!("`{name}` needs {flag} FILE"));
-    let command = match name.as_str() {
-        "spec" => Command::Spec,
-        "check" => Command::Check {
-            config: required(path(&mut args, "--config")?, "--config")?,
-        },
-        "discover" => Command::Discover {
-            config: required(path(&mut args, "--config")?, "--config")?,
-        },
-        "read" => {
-            let config = required(path(&mut args, "--config")?, "--config")?;
-            let catalog = path(&mut args, "--catalog")?;
-            let state = path(&mut args, "--state")?;
-            let streams: Option<String> = args
-                .opt_value_from_str("--streams")
-                .map_err(|e| e.to_string())?;
-            if catalog.is_some() && streams.is_some() {
-                return Err("use either --catalog or --streams, not both".into());
-            }
-            Command::Read(ReadArgs {
-                config,
-                catalog,
-                state,
-                streams: streams.map(|s| {
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect()
-                }),
-            })
-        }
-        other => return Err(format!("unknown command `{other}`")),
-    };
-    let rest = args.finish();
-    if let Some(extra) = rest.first() {
-        return Err(format!("unexpected argument `{}`", extra.to_string_lossy()));
+    let first = value()?;
+    if first.is_some() && value()?.is_some() {
+        return Err(format!("{flag} is given twice"));
     }
-    Ok(command)
+    Ok(first)
 }
 
 /// The `--help` text.
@@ -142,6 +158,7 @@ Exit codes:
   2  usage error (unknown command or flag), described on stderr
 
 Example:
+  umask 077   # config.json holds the key: readable by you alone
   echo '{{\"api_key\": \"...\"}}' > config.json
   source-persistiq read --config config.json --streams leads \\
     | jq -c 'select(.type == \"RECORD\") | .record.data'
@@ -177,5 +194,42 @@ mod tests {
         assert!(parse_str(&["frobnicate"]).is_err());
         assert!(parse_str(&["spec", "--bogus"]).is_err());
         assert!(parse_str(&[]).is_err());
+    }
+
+    /// The usage message `args` get.
+    fn refusal(args: &[&str]) -> String {
+        match parse_str(args) {
+            Err(message) => message,
+            Ok(command) => panic!("{args:?} was accepted: {command:?}"),
+        }
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        assert_eq!(
+            refusal(&["read", "--bogus", "x"]),
+            "`read` has no option `--bogus`"
+        );
+        assert_eq!(
+            refusal(&["read", "--config", "a", "--config", "b"]),
+            "--config is given twice"
+        );
+        assert_eq!(
+            refusal(&["read", "--config=a", "--streams", "x", "--streams=y"]),
+            "--streams is given twice"
+        );
+        assert_eq!(refusal(&["check"]), "`check` needs --config FILE");
+        assert_eq!(
+            refusal(&["check", "--config", "c", "x"]),
+            "unexpected argument `x`"
+        );
+        assert_eq!(
+            refusal(&["discover", "--config", "c", "--streams", "x"]),
+            "`discover` has no option `--streams`"
+        );
+        assert_eq!(
+            refusal(&["frobnicate", "--config", "c"]),
+            "unknown command `frobnicate`"
+        );
     }
 }
