@@ -14,24 +14,40 @@ mod shared;
 
 use mock::{MockServer, Options};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, IsTerminal, Read, Write};
 use std::process::{Command, ExitCode, Stdio};
+
+/// The exit code of a demo that could not do its job (not the connector's).
+const DEMO_FAILED: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        return serve(args.get(1).map(String::as_str).unwrap_or("0"));
-    }
-    let server = MockServer::start(Options::default());
+    let result = if args.first().map(String::as_str) == Some("--serve") {
+        serve(args.get(1).map(String::as_str).unwrap_or("0"))
+    } else {
+        demo(args)
+    };
+    // One line saying what is wrong and what to do; never a panic.
+    result.unwrap_or_else(|why| {
+        eprintln!("demo: {why}");
+        ExitCode::from(DEMO_FAILED)
+    })
+}
+
+/// Runs one connector command against the mock and sums up its messages.
+fn demo(args: Vec<String>) -> Result<ExitCode, String> {
+    let server = MockServer::try_start_on("127.0.0.1:0", Options::default())
+        .map_err(|e| format!("cannot start the mock server on loopback: {e}"))?;
     let dir = std::env::temp_dir().join(format!("source-persistiq-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let config = dir.join("config.json");
     let config_json = format!(
         r#"{{"api_key":"{}","base_url":"{}","retry_schedule_seconds":[0.1,0.5]}}"#,
         mock::API_KEY,
         server.base_url()
     );
-    std::fs::write(&config, config_json).expect("write the demo config");
+    std::fs::write(&config, config_json)
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
 
     let mut command: Vec<String> = if args.is_empty() {
         vec!["read".into()]
@@ -44,46 +60,106 @@ fn main() -> ExitCode {
             config.to_string_lossy().into_owned(),
         ]);
     }
-    let connector = shared::connector_binary().unwrap_or_else(|e| panic!("{e}"));
+    let connector = shared::connector_binary()?;
     eprintln!("demo: mock PersistIq API at {}", server.base_url());
     eprintln!("demo: {} {}", connector.display(), command.join(" "));
 
     let mut child = Command::new(&connector)
         .args(&command)
         .stdout(Stdio::piped())
+        .stderr(connector_stderr())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", connector.display()));
+        .map_err(|e| format!("cannot run {}: {e}", connector.display()))?;
+    // The connector's stderr, when piped, is passed on line by line.
+    let relay = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            let _ = std::io::stderr().write_all(&text);
+        })
+    });
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut messages, mut lines) = (0u64, 0u64);
     let mut stdout = std::io::stdout().lock();
-    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
-        let Ok(line) = line else { break };
-        let kind = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|v| {
-                let t = v["type"].as_str()?.to_string();
-                Some(match v["record"]["stream"].as_str() {
-                    Some(stream) => format!("{t} {stream}"),
-                    None => t,
-                })
-            })
-            .unwrap_or_else(|| "not a message!".into());
-        *counts.entry(kind).or_default() += 1;
-        if writeln!(stdout, "{line}").is_err() {
-            break;
+    if let Some(pipe) = child.stdout.take() {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            lines += 1;
+            if let Some(kind) = message_kind(&line) {
+                messages += 1;
+                *counts.entry(kind).or_default() += 1;
+            }
+            if writeln!(stdout, "{line}").is_err() {
+                break;
+            }
         }
     }
-    let status = child.wait().expect("wait for the connector");
-    let _ = std::fs::remove_dir_all(&dir);
-    eprintln!("demo: connector exited with {status}; messages by type:");
-    for (kind, n) in counts {
-        eprintln!("  {n:>6}  {kind}");
+    drop(stdout);
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for the connector: {e}"))?;
+    if let Some(relay) = relay {
+        let _ = relay.join();
     }
-    ExitCode::from(status.code().unwrap_or(1) as u8)
+    let _ = std::fs::remove_dir_all(&dir);
+    if messages == 0 {
+        // --help, --version, a usage error: plain text or nothing, no table.
+        let what = if lines == 0 {
+            "no output on stdout".to_string()
+        } else {
+            format!("{lines} lines of plain text, not Airbyte messages")
+        };
+        eprintln!("demo: connector exited with {status}; {what}");
+    } else {
+        eprintln!("demo: connector exited with {status}; messages by type:");
+        for (kind, n) in &counts {
+            eprintln!("  {n:>6}  {kind}");
+        }
+        if lines > messages {
+            eprintln!("  {:>6}  lines that are not messages!", lines - messages);
+        }
+    }
+    Ok(ExitCode::from(status.code().unwrap_or(1) as u8))
+}
+
+/// "RECORD users", "STATE", ...: what the line is, if it is a message.
+fn message_kind(line: &str) -> Option<String> {
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    let t = v["type"].as_str()?;
+    Some(match v["record"]["stream"].as_str() {
+        Some(stream) => format!("{t} {stream}"),
+        None => t.to_string(),
+    })
+}
+
+/// The connector's stderr: the demo's own, so that its progress line is
+/// live, unless the demo's stdout is a terminal too. Then the connector's
+/// progress (drawn because its stdout is our pipe) would be drawn over the
+/// messages we print, so it gets a pipe instead, which turns progress off.
+fn connector_stderr() -> Stdio {
+    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    }
 }
 
 /// Runs only the mock server, until killed; prints its base_url first.
-fn serve(port: &str) -> ExitCode {
-    let server = MockServer::start_on(&format!("127.0.0.1:{port}"), Options::default());
+fn serve(port: &str) -> Result<ExitCode, String> {
+    let port: u16 = port.parse().map_err(|_| {
+        format!("--serve takes a port number from 0 to 65535 (0: any free port), not `{port}`")
+    })?;
+    let bind = format!("127.0.0.1:{port}");
+    let server = MockServer::try_start_on(&bind, Options::default()).map_err(|e| {
+        let hint = match e.kind() {
+            ErrorKind::AddrInUse => {
+                "; stop what uses it or pick another port (--serve 0 picks a free one)"
+            }
+            ErrorKind::PermissionDenied => "; ports below 1024 need root: pick a higher one",
+            _ => "",
+        };
+        format!("cannot serve on {bind}: {e}{hint}")
+    })?;
     println!("{}", server.base_url());
     let _ = std::io::stdout().flush();
     eprintln!(

@@ -6,6 +6,8 @@ use std::process::Command;
 
 /// The connector binary next to the running example, built first (a no-op
 /// when fresh): cargo builds examples without the package's binary.
+/// Says on stderr what it builds, and lets cargo show how it goes: the
+/// first build takes a minute, which must not look like a hang.
 /// `Err` says what went wrong, for the example to report its own way.
 pub fn connector_binary() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
@@ -16,7 +18,7 @@ pub fn connector_binary() -> Result<PathBuf, String> {
     let bin = profile_dir.join(format!("source-persistiq{}", std::env::consts::EXE_SUFFIX));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--bin", "source-persistiq"]);
+    build.args(["build", "--bin", "source-persistiq"]);
     // `cargo run` gives us the package's CARGO_PKG_* and CARGO_MANIFEST_*;
     // ring's build script reruns when any of those changes, so passing them
     // on would rebuild ring here and again at the next `cargo run`.
@@ -34,9 +36,17 @@ pub fn connector_binary() -> Result<PathBuf, String> {
             build.env_remove(&*key);
         }
     }
-    if profile_dir.ends_with("release") {
+    let release = profile_dir.ends_with("release");
+    if release {
         build.arg("--release");
     }
+    // Named after the example that prints it: demo or bench.
+    let example = exe.file_stem().map(|s| s.to_string_lossy().into_owned());
+    eprintln!(
+        "{}: building the connector first: cargo build{} --bin source-persistiq",
+        example.as_deref().unwrap_or("example"),
+        if release { " --release" } else { "" }
+    );
     match build.status() {
         Ok(s) if s.success() => Ok(bin),
         _ if bin.exists() => Ok(bin),

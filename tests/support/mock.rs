@@ -154,9 +154,16 @@ impl MockServer {
         MockServer::start_on("127.0.0.1:0", options)
     }
 
+    /// Starts a server on `bind`; panics if it cannot (tests want that).
     pub fn start_on(bind: &str, options: Options) -> MockServer {
-        let listener = TcpListener::bind(bind).expect("bind the mock server");
-        let addr = listener.local_addr().expect("local addr");
+        MockServer::try_start_on(bind, options).expect("bind the mock server")
+    }
+
+    /// Starts a server on `bind`, or says why it cannot (the port is in
+    /// use, say): for the demo, which must report that rather than panic.
+    pub fn try_start_on(bind: &str, options: Options) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(bind)?;
+        let addr = listener.local_addr()?;
         let mut data = Data {
             lists: account(&options),
             pages: HashMap::new(),
@@ -183,11 +190,11 @@ impl MockServer {
                 thread::spawn(move || serve_connection(conn, &shared));
             }
         });
-        MockServer {
+        Ok(MockServer {
             addr,
             shared,
             accept: Some(accept),
-        }
+        })
     }
 
     /// `http://127.0.0.1:PORT/v1/`, the base_url to configure.
