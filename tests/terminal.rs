@@ -1,21 +1,71 @@
 //! Terminal and script ergonomics: live progress only at a terminal,
-//! `--streams`, `--help` and `--version`.
+//! `--streams`, `--help` and `--version`, usage messages, and the demo.
 
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 use support::mock::{Action, Fault, MockServer, Options};
 use support::*;
 
-/// Runs `command` with a pseudo-terminal as its stderr (through util-linux
-/// `script`), its stdout sent to /dev/null; returns what the terminal showed.
+/// Runs `command` under a pseudo-terminal (through util-linux `script`),
+/// its stdout sent to /dev/null so that the terminal is its stderr alone;
+/// returns what the terminal showed.
 fn on_a_terminal(command: &str) -> String {
+    on_a_terminal_with_code(&format!("{command} >/dev/null"), 0)
+}
+
+/// Runs `command` with stdout and stderr both on one pseudo-terminal,
+/// expecting exit code `code`; returns what the terminal showed.
+fn on_a_terminal_with_code(command: &str, code: i32) -> String {
     let out = Command::new("script")
-        .args(["-qefc", &format!("{command} >/dev/null"), "/dev/null"])
+        .args(["-qefc", command, "/dev/null"])
         .output()
         .expect("util-linux script runs the command under a pty");
-    assert!(out.status.success(), "{command}: {:?}", out.status);
+    assert_eq!(out.status.code(), Some(code), "{command}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The screen's lines as a person sees them: each line's last redraw
+/// (what follows its last `\r\x1b[2K`), with the pty's `\r\n` undone.
+fn final_lines(screen: &str) -> Vec<String> {
+    screen
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .map(|l| l.rsplit("\r\x1b[2K").next().unwrap_or(l).to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The one final line of `stream`, which must end with a newline.
+fn final_line(screen: &str, stream: &str) -> String {
+    let prefix = format!("{stream}: ");
+    let ends: Vec<String> = final_lines(screen)
+        .into_iter()
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    assert_eq!(ends.len(), 1, "{stream}: {screen:?}");
+    assert!(
+        screen.contains(&format!("{}\r\n", ends[0])),
+        "no newline after {:?}: {screen:?}",
+        ends[0]
+    );
+    ends[0].clone()
+}
+
+/// `N records/s` in a progress line, if it shows a rate.
+fn rate_in(line: &str) -> Option<f64> {
+    let before = line
+        .split(" records/s")
+        .next()
+        .filter(|_| line.contains(" records/s"))?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+/// The seconds of a final line's `done in X s`.
+fn done_in(line: &str) -> f64 {
+    let after = line.split("done in ").nth(1).expect(line);
+    after.split(' ').next().unwrap().parse().expect(line)
 }
 
 /// The mock, with the first users request answered 503 (a retry to show).
@@ -40,17 +90,255 @@ fn progress_is_drawn_on_a_terminal_stderr() {
         screen.contains("\r\x1b[2K"),
         "no in-place redraw: {screen:?}"
     );
+    let users = final_line(&screen, "users");
+    let leads = final_line(&screen, "leads");
     assert!(
-        screen.contains("leads: 1234 records, 13 pages"),
+        users.starts_with("users: 3 records, 1 page, done in"),
+        "{users}"
+    );
+    assert!(
+        leads.starts_with("leads: 1234 records, 13 pages, done in"),
+        "{leads}"
+    );
+    // The wait is named after its stream, even before its first page.
+    assert!(
+        screen.contains(
+            "users: 0 records, 0 pages; waiting: stream users, page 1: HTTP 503; retry 1 of 2"
+        ),
         "{screen:?}"
     );
-    assert!(screen.contains("users: 3 records, 1 page,"), "{screen:?}");
-    assert!(screen.contains("records/s"), "{screen:?}");
     assert!(
-        screen.contains("waiting: stream users, page 1: HTTP 503; retry 1 of 2"),
-        "{screen:?}"
+        !screen.contains(": 0 records"),
+        "a line without its stream: {screen:?}"
     );
+    // Under a second there is no rate to speak of.
+    for line in [&users, &leads] {
+        if done_in(line) < 1.0 {
+            assert_eq!(rate_in(line), None, "{line}");
+        }
+    }
     assert!(!screen.contains(support::mock::API_KEY));
+}
+
+/// The clock starts at the stream's first request, not after its first
+/// page: a slow first answer counts in the rate.
+#[test]
+fn the_rate_counts_from_the_first_request_and_only_once_measurable() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::stall("users", 1, Duration::from_millis(1300)));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let screen = on_a_terminal(&format!("{BIN} read --config {cfg} --streams users"));
+    let users = final_line(&screen, "users");
+    assert!(done_in(&users) >= 1.3, "{users}");
+    let rate = rate_in(&users).unwrap_or_else(|| panic!("no rate after 1.3 s: {users}"));
+    assert!(rate <= 3.0 / 1.3, "3 records in 1.3 s or more: {users}");
+}
+
+/// A failed stream says so in its own final line, with what it wrote and
+/// why; the next stream still gets its line; nothing is left unfinished.
+#[test]
+fn a_failed_stream_ends_with_a_line_naming_it_and_why() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(3),
+        usize::MAX,
+        Action::Status(503, vec![], String::new()),
+    ));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json(
+        "cat.json",
+        &catalog(&["leads", "nope", "users"], "full_refresh"),
+    );
+    let screen = on_a_terminal_with_code(
+        &format!("{BIN} read --config {cfg} --catalog {cat} >/dev/null"),
+        1,
+    );
+    assert_eq!(
+        final_line(&screen, "leads"),
+        "leads: FAILED after 200 records, 2 pages: page 3: HTTP 503 (after 3 tries)"
+    );
+    assert_eq!(
+        final_line(&screen, "nope"),
+        "nope: FAILED: not a stream of this source"
+    );
+    assert!(final_line(&screen, "users").starts_with("users: 3 records, 1 page, done in"));
+    assert!(screen.ends_with("\r\n"), "an unfinished line: {screen:?}");
+}
+
+/// stdout and stderr on the same terminal: no progress at all, so every
+/// line on screen is a whole message.
+#[test]
+fn no_progress_when_stdout_is_the_same_terminal() {
+    let mock = users_fail_once_with_503();
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let screen = on_a_terminal_with_code(
+        &format!("{BIN} read --config {cfg} --streams users,leads"),
+        0,
+    );
+    assert!(!screen.contains('\x1b'), "progress drawn: {screen:?}");
+    let lines: Vec<&str> = screen.split_terminator("\r\n").collect();
+    assert!(lines.len() > 1234, "{} lines", lines.len());
+    for line in lines {
+        let message: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a whole message ({e}): {line:?}"));
+        assert!(message["type"].is_string(), "{line}");
+    }
+}
+
+/// The summary counts the records a failed stream wrote before it failed,
+/// and says "1 record", not "1 records".
+#[test]
+fn the_summary_counts_every_record_written() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(3),
+        usize::MAX,
+        Action::Status(503, vec![], String::new()),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users", "leads"]));
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.of_type("RECORD").len(), 203);
+    let summary = run
+        .logs("ERROR")
+        .into_iter()
+        .find(|m| m.starts_with("sync finished"));
+    let summary = summary.expect("an ERROR summary");
+    assert!(
+        summary.contains(": 203 records, 1 of 2 streams complete; failed: leads"),
+        "{summary}"
+    );
+
+    let one = MockServer::start(Options::default());
+    one.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Body(r#"{"users": [{"id": "u1"}], "has_more": false}"#.into()),
+    ));
+    let run = read(&dir, &config(&one.base_url()), Some(&["users"]));
+    assert_eq!(run.code, Some(0));
+    let info = run.logs("INFO");
+    let summary = info
+        .iter()
+        .find(|m| m.starts_with("sync finished"))
+        .expect("a summary");
+    assert!(
+        summary.contains(": 1 record, 1 of 1 streams complete"),
+        "{summary}"
+    );
+}
+
+/// Usage errors name the flag that is wrong.
+#[test]
+fn usage_errors_name_what_is_wrong() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["read", "--bogus", "x"], "`read` has no option `--bogus`"),
+        (
+            &["read", "--config", "a.json", "--config", "b.json"],
+            "--config is given twice",
+        ),
+        (
+            &[
+                "read",
+                "--config",
+                "a.json",
+                "--streams",
+                "users",
+                "--streams",
+                "tags",
+            ],
+            "--streams is given twice",
+        ),
+        (&["read"], "`read` needs --config FILE"),
+        (&["frobnicate"], "unknown command `frobnicate`"),
+    ];
+    for (args, says) in cases {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("source-persistiq: {says}"), "{args:?}");
+    }
+}
+
+/// The demo example, next to the connector this test runs (`cargo test`
+/// builds the examples).
+fn demo() -> Command {
+    let bin = std::path::Path::new(BIN);
+    let demo = bin.with_file_name("examples").join("demo");
+    assert!(
+        demo.exists(),
+        "no {}: run `cargo test` (it builds the examples)",
+        demo.display()
+    );
+    let mut command = Command::new(demo);
+    // The demo builds the connector with $CARGO first; it is built already.
+    command.env("CARGO", "true");
+    command
+}
+
+#[test]
+fn the_demo_explains_a_bad_port_in_one_line_and_exits_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for (arg, says) in [
+        ("http", "--serve takes a port number"),
+        ("70000", "--serve takes a port number"),
+        (port.as_str(), "stop what uses it or pick another port"),
+    ] {
+        let out = demo().args(["--serve", arg]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--serve {arg}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "--serve {arg}: {stderr}");
+        assert!(
+            stderr.starts_with("demo: ") && stderr.contains(says),
+            "--serve {arg}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "--serve {arg}");
+    }
+}
+
+/// The demo sums up messages only when there are messages.
+#[test]
+fn the_demo_summary_fits_what_the_connector_printed() {
+    let help = demo().arg("--help").output().unwrap();
+    let stderr = String::from_utf8_lossy(&help.stderr);
+    assert_eq!(help.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("plain text, not Airbyte messages"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not a message") && !stderr.contains("messages by type"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
+
+    let unknown = demo().arg("frobnicate").output().unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown command `frobnicate`"), "{stderr}");
+    assert!(stderr.contains("no output on stdout"), "{stderr}");
+    assert!(!stderr.contains("messages by type"), "{stderr}");
+
+    let check = demo().arg("check").output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("messages by type:\n       1  CONNECTION_STATUS\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("building the connector first: cargo build"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -127,6 +415,7 @@ fn help_lists_commands_config_keys_defaults_and_exit_codes() {
         "Exit codes",
         "Example",
         "campaign_leads",
+        "umask 077",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
