@@ -41,8 +41,11 @@ pub struct Progress {
     stream: String,
     /// When the stream's first request went out.
     started: Instant,
+    /// When the live line was last drawn, to keep redraws rare.
     last_draw: Option<Instant>,
+    /// Pages of the stream so far.
     pages: u64,
+    /// Records of the stream so far.
     records: u64,
     /// Why the sync is waiting, while it waits (a retry, a rate window).
     waiting: Option<String>,

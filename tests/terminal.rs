@@ -108,7 +108,7 @@ fn progress_is_drawn_on_a_terminal_stderr() {
         "{screen:?}"
     );
     assert!(
-        !screen.contains(": 0 records"),
+        !screen.contains("\x1b[2K:"),
         "a line without its stream: {screen:?}"
     );
     // Under a second there is no rate to speak of.
@@ -284,6 +284,8 @@ fn demo() -> Command {
     command
 }
 
+/// `--serve` with a port that is not a number, out of range or taken: one
+/// line that says so and what to do, exit 2, never a panic.
 #[test]
 fn the_demo_explains_a_bad_port_in_one_line_and_exits_2() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
