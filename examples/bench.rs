@@ -1,7 +1,7 @@
 //! Throughput and memory benchmark of the release connector (issue 5).
 //!
-//!   cargo run --release --example bench
-//!   cargo run --release --example bench -- --leads 100000 --runs 7 --rss-leads 10000,1000000
+//!   cargo run --release --features bench --example bench
+//!   cargo run --release --features bench --example bench -- --leads 100000 --runs 7 --rss-leads 10000,1000000
 //!
 //! It reads the leads stream from the loopback mock, to /dev/null, and fetches
 //! the same pages with a bare HTTP/1.1 keep-alive client (the floor for a
@@ -81,7 +81,7 @@ where
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("bench: {why}\nusage: cargo run --release --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH]");
+    eprintln!("bench: {why}\nusage: cargo run --release --features bench --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH]");
     std::process::exit(2)
 }
 
@@ -709,7 +709,7 @@ fn anon_rss_mib() -> Option<f64> {
 fn connector_binary() -> PathBuf {
     if !shared::is_release() {
         eprintln!(
-            "bench: warning: not a release build; run with `cargo run --release --example bench`"
+            "bench: warning: not a release build; run with `cargo run --release --features bench --example bench`"
         );
     }
     shared::connector_binary().unwrap_or_else(|e| usage(&e))
