@@ -30,9 +30,12 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new() -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
+        // Each test file has its own copy of this module (and of N) in the
+        // one test binary (tests/all.rs): the module path keeps them apart.
         let dir = std::env::temp_dir().join(format!(
-            "spq-test-{}-{}",
+            "spq-test-{}-{}-{}",
             std::process::id(),
+            module_path!().replace("::", "-"),
             N.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).unwrap();
