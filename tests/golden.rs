@@ -3,7 +3,7 @@
 //! single byte of what is emitted. Timestamps and LOG lines (which carry
 //! timings) are masked; everything else is compared as is.
 //!
-//! `SPQ_BLESS=1 cargo test --release --test golden` rewrites the file, for a
+//! `SPQ_BLESS=1 cargo test --release --test all golden::` rewrites the file, for a
 //! deliberate change of output.
 
 mod support;
