@@ -2,8 +2,8 @@
 //!
 //! Lines gather in one reusable buffer and reach stdout only whole, at the
 //! end of each page or message group; a signal cannot cut a write short (see
-//! `signals`). Free text (LOG, TRACE) passes through the redactor, so the API
-//! key never leaves the process even when the server echoes it back.
+//! `signals`). The API key is masked where text from outside is quoted
+//! (`secret::mask`), so messages are written as they are.
 
 use crate::error::{Error, Result};
 use crate::page::Record;
@@ -77,7 +77,6 @@ pub enum Status {
 /// The stdout writer. Everything the connector says goes through it.
 pub struct Out {
     buf: Vec<u8>,
-    secret: Option<String>,
     progress: Option<Progress>,
 }
 
@@ -85,22 +84,7 @@ impl Out {
     pub fn new() -> Out {
         Out {
             buf: Vec::with_capacity(1 << 20),
-            secret: None,
             progress: Progress::for_terminal(),
-        }
-    }
-
-    /// Text equal to `secret` is masked in every LOG and TRACE from now on.
-    pub fn redact(&mut self, secret: &str) {
-        if !secret.is_empty() {
-            self.secret = Some(secret.to_string());
-        }
-    }
-
-    fn clean(&self, text: &str) -> String {
-        match &self.secret {
-            Some(s) => text.replace(s.as_str(), "[redacted]"),
-            None => text.to_string(),
         }
     }
 
@@ -131,11 +115,30 @@ impl Out {
             Status::Complete => "COMPLETE",
             Status::Incomplete => "INCOMPLETE",
         };
+        self.stream_status(stream, status, "");
+    }
+
+    /// STREAM_STATUS RUNNING with the reason RATE_LIMITED: the stream waits
+    /// for the API's rate window, until `quota_reset` (epoch ms) if known.
+    /// The platform shows it until records flow again.
+    pub fn rate_limited(&mut self, stream: &StreamId, quota_reset: Option<u64>) {
+        let reason = match quota_reset {
+            Some(ms) => format!(
+                ",\"reasons\":[{{\"type\":\"RATE_LIMITED\",\"rate_limited\":{{\"quota_reset\":{ms}}}}}]"
+            ),
+            None => ",\"reasons\":[{\"type\":\"RATE_LIMITED\"}]".to_string(),
+        };
+        self.stream_status(stream, "RUNNING", &reason);
+    }
+
+    /// A STREAM_STATUS line; `extra` is more members of `stream_status`.
+    fn stream_status(&mut self, stream: &StreamId, status: &str, extra: &str) {
         let line = format!(
-            "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"}}}}}}\n",
+            "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"{}}}}}}}\n",
             now_ms(),
             stream.descriptor.get(),
-            status
+            status,
+            extra
         );
         self.buf.extend_from_slice(line.as_bytes());
     }
@@ -146,15 +149,7 @@ impl Out {
             level: &'a str,
             message: &'a str,
         }
-        let message = self.clean(message);
-        self.message(
-            "LOG",
-            "log",
-            &Log {
-                level,
-                message: &message,
-            },
-        );
+        self.message("LOG", "log", &Log { level, message });
     }
 
     /// A TRACE ERROR carrying the error's failure_type (and stream, if any).
@@ -168,9 +163,9 @@ impl Out {
         }
         #[derive(Serialize)]
         struct ErrorBody<'a> {
-            message: String,
+            message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            internal_message: Option<String>,
+            internal_message: Option<&'a str>,
             failure_type: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             stream_descriptor: Option<&'a RawValue>,
@@ -179,8 +174,8 @@ impl Out {
             kind: "ERROR",
             emitted_at: now_ms(),
             error: ErrorBody {
-                message: self.clean(&err.message),
-                internal_message: err.internal.as_deref().map(|i| self.clean(i)),
+                message: &err.message,
+                internal_message: err.internal.as_deref(),
                 failure_type: err.failure.as_str(),
                 stream_descriptor: stream.map(|s| &*s.descriptor),
             },
@@ -193,11 +188,11 @@ impl Out {
         struct ConnectionStatus<'a> {
             status: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            message: Option<String>,
+            message: Option<&'a str>,
         }
         let status = ConnectionStatus {
             status: if ok { "SUCCEEDED" } else { "FAILED" },
-            message: message.map(|m| self.clean(m)),
+            message,
         };
         self.message("CONNECTION_STATUS", "connectionStatus", &status);
     }
@@ -225,9 +220,8 @@ impl Out {
     /// line), then waits.
     pub fn pause(&mut self, level: &str, why: &str, wait: Duration) -> Result<()> {
         self.log(level, why);
-        let why = self.clean(why);
         if let Some(p) = &mut self.progress {
-            p.wait(&why);
+            p.wait(why);
         }
         self.flush()?;
         std::thread::sleep(wait);

@@ -136,7 +136,7 @@ fn a_campaign_deleted_mid_sync_is_skipped_with_a_warning() {
 #[test]
 fn discover_declares_the_incremental_cursors() {
     let dir = TempDir::new();
-    let cfg = dir.json("c.json", &json!({"api_key": "k"}));
+    let cfg = dir.json("c.json", &json!({"api_key": "test-key-123"}));
     let run = run(&["discover", "--config", &cfg]);
     let streams = run.messages[0]["catalog"]["streams"]
         .as_array()
@@ -242,7 +242,7 @@ fn leads_second_incremental_run_gets_only_updated_leads() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (cursor_secs, _) = time::parse(&cursor).unwrap();
+    let cursor_secs = time::parse(&cursor).unwrap().secs;
     assert!(
         (started - 302..=started - 298).contains(&cursor_secs),
         "{cursor}"
@@ -336,11 +336,9 @@ fn a_killed_incremental_run_resumes_from_its_last_checkpoint() {
         "TERM",
         &["read", "--config", &cfg, "--catalog", &cat],
     );
-    // A checkpoint after each of pages 1-5; on a fast link page 5's waits
-    // for page 6's answer (page 5 is checked meanwhile), which never comes.
+    // A checkpoint after each of pages 1-5, written with the page.
     let first_states = states(&first, "leads");
-    let checkpoints = first_states.len();
-    assert!([4, 5].contains(&checkpoints), "{checkpoints} checkpoints");
+    assert_eq!(first_states.len(), 5, "one checkpoint per page");
     for (page, state) in first_states.iter().enumerate() {
         assert_eq!(state.0["resume"]["page"], page + 2);
     }

@@ -839,7 +839,7 @@ fn page_body(
     let pages = match filter {
         None => data.pages.get(path).ok_or_else(not_found)?,
         Some((value, inclusive)) => {
-            let Some((since, _)) = time::parse(&value) else {
+            let Some(time::Moment { secs: since, .. }) = time::parse(&value) else {
                 return Err((400, "bad_params", format!("invalid time: {value}")));
             };
             let kept: Vec<&str> = list

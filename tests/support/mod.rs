@@ -150,6 +150,17 @@ impl Run {
             .collect()
     }
 
+    /// The `reasons` of the STREAM_STATUS messages of `stream` that have any.
+    pub fn status_reasons(&self, stream: &str) -> Vec<Value> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "STREAM_STATUS")
+            .map(|m| &m["trace"]["stream_status"])
+            .filter(|s| s["stream_descriptor"]["name"] == stream && !s["reasons"].is_null())
+            .map(|s| s["reasons"].clone())
+            .collect()
+    }
+
     /// STREAM_STATUS values of `stream`, in order.
     pub fn statuses(&self, stream: &str) -> Vec<String> {
         self.messages
