@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -31,6 +31,19 @@ pub struct Options {
     pub tags: usize,
     /// Pretty-print pages with CRLF line ends and tabs, as a proxy might.
     pub pretty: bool,
+    /// Every answer waits this long, as the real API's round trip does.
+    pub delay: Duration,
+    /// A rate limit enforced as PersistIq does: 429 past it, and
+    /// `X-RateLimit-*` headers on every answer.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `limit` requests per fixed `window` of whole seconds (windows start at
+/// epoch multiples of it, so `X-RateLimit-Reset` is exact).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub limit: u32,
+    pub window_secs: u64,
 }
 
 impl Default for Options {
@@ -44,6 +57,8 @@ impl Default for Options {
             dnc_domains: 230,
             tags: 12,
             pretty: false,
+            delay: Duration::ZERO,
+            rate_limit: None,
         }
     }
 }
@@ -76,6 +91,12 @@ pub enum Action {
     RepeatFirstPage,
     /// Serve the normal page but add these headers.
     Headers(Vec<(String, String)>),
+    /// Refuse every request, of any path, for this long from now with this
+    /// status and `Retry-After` (whole seconds left, or an HTTP date when
+    /// the flag is set), as a proxy or CDN does.
+    CloseFor(Duration, u16, bool),
+    /// A 200 whose body is this many bytes of JSON-ish filler.
+    Huge(usize),
 }
 
 /// A fault: for requests whose path equals `path` (and page equals `page`
@@ -122,6 +143,20 @@ struct Shared {
     faults: Mutex<Vec<Fault>>,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+    /// Set by `Action::CloseFor`: every request until then is refused.
+    closed: Mutex<Option<Closed>>,
+    /// The current rate window's start (epoch secs) and requests in it.
+    window: Mutex<(u64, u32)>,
+    /// 429s served because the rate limit was exceeded.
+    limited: AtomicUsize,
+}
+
+/// A refusal in force (`Action::CloseFor`).
+#[derive(Clone, Copy)]
+struct Closed {
+    until: std::time::SystemTime,
+    status: u16,
+    http_date: bool,
 }
 
 /// The account's lists and their pre-rendered pages, kept in step.
@@ -171,6 +206,9 @@ impl MockServer {
             faults: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            closed: Mutex::new(None),
+            window: Mutex::new((0, 0)),
+            limited: AtomicUsize::new(0),
         });
         let accept_shared = shared.clone();
         let accept = thread::spawn(move || {
@@ -197,6 +235,11 @@ impl MockServer {
 
     pub fn add_fault(&self, fault: Fault) {
         self.shared.faults.lock().unwrap().push(fault);
+    }
+
+    /// How many 429s the rate limit (`Options::rate_limit`) made.
+    pub fn rate_limited(&self) -> usize {
+        self.shared.limited.load(Ordering::SeqCst)
     }
 
     /// Every request so far, in arrival order.
@@ -735,7 +778,64 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             f.action.clone()
         })
     };
+    if !shared.options.delay.is_zero() {
+        thread::sleep(shared.options.delay);
+    }
+    if let Some(Action::CloseFor(d, status, http_date)) = &fault {
+        let until = std::time::SystemTime::now() + *d;
+        *shared.closed.lock().unwrap() = Some(Closed {
+            until,
+            status: *status,
+            http_date: *http_date,
+        });
+    }
+    let closed = *shared.closed.lock().unwrap();
+    if let Some(c) = closed.filter(|c| c.until > std::time::SystemTime::now()) {
+        let left = c
+            .until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let value = if c.http_date {
+            http_date(c.until)
+        } else {
+            left.as_secs_f64().ceil().to_string()
+        };
+        let body =
+            r#"{"status":"error","error":{"reason":"unavailable","message":"come back later"}}"#;
+        return send(
+            w,
+            c.status,
+            &[("Retry-After".into(), value)],
+            body.as_bytes(),
+        );
+    }
     let mut extra_headers = Vec::new();
+    if let Some(limit) = shared.options.rate_limit {
+        let now = time::now_secs() as u64;
+        let start = now - now % limit.window_secs;
+        let mut window = shared.window.lock().unwrap();
+        if window.0 != start {
+            *window = (start, 0);
+        }
+        window.1 += 1;
+        let used = window.1;
+        let reset = start + limit.window_secs;
+        let left = limit.limit.saturating_sub(used);
+        extra_headers = vec![
+            ("X-RateLimit-Limit".into(), limit.limit.to_string()),
+            ("X-RateLimit-Remaining".into(), left.to_string()),
+            ("X-RateLimit-Reset".into(), reset.to_string()),
+        ];
+        if used > limit.limit {
+            drop(window);
+            shared.limited.fetch_add(1, Ordering::SeqCst);
+            let body = format!(
+                r#"{{"error":{{"reason":"too_many_requests","message":"You performed more than {} requests per minute. Limit will be reseted at {reset}."}}}}"#,
+                limit.limit
+            );
+            return send(w, 429, &extra_headers, body.as_bytes());
+        }
+    }
     match fault {
         Some(Action::Status(code, headers, body)) => {
             return send(w, code, &headers, body.as_bytes());
@@ -789,7 +889,13 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             );
             return send(w, 200, &[], body.as_bytes());
         }
-        Some(Action::Headers(h)) => extra_headers = h,
+        Some(Action::Headers(h)) => extra_headers.extend(h),
+        Some(Action::CloseFor(..)) => unreachable!("answered as closed above"),
+        Some(Action::Huge(n)) => {
+            let mut body = b"{\"users\":[\"".to_vec();
+            body.resize(n, b'x');
+            return send(w, 200, &[], &body);
+        }
         None => {}
     }
 
@@ -906,6 +1012,7 @@ fn send(w: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8
         401 => "Unauthorized",
         404 => "Not Found",
         429 => "Too Many Requests",
+        503 => "Service Unavailable",
         500 => "Internal Server Error",
         _ => "Status",
     };
@@ -926,6 +1033,27 @@ fn send(w: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8
     let mut msg = head.into_bytes();
     msg.extend_from_slice(body);
     w.write_all(&msg).and_then(|_| w.flush()).is_ok()
+}
+
+/// `t` as an HTTP date (IMF-fixdate), rounded up to the next second.
+pub fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs_f64().ceil() as i64);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let iso = time::format_utc(secs); // YYYY-MM-DDTHH:MM:SSZ
+    let month: usize = iso[5..7].parse().unwrap_or(1);
+    format!(
+        "{}, {} {} {} {} GMT",
+        DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize],
+        &iso[8..10],
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
 }
 
 /// Drains and ignores a reader; used by the trap server below.
