@@ -288,29 +288,6 @@ fn redirects_are_never_followed() {
 }
 
 #[test]
-fn repeated_pages_are_not_emitted_twice_and_end_in_an_error() {
-    let mock = MockServer::start(Options::default());
-    // From page 2 on, the server ignores `page` and serves page 1 again.
-    for page in 2..=4 {
-        mock.add_fault(Fault::new(
-            "campaigns",
-            Some(page),
-            usize::MAX,
-            Action::RepeatFirstPage,
-        ));
-    }
-    let dir = TempDir::new();
-    let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
-    assert_eq!(run.code, Some(1));
-    assert_eq!(run.errors()[0]["failure_type"], "system_error");
-    assert_eq!(
-        run.record_data("campaigns"),
-        mock.records("campaigns")[..100],
-        "page 1 once only"
-    );
-}
-
-#[test]
 fn retries_exhausted_on_network_faults_is_transient() {
     let mock = MockServer::start(Options::default());
     mock.add_fault(Fault::new(

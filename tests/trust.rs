@@ -59,9 +59,7 @@ fn a_stale_page_that_persists_fails_the_stream_naming_the_page() {
     ));
     let dir = TempDir::new();
     let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
-    let error = run.the_error("system_error", "stale page");
-    let message = error["message"].as_str().unwrap();
-    assert!(message.contains("campaigns, page 2"), "{message}");
+    run.the_error_saying("system_error", "campaigns, page 2");
     assert_eq!(
         run.record_data("campaigns"),
         mock.records("campaigns")[..100]
@@ -370,11 +368,7 @@ fn a_key_too_short_to_mask_is_refused_as_truncated() {
     cfg["api_key"] = json!("k");
     let cfg = dir.json("c.json", &cfg);
     let run = run(&["read", "--config", &cfg]);
-    let error = run.the_error("config_error", "short key");
-    assert!(
-        error["message"].as_str().unwrap().contains("truncated"),
-        "{error}"
-    );
+    run.the_error_saying("config_error", "truncated");
     assert!(mock.seen().is_empty(), "a request was made");
 }
 
@@ -398,11 +392,7 @@ fn a_state_page_past_the_bound_is_a_config_error() {
             "--state",
             &state,
         ]);
-        let error = run.the_error("config_error", &page.to_string());
-        assert!(
-            error["message"].as_str().unwrap().contains("resume.page"),
-            "{error}"
-        );
+        run.the_error_saying("config_error", "resume.page");
     }
     assert!(mock.seen().is_empty(), "a request was made");
 }
@@ -418,9 +408,7 @@ fn a_body_over_the_cap_fails_at_once_saying_too_large() {
     ));
     let dir = TempDir::new();
     let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
-    let error = run.the_error("system_error", "huge body");
-    let message = error["message"].as_str().unwrap();
-    assert!(message.contains("too large (over 64 MiB)"), "{message}");
+    run.the_error_saying("system_error", "too large (over 64 MiB)");
     assert_eq!(mock.seen().len(), 1, "no retry");
 }
 
@@ -433,11 +421,7 @@ fn a_rejected_key_stops_at_the_first_stream() {
     let mut cfg = config(&mock.base_url());
     cfg["api_key"] = json!("the-wrong-key-42");
     let run = read(&dir, &cfg, Some(&["users", "leads", "campaigns"]));
-    let error = run.the_error("config_error", "rejected key");
-    assert!(
-        error["message"].as_str().unwrap().contains("rejected"),
-        "{error}"
-    );
+    run.the_error_saying("config_error", "rejected");
     for stream in ["users", "leads", "campaigns"] {
         assert_eq!(
             run.statuses(stream).last().unwrap(),
@@ -457,10 +441,5 @@ fn a_timeout_says_which_setting_it_was() {
     cfg["timeout_seconds"] = json!(0.5);
     cfg["retry_schedule_seconds"] = json!([]);
     let run = read(&dir, &cfg, Some(&["users"]));
-    let error = run.the_error("transient_error", "timeout");
-    let message = error["message"].as_str().unwrap();
-    assert!(
-        message.contains("within timeout_seconds (0.5 s)"),
-        "{message}"
-    );
+    run.the_error_saying("transient_error", "within timeout_seconds (0.5 s)");
 }

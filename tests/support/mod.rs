@@ -187,6 +187,15 @@ impl Run {
         errors[0]
     }
 
+    /// `the_error`'s message, checked to contain `words`.
+    pub fn the_error_saying(&self, failure_type: &str, words: &str) -> &str {
+        let message = self.the_error(failure_type, words)["message"]
+            .as_str()
+            .expect("a message");
+        assert!(message.contains(words), "{message}");
+        message
+    }
+
     pub fn errors(&self) -> Vec<&Value> {
         self.messages
             .iter()
