@@ -71,6 +71,8 @@ def mock_configs(base_url):
     yield configs
     for name in configs:
         (SECRETS / name).unlink(missing_ok=True)
+    if not any(SECRETS.iterdir()):
+        SECRETS.rmdir()
 
 
 @pytest.fixture(scope="module")
