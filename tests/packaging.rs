@@ -1,6 +1,7 @@
 //! Packaging: the static musl binary (size, linkage, an empty root) and the
 //! Airbyte image files (Dockerfile, metadata.yaml) checked against each other
-//! and against Cargo.toml, since no Docker engine is at hand to build them.
+//! and against Cargo.toml, without a container engine. The image itself is
+//! built by .ci/build-image and tested by tests/python/test_image.py.
 //!
 //! The musl binary is not built by `cargo test`; build it first:
 //!
