@@ -348,34 +348,10 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
     let env = d.pairs(last, "ENV");
     assert_eq!(env.get("AIRBYTE_ENTRYPOINT"), Some(&entry.join(" ")));
 
-    // Labels (CAT's test_image_labels) and versions.
-    let labels = d.pairs(last, "LABEL");
-    assert_eq!(
-        labels.get("io.airbyte.name").map(String::as_str),
-        Some(m.get("data.dockerRepository").as_str())
-    );
-    assert_eq!(
-        labels.get("io.airbyte.version").map(String::as_str),
-        Some(m.get("data.dockerImageTag").as_str())
-    );
+    // Labels, the user and /airbyte are checked on the built image
+    // (tests/python/test_image.py); what no image build runs here is the
+    // build stage, checked below.
     assert_eq!(m.get("data.dockerImageTag"), VERSION);
-
-    // Non-root user airbyte, uid 1000, owning /airbyte; the image ends as it.
-    let run = d.commands(last);
-    assert!(
-        run.iter().any(|c| c.first().is_some_and(|p| p == "adduser")
-            && c.windows(2).any(|w| w == ["-u", "1000"])
-            && c.last().is_some_and(|u| u == "airbyte")),
-        "no `adduser -u 1000 ... airbyte` in {run:?}"
-    );
-    assert!(
-        run.iter().any(|c| c.first().is_some_and(|p| p == "chown")
-            && c.iter().any(|a| a == "airbyte:airbyte" || a == "1000:1000")
-            && c.iter().any(|a| a == "/airbyte")),
-        "/airbyte is not given to airbyte in {run:?}"
-    );
-    let user = d.in_stage(last, "USER").last().expect("a USER");
-    assert!(user == "airbyte" || user == "1000", "runs as {user}");
 
     // The binary comes from a stage that builds the musl target.
     let copy = d
