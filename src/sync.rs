@@ -284,10 +284,15 @@ impl Checkpoint {
         })
     }
 
-    /// The state once every page has been read.
+    /// The state once every page has been read: the later of the new
+    /// high-water mark and the old cursor, so that a cursor never moves
+    /// back (a sync-start cursor is older than a state from the future).
     fn complete(&self) -> Value {
-        let cursor = self.next.as_ref().or(self.since.as_ref()).map(|s| &s.text);
-        json!({ self.spec.cursor.state_key(): cursor })
+        let cursor = match (&self.next, &self.since) {
+            (Some(next), Some(since)) if since.at > next.at => Some(since),
+            (next, since) => next.as_ref().or(since.as_ref()),
+        };
+        json!({ self.spec.cursor.state_key(): cursor.map(|s| &s.text) })
     }
 
     /// Whether a record with this cursor value belongs in the sync, noting

@@ -443,3 +443,29 @@ fn a_timeout_says_which_setting_it_was() {
     let run = read(&dir, &cfg, Some(&["users"]));
     run.the_error_saying("transient_error", "within timeout_seconds (0.5 s)");
 }
+
+/// A cursor never moves back: a leads state from the future stays.
+#[test]
+fn a_cursor_from_the_future_is_kept() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let future = "2099-01-01T00:00:00Z";
+    let state = json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "leads"},
+        "stream_state": {"updated_after": future}}}]);
+    let state = dir.json("s.json", &state);
+    let run = run(&[
+        "read",
+        "--config",
+        &cfg,
+        "--streams",
+        "leads",
+        "--state",
+        &state,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(run.record_data("leads").is_empty());
+    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
+    assert_eq!(last, json!({"updated_after": future}));
+}
