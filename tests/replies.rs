@@ -53,6 +53,27 @@ fn assert_known(run: &Run) {
     );
 }
 
+/// Fails unless `got` is `want`, naming the replies by id (one reply is a
+/// kilobyte of text).
+fn assert_replies(got: &[String], want: &[String], what: &str) {
+    if got == want {
+        return;
+    }
+    let id = |r: Option<&String>| r.map(|r| parse(r)["id"].as_str().unwrap_or("?").to_string());
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{what}: {} replies, expected {}; the first difference is at {at}: {:?} where {:?} was expected",
+        got.len(),
+        want.len(),
+        id(got.get(at)),
+        id(want.get(at))
+    );
+}
+
 fn parse(record: &str) -> Value {
     serde_json::from_str(record).expect("a reply is JSON")
 }
@@ -314,10 +335,10 @@ fn every_reply_of_every_campaign_arrives_once_and_exact() {
     assert_complete(&run);
     let all = mock.replies();
     assert_eq!(all.len(), REPLIES);
-    assert_eq!(
-        run.record_data(STREAM),
-        all,
-        "campaign order, then page order"
+    assert_replies(
+        &run.record_data(STREAM),
+        &all,
+        "campaign order, then page order",
     );
     // Every campaign's list, every page of it once, without a time filter.
     let asked = replies_requests(&mock.seen());
@@ -343,7 +364,7 @@ fn a_first_incremental_run_reads_everything_and_keeps_the_greatest_sent_at() {
     let run = read_incremental(&mock, &dir, STREAM, Some(&json!([])));
     assert_complete(&run);
     let all = mock.replies();
-    assert_eq!(run.record_data(STREAM), all);
+    assert_replies(&run.record_data(STREAM), &all, "every reply");
     let st = states(&run, STREAM);
     let greatest = greatest_sent_at(&all).unwrap();
     assert_eq!(
@@ -385,7 +406,7 @@ fn a_second_incremental_run_asks_every_campaign_from_the_cursor() {
     let expected = sent_since(&mock.replies(), &cursor);
     assert_eq!(expected.len(), 5);
     assert_eq!(sent_at(&expected[2]), cursor, "the boundary reply");
-    assert_eq!(second.record_data(STREAM), expected);
+    assert_replies(&second.record_data(STREAM), &expected, "the second run");
     let new_greatest = greatest_sent_at(&expected).unwrap();
     assert_eq!(
         states(&second, STREAM).last().unwrap().0,
@@ -443,7 +464,11 @@ fn replies_before_the_cursor_are_never_emitted_again() {
         big[..121].iter().any(|r| sent_at(r) > cursor),
         "some older reply's text sorts after the cursor"
     );
-    assert_eq!(run.record_data(STREAM), expected);
+    assert_replies(
+        &run.record_data(STREAM),
+        &expected,
+        "on or after the cursor",
+    );
 }
 
 #[test]
@@ -466,7 +491,7 @@ fn start_date_bounds_the_first_incremental_run() {
         230 - 72,
         "the big campaign's replies from hour 72"
     );
-    assert_eq!(run.record_data(STREAM), expected);
+    assert_replies(&run.record_data(STREAM), &expected, "from start_date");
     let asked = replies_requests(&mock.seen());
     for c in 0..campaigns() {
         assert!(
@@ -511,10 +536,10 @@ fn a_run_killed_mid_campaign_resumes_at_that_campaigns_page() {
     assert!(second.logs("INFO").iter().any(|m| m.contains("resuming")));
     let mut together = first.record_data(STREAM);
     together.extend(second.record_data(STREAM));
-    assert_eq!(
-        together,
-        mock.replies(),
-        "every reply exactly once across the two runs"
+    assert_replies(
+        &together,
+        &mock.replies(),
+        "every reply exactly once across the two runs",
     );
     // The resumed run starts at the checkpoint's campaign and page.
     let asked = replies_requests(&mock.seen()[asked_before..]);
@@ -576,9 +601,10 @@ fn a_run_killed_between_campaigns_resumes_at_the_next_campaign() {
     together.extend(third.record_data(STREAM));
     let expected = sent_since(&mock.replies(), &cursor);
     assert_eq!(expected.len(), 6);
-    assert_eq!(
-        together, expected,
-        "each new reply and the boundary reply once"
+    assert_replies(
+        &together,
+        &expected,
+        "each new reply and the boundary reply once",
     );
     let asked = replies_requests(&mock.seen()[asked_before..]);
     assert!(
@@ -603,7 +629,7 @@ fn a_campaign_deleted_mid_sync_is_skipped_with_a_warning() {
         let dir = TempDir::new();
         let run = read_mode(&mock, &dir, &[STREAM], mode, None, json!({}));
         assert_complete(&run);
-        assert_eq!(run.record_data(STREAM), mock.replies(), "{mode}");
+        assert_replies(&run.record_data(STREAM), &mock.replies(), mode);
         assert_eq!(mock.replies().len(), REPLIES - 3);
         let warns = run.logs("WARN");
         assert_eq!(warns.len(), 1, "{mode}: {warns:?}");
@@ -644,7 +670,11 @@ fn a_resume_campaign_deleted_since_is_skipped_and_the_rest_read() {
         .skip(BIG_REPLIES_CAMPAIGN + 1)
         .flat_map(|(_, l)| l)
         .collect();
-    assert_eq!(second.record_data(STREAM), after);
+    assert_replies(
+        &second.record_data(STREAM),
+        &after,
+        "after the deleted campaign",
+    );
 }
 
 #[test]
