@@ -267,7 +267,9 @@ fn the_mock_replies_have_awkward_text_and_mixed_offsets() {
             .is_some_and(|b| b.contains("\n> ") && b.contains('"'))
     });
     has("emoji", &|r, _| r.contains('\u{1f680}'));
-    has("U+2028", &|r, _| r.contains('\u{2028}'));
+    has("U+2028, escaped", &|r, v| {
+        r.contains(r"\u2028") && v["body"].as_str().is_some_and(|b| b.contains('\u{2028}'))
+    });
     has("a -07:00 sent_at", &|_, v| {
         v["sent_at"].as_str().unwrap().ends_with("-07:00")
     });

@@ -519,8 +519,9 @@ fn reply_sent_at(c: usize, k: usize) -> i64 {
 /// quoted thread, plain text, auto-replies), with nulls where a reply can
 /// lack a field. `sent_at` is written as PersistIq writes times (local
 /// time, `-07:00`) or in UTC, so that the latest text is not the latest
-/// time. Odd campaigns' lists come HTML-escaped (`\u003c`), as Rails
-/// encodes JSON by default.
+/// time. U+2028 comes escaped (`\u2028`), as Rails always writes it; odd
+/// campaigns' lists are HTML-escaped too (`\u003c`), as Rails does by
+/// default.
 fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
     let lead = (c * 7 + k) % leads;
     let first = format!("First{lead}");
@@ -604,6 +605,7 @@ fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
         q(&id("c", c)),
         opt((kind != "out_of_office").then(|| id("sm", c * 10 + k % 3))),
     );
+    let json = json.replace('\u{2028}', "\\u2028");
     let json = if c % 2 == 1 {
         json.replace('<', "\\u003c")
             .replace('>', "\\u003e")
