@@ -518,8 +518,10 @@ fn reply_sent_at(c: usize, k: usize) -> i64 {
 /// official field order: what a lead's mail client sent back (HTML with a
 /// quoted thread, plain text, auto-replies), with nulls where a reply can
 /// lack a field. `sent_at` is written as PersistIq writes times (local
-/// time, `-07:00`) or in UTC, so that the latest text is not the latest
-/// time. U+2028 comes escaped (`\u2028`), as Rails always writes it; odd
+/// time, `-07:00`) or in UTC, so that a later text is not always a later
+/// time; the latest reply is in UTC, as no other text sorts after it
+/// (PyAirbyte's DuckDB cache drops offsets: its TIMESTAMP columns hold the
+/// wall-clock text, and tests/python compares those). U+2028 comes escaped (`\u2028`), as Rails always writes it; odd
 /// campaigns' lists are HTML-escaped too (`\u003c`), as Rails does by
 /// default.
 fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
@@ -584,7 +586,7 @@ fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
         3 => format!("[{},{}]", q("boss@example.com"), q("assistant@example.com")),
         _ => "[]".to_string(),
     };
-    let sent_at = if (c + k) % 3 == 2 {
+    let sent_at = if (c + k) % 3 == 0 {
         time::format_utc(at).replace('Z', ".000Z")
     } else {
         time::format_utc(at - 7 * 3600).replace('Z', ".000-07:00")
