@@ -103,7 +103,7 @@ fn discover_lists_the_streams_with_their_schemas() {
     for s in streams {
         let name = s["name"].as_str().unwrap();
         assert_eq!(s["source_defined_primary_key"], json!([["id"]]));
-        let incremental = ["leads", "events"].contains(&name);
+        let incremental = ["leads", "events", "replies"].contains(&name);
         let modes = if incremental {
             json!(["full_refresh", "incremental"])
         } else {
