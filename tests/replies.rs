@@ -683,6 +683,27 @@ fn a_resume_campaign_deleted_since_is_skipped_and_the_rest_read() {
     );
 }
 
+/// The campaign a resume names is no longer listed at all: rather than
+/// skip every campaign looking for it, the run reads them all (duplicates
+/// of what the interrupted run wrote, but nothing lost).
+#[test]
+fn a_resume_campaign_no_longer_listed_reads_every_campaign() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let state = json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": STREAM},
+        "stream_state": {"sent_at": null, "resume": {"parent": "c_gone00", "page": 2, "cursor": null}}}}]);
+    let second = read_incremental(&mock, &dir, STREAM, Some(&state));
+    assert_complete(&second);
+    let warns = second.logs("WARN");
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(
+        warns[0].contains("c_gone00") && warns[0].contains("again"),
+        "{warns:?}"
+    );
+    assert_replies(&second.record_data(STREAM), &mock.replies(), "every reply");
+}
+
 #[test]
 fn malformed_replies_state_is_a_config_error() {
     let mock = MockServer::start(Options::default());
