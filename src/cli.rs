@@ -133,7 +133,9 @@ Options:
   --streams LIST   read only these streams, comma-separated (instead of --catalog);
                    without either, read every stream
   --state FILE     state from a previous run: a JSON array of the `state`
-                   objects of its STATE messages, or of the STATE lines whole
+                   objects of its STATE messages, or of the STATE lines whole;
+                   with --streams (or no selection) the incremental streams
+                   go on from it, without it every stream is read in full
   --debug          accepted and ignored, as Airbyte may pass it
   -h, --help       print this help
   -V, --version    print the version

@@ -2,6 +2,7 @@
 //! later step can trust it.
 
 use crate::error::{Error, Result};
+use crate::secret::{self, ApiKey};
 use serde_json::{Map, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -22,19 +23,18 @@ const MAX_SECONDS: f64 = 86_400.0;
 /// The shortest request timeout that can work at all.
 const MIN_TIMEOUT_SECONDS: f64 = 0.01;
 
-/// `check` gives up within about this much sleeping: Airbyte waits a minute
-/// for its answer.
-const CHECK_RETRY_BUDGET: Duration = Duration::from_secs(30);
-
 /// The connectionSpecification that `spec` prints.
 pub const SPEC_JSON: &str = include_str!("spec.json");
 
 /// A validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub api_key: String,
-    /// Absolute URL ending in `/`; every request URL starts with it.
+    pub api_key: ApiKey,
+    /// Absolute URL ending in `/`, scheme and host in lower case; every
+    /// request URL starts with it.
     pub base_url: String,
+    /// `base_url` is plain http (and so a loopback host): no proxy may see it.
+    pub plain_http: bool,
     pub retry_schedule: Vec<Duration>,
     pub timeout: Duration,
     /// Lower bound of the first incremental sync, normalised to UTC.
@@ -42,24 +42,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The config for `check`: the retry schedule cut to the steps that fit
-    /// in CHECK_RETRY_BUDGET.
-    pub fn for_check(&self) -> Config {
-        let mut left = CHECK_RETRY_BUDGET;
-        let mut schedule = Vec::new();
-        for step in &self.retry_schedule {
-            match left.checked_sub(*step) {
-                Some(rest) => left = rest,
-                None => break,
-            }
-            schedule.push(*step);
-        }
-        Config {
-            retry_schedule: schedule,
-            ..self.clone()
-        }
-    }
-
     /// Checks a parsed config object; the error names the key at fault.
     pub fn from_json(value: &Value) -> Result<Config> {
         let obj = value.as_object().ok_or_else(|| {
@@ -68,9 +50,11 @@ impl Config {
                 json_kind(value)
             ))
         })?;
+        let base = base_url(obj)?;
         Ok(Config {
             api_key: api_key(obj)?,
-            base_url: base_url(obj)?,
+            base_url: base.url,
+            plain_http: base.plain_http,
             retry_schedule: retry_schedule(obj)?,
             timeout: timeout(obj)?,
             start_date: start_date(obj)?,
@@ -78,7 +62,7 @@ impl Config {
     }
 }
 
-fn api_key(obj: &Map<String, Value>) -> Result<String> {
+fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
     match obj.get("api_key") {
         None | Some(Value::Null) => Err(Error::config(
             "config key `api_key` is missing: set it to the key from PersistIq's Settings > Integrations",
@@ -90,7 +74,15 @@ fn api_key(obj: &Map<String, Value>) -> Result<String> {
         Some(Value::String(s)) if s.bytes().any(|b| b < 0x20 || b == 0x7f) => Err(
             Error::config("config key `api_key` contains control characters"),
         ),
-        Some(Value::String(s)) => Ok(s.clone()),
+        // Masking a key this short in server text would garble it, and no
+        // PersistIq key is this short: a paste cut off is likelier.
+        Some(Value::String(s)) if s.chars().count() < secret::MIN_KEY_CHARS => {
+            Err(Error::config(format!(
+                "config key `api_key` is only {} characters long; it looks truncated: copy the whole key from PersistIq's Settings > Integrations",
+                s.chars().count()
+            )))
+        }
+        Some(Value::String(s)) => Ok(ApiKey::new(s.clone())),
         Some(other) => Err(Error::config(format!(
             "config key `api_key` must be a string, found {}",
             json_kind(other)
@@ -98,9 +90,15 @@ fn api_key(obj: &Map<String, Value>) -> Result<String> {
     }
 }
 
-fn base_url(obj: &Map<String, Value>) -> Result<String> {
+/// A checked base_url.
+struct BaseUrl {
+    url: String,
+    plain_http: bool,
+}
+
+fn base_url(obj: &Map<String, Value>) -> Result<BaseUrl> {
     let raw = match obj.get("base_url") {
-        None | Some(Value::Null) => return Ok(DEFAULT_BASE_URL.to_string()),
+        None | Some(Value::Null) => DEFAULT_BASE_URL,
         Some(Value::String(s)) => s.trim(),
         Some(other) => {
             return Err(Error::config(format!(
@@ -113,31 +111,42 @@ fn base_url(obj: &Map<String, Value>) -> Result<String> {
         Error::config(format!(
             "config key `base_url` is not usable ({why}); expected e.g. {DEFAULT_BASE_URL}"
         ))
-    })?;
-    let mut url = raw.to_string();
-    if !url.ends_with('/') {
-        url.push('/');
-    }
-    Ok(url)
+    })
 }
 
-/// Why a base URL is refused, or `Ok` when requests may be built on it.
-fn check_base_url(raw: &str) -> Result<(), String> {
+/// The base URL rebuilt from its parsed parts, or why it is refused.
+///
+/// Every decision (https or loopback http, proxy or not) is made on the
+/// parsed scheme and host, compared without regard to case, and the URL
+/// requests are built on is the normalised one, so that no spelling of a
+/// URL (`HTTP://`, `LocalHost`) can pass one rule and dodge another.
+fn check_base_url(raw: &str) -> Result<BaseUrl, String> {
     let uri: ureq::http::Uri = raw.parse().map_err(|_| "not a URL".to_string())?;
     let host = uri.host().ok_or("no host")?;
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
-    if authority.contains('@') {
+    let authority = uri.authority().ok_or("no host")?;
+    if authority.as_str().contains('@') {
         return Err("credentials in the URL are not allowed".into());
     }
     if uri.query().is_some() || raw.contains('#') {
         return Err("a query or fragment is not allowed".into());
     }
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if is_loopback(host) => Ok(()),
-        Some("http") => Err("plain http is allowed only for loopback hosts; use https".into()),
-        _ => Err("the scheme must be https".into()),
+    let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
+    let plain_http = match scheme.as_str() {
+        "https" => false,
+        "http" if is_loopback(host) => true,
+        "http" => return Err("plain http is allowed only for loopback hosts; use https".into()),
+        _ => return Err("the scheme must be https".into()),
+    };
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let mut url = format!(
+        "{scheme}://{}{port}{}",
+        host.to_ascii_lowercase(),
+        uri.path()
+    );
+    if !url.ends_with('/') {
+        url.push('/');
     }
+    Ok(BaseUrl { url, plain_http })
 }
 
 /// Loopback hosts, where plain http cannot leak the key off the machine.
@@ -205,8 +214,8 @@ fn start_date(obj: &Map<String, Value>) -> Result<Option<crate::time::Stamp>> {
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => match crate::time::parse(s) {
             // Whole seconds, as written in UTC.
-            Some((secs, _)) => Ok(Some(((secs, 0), crate::time::format_utc(secs)))),
-            None => Err(bad(&format!("{s:?}"))),
+            Some(at) => Ok(Some(crate::time::Stamp::utc(at.secs))),
+            None => Err(bad(&format!("{:?}", secret::mask(s)))),
         },
         Some(other) => Err(bad(json_kind(other))),
     }
@@ -236,6 +245,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const KEY: &str = "a-test-key-123";
+
     #[test]
     fn loopback_hosts() {
         for host in ["localhost", "127.0.0.1", "127.8.9.10", "[::1]", "LOCALHOST"] {
@@ -254,11 +265,17 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        let ok = |u: &str| Config::from_json(&json!({"api_key": "k", "base_url": u}));
+        let ok = |u: &str| Config::from_json(&json!({"api_key": KEY, "base_url": u}));
         assert_eq!(
             ok("http://127.0.0.1:9/v1").unwrap().base_url,
             "http://127.0.0.1:9/v1/"
         );
+        // Decided on the parsed URL: any case of the scheme is plain http.
+        let upper = ok("HTTP://LocalHost:9/v1/").unwrap();
+        assert_eq!(upper.base_url, "http://localhost:9/v1/");
+        assert!(upper.plain_http);
+        assert!(!ok("HTTPS://API.persistiq.com/v1").unwrap().plain_http);
+        assert!(ok("HTTP://example.com/v1/").is_err());
         assert!(ok("https://api.persistiq.com/v1/").is_ok());
         for bad in [
             "http://example.com/v1/",
@@ -275,30 +292,31 @@ mod tests {
 
     #[test]
     fn defaults_and_limits() {
-        let c = Config::from_json(&json!({"api_key": "k", "extra": 1})).unwrap();
+        let c = Config::from_json(&json!({"api_key": KEY, "extra": 1})).unwrap();
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         let total: f64 = c.retry_schedule.iter().map(Duration::as_secs_f64).sum();
         assert!(total >= 60.0);
         assert!(
-            Config::from_json(&json!({"api_key": "k", "retry_schedule_seconds": [-1]})).is_err()
+            Config::from_json(&json!({"api_key": KEY, "retry_schedule_seconds": [-1]})).is_err()
         );
         assert!(
-            Config::from_json(&json!({"api_key": "k", "retry_schedule_seconds": [1e300]})).is_err()
+            Config::from_json(&json!({"api_key": KEY, "retry_schedule_seconds": [1e300]})).is_err()
         );
-        assert!(Config::from_json(&json!({"api_key": "k", "timeout_seconds": 0})).is_err());
-        assert!(Config::from_json(&json!({"api_key": "k", "timeout_seconds": 1e-300})).is_err());
-        let check = c.for_check();
-        let total: f64 = check.retry_schedule.iter().map(Duration::as_secs_f64).sum();
-        assert!(total <= 30.0 && !check.retry_schedule.is_empty(), "{total}");
+        assert!(Config::from_json(&json!({"api_key": KEY, "timeout_seconds": 0})).is_err());
+        assert!(Config::from_json(&json!({"api_key": KEY, "timeout_seconds": 1e-300})).is_err());
+        let short = Config::from_json(&json!({"api_key": "k"})).unwrap_err();
+        assert!(short.message.contains("truncated"), "{}", short.message);
+        assert!(format!("{c:?}").contains("[redacted]"));
+        assert!(!format!("{c:?}").contains(KEY));
         assert!(Config::from_json(&json!({"api_key": ""})).is_err());
         assert!(Config::from_json(&json!({"api_key": 5})).is_err());
         assert!(Config::from_json(&json!([])).is_err());
-        let dated = |d: Value| Config::from_json(&json!({"api_key": "k", "start_date": d}));
+        let dated = |d: Value| Config::from_json(&json!({"api_key": KEY, "start_date": d}));
         assert_eq!(
             dated(json!("2024-01-31"))
                 .unwrap()
                 .start_date
-                .map(|(_, s)| s)
+                .map(|s| s.text)
                 .as_deref(),
             Some("2024-01-31T00:00:00Z")
         );
@@ -306,7 +324,7 @@ mod tests {
             dated(json!("2024-01-31T12:00:00-02:00"))
                 .unwrap()
                 .start_date
-                .map(|(_, s)| s)
+                .map(|s| s.text)
                 .as_deref(),
             Some("2024-01-31T14:00:00Z")
         );

@@ -5,16 +5,20 @@
 
 mod catalog;
 mod cli;
+mod client;
 mod config;
 mod error;
-mod http;
 mod output;
 mod page;
 mod progress;
+mod rate;
+mod retry;
+mod secret;
 mod signals;
 mod streams;
 mod sync;
 mod time;
+mod transport;
 
 use catalog::{read_json_file, Selected, State, SyncMode};
 use cli::{Command, ReadArgs};
@@ -26,6 +30,10 @@ use serde_json::value::RawValue;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// `check` answers within about this much: Airbyte waits a minute for it.
+const CHECK_BUDGET: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     signals::install();
@@ -73,7 +81,7 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
         Command::Spec => spec(out),
         Command::Check { config } => check(&config, out)?,
         Command::Discover { config } => {
-            load_config(&config, out)?;
+            load_config(&config)?;
             discover(out)?;
         }
         Command::Read(args) => return read(&args, out),
@@ -82,16 +90,16 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
 }
 
 /// Reads and checks the config.
-fn load_config(path: &Path, out: &mut Out) -> Result<Config> {
-    Config::from_json(&read_config_json(path, out)?)
+fn load_config(path: &Path) -> Result<Config> {
+    Config::from_json(&read_config_json(path)?)
 }
 
-/// Reads the config file; from here on the key is masked in all output,
-/// even if the rest of the config turns out to be wrong.
-fn read_config_json(path: &Path, out: &mut Out) -> Result<serde_json::Value> {
+/// Reads the config file; from here on the key is masked in text from
+/// outside, even if the rest of the config turns out to be wrong.
+fn read_config_json(path: &Path) -> Result<serde_json::Value> {
     let value = read_json_file(path, "config")?;
     if let Some(key) = value.get("api_key").and_then(|k| k.as_str()) {
-        out.redact(key);
+        secret::protect(key);
     }
     Ok(value)
 }
@@ -119,9 +127,10 @@ fn minified(pretty: &str) -> Box<RawValue> {
     RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
-/// One CONNECTION_STATUS, exit 0, whenever the config file held JSON.
+/// One CONNECTION_STATUS, exit 0, whenever the config file held JSON; it
+/// comes within `CHECK_BUDGET`, whatever the API does.
 fn check(path: &Path, out: &mut Out) -> Result<()> {
-    let value = read_config_json(path, out)?;
+    let value = read_config_json(path)?;
     let config = match Config::from_json(&value) {
         Ok(c) => c,
         Err(e) => {
@@ -130,11 +139,20 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
             return Ok(());
         }
     };
-    let mut client = http::Client::new(&config.for_check());
-    let probe = client.get("users?page=1", "check (GET users)", out, |body, _| {
-        page::scan(body, "users", None).map(drop)
-    });
-    match probe {
+    let mut client = client::Client::new(&config, Some(CHECK_BUDGET));
+    let probe = client.get_page(
+        &client::Request {
+            path_query: "users?page=1",
+            what: "check (GET users)",
+            stream: None,
+            collection: "users",
+            field: None,
+            paged: false,
+            previous: &[],
+        },
+        out,
+    );
+    match probe.map(drop) {
         Ok(()) => out.connection_status(true, None),
         Err(e) => out.connection_status(false, Some(&e.message)),
     }
@@ -183,11 +201,20 @@ fn discover(out: &mut Out) -> Result<()> {
 }
 
 fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
-    let config = load_config(&args.config, out)?;
+    let config = load_config(&args.config)?;
+    // Without a catalog, a state file asks for the incremental streams to
+    // go on from it: how a cron job keeps `--streams leads` incremental.
+    let mode = match args.state {
+        Some(_) => SyncMode::Incremental,
+        None => SyncMode::FullRefresh,
+    };
     let selected = match (&args.catalog, &args.streams) {
         (Some(path), _) => catalog::parse_catalog(&read_json_file(path, "catalog")?)?,
-        (None, Some(names)) => select_by_name(names)?,
-        (None, None) => streams::STREAMS.iter().map(|s| selected(s.name)).collect(),
+        (None, Some(names)) => select_by_name(names, mode)?,
+        (None, None) => streams::STREAMS
+            .iter()
+            .map(|s| selected(s.name, mode))
+            .collect(),
     };
     let state = match &args.state {
         Some(path) => State::parse(&read_json_file(path, "state")?)?,
@@ -202,7 +229,7 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
             ),
         );
     }
-    let mut client = http::Client::new(&config);
+    let mut client = client::Client::new(&config, None);
     let all_complete = sync::read(
         &mut client,
         &selected,
@@ -214,7 +241,7 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
 }
 
 /// The streams named on the command line.
-fn select_by_name(names: &[String]) -> Result<Vec<Selected>> {
+fn select_by_name(names: &[String], mode: SyncMode) -> Result<Vec<Selected>> {
     if names.is_empty() {
         // `--streams "$EMPTY"` is a mistake, not a request for everything.
         return Err(Error::config(format!(
@@ -234,16 +261,23 @@ fn select_by_name(names: &[String]) -> Result<Vec<Selected>> {
     let mut picked: Vec<Selected> = Vec::new();
     for name in names {
         if !picked.iter().any(|p| p.name == *name) {
-            picked.push(selected(name));
+            picked.push(selected(name, mode));
         }
     }
     Ok(picked)
 }
 
-fn selected(name: &str) -> Selected {
+/// A stream picked without a catalog: `mode` where the stream supports
+/// it, else full refresh.
+fn selected(name: &str, mode: SyncMode) -> Selected {
+    let incremental = streams::find(name).is_some_and(|s| s.incremental.is_some());
     Selected {
         name: name.to_string(),
         namespace: None,
-        sync_mode: SyncMode::FullRefresh,
+        sync_mode: if incremental {
+            mode
+        } else {
+            SyncMode::FullRefresh
+        },
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Lines gather in one reusable buffer and reach stdout only whole, at the
 //! end of each page or message group; a signal cannot cut a write short (see
-//! `signals`). Free text (LOG, TRACE) passes through the redactor, so the API
-//! key never leaves the process even when the server echoes it back.
+//! `signals`). The API key is masked where text from outside is quoted
+//! (`secret::mask`), so messages are written as they are.
 
 use crate::error::{Error, Result};
 use crate::page::Record;
@@ -77,10 +77,7 @@ pub enum Status {
 /// The stdout writer. Everything the connector says goes through it.
 pub struct Out {
     buf: Vec<u8>,
-    secret: Option<String>,
     progress: Option<Progress>,
-    /// RECORDs written in this run, by streams that failed too: the summary's count.
-    records: u64,
     /// RECORDs written since the current stream started, for its final
     /// progress line even when it fails mid-page.
     stream_records: u64,
@@ -90,24 +87,8 @@ impl Out {
     pub fn new() -> Out {
         Out {
             buf: Vec::with_capacity(1 << 20),
-            secret: None,
             progress: Progress::for_terminal(),
-            records: 0,
             stream_records: 0,
-        }
-    }
-
-    /// Text equal to `secret` is masked in every LOG and TRACE from now on.
-    pub fn redact(&mut self, secret: &str) {
-        if !secret.is_empty() {
-            self.secret = Some(secret.to_string());
-        }
-    }
-
-    fn clean(&self, text: &str) -> String {
-        match &self.secret {
-            Some(s) => text.replace(s.as_str(), "[redacted]"),
-            None => text.to_string(),
         }
     }
 
@@ -116,13 +97,7 @@ impl Out {
         self.buf.extend_from_slice(&stream.record_prefix);
         record.write_to(&mut self.buf);
         self.buf.extend_from_slice(&end.0);
-        self.records += 1;
         self.stream_records += 1;
-    }
-
-    /// How many RECORDs this run has written, failed streams' included.
-    pub fn records_written(&self) -> u64 {
-        self.records
     }
 
     /// A per-stream STATE; `records` counts the stream's records since its previous STATE.
@@ -145,11 +120,30 @@ impl Out {
             Status::Complete => "COMPLETE",
             Status::Incomplete => "INCOMPLETE",
         };
+        self.stream_status(stream, status, "");
+    }
+
+    /// STREAM_STATUS RUNNING with the reason RATE_LIMITED: the stream waits
+    /// for the API's rate window, until `quota_reset` (epoch ms) if known.
+    /// The platform shows it until records flow again.
+    pub fn rate_limited(&mut self, stream: &StreamId, quota_reset: Option<u64>) {
+        let reason = match quota_reset {
+            Some(ms) => format!(
+                ",\"reasons\":[{{\"type\":\"RATE_LIMITED\",\"rate_limited\":{{\"quota_reset\":{ms}}}}}]"
+            ),
+            None => ",\"reasons\":[{\"type\":\"RATE_LIMITED\"}]".to_string(),
+        };
+        self.stream_status(stream, "RUNNING", &reason);
+    }
+
+    /// A STREAM_STATUS line; `extra` is more members of `stream_status`.
+    fn stream_status(&mut self, stream: &StreamId, status: &str, extra: &str) {
         let line = format!(
-            "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"}}}}}}\n",
+            "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"{}}}}}}}\n",
             now_ms(),
             stream.descriptor.get(),
-            status
+            status,
+            extra
         );
         self.buf.extend_from_slice(line.as_bytes());
     }
@@ -160,15 +154,7 @@ impl Out {
             level: &'a str,
             message: &'a str,
         }
-        let message = self.clean(message);
-        self.message(
-            "LOG",
-            "log",
-            &Log {
-                level,
-                message: &message,
-            },
-        );
+        self.message("LOG", "log", &Log { level, message });
     }
 
     /// A TRACE ERROR carrying the error's failure_type (and stream, if any).
@@ -182,9 +168,9 @@ impl Out {
         }
         #[derive(Serialize)]
         struct ErrorBody<'a> {
-            message: String,
+            message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            internal_message: Option<String>,
+            internal_message: Option<&'a str>,
             failure_type: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             stream_descriptor: Option<&'a RawValue>,
@@ -193,8 +179,8 @@ impl Out {
             kind: "ERROR",
             emitted_at: now_ms(),
             error: ErrorBody {
-                message: self.clean(&err.message),
-                internal_message: err.internal.as_deref().map(|i| self.clean(i)),
+                message: &err.message,
+                internal_message: err.internal.as_deref(),
                 failure_type: err.failure.as_str(),
                 stream_descriptor: stream.map(|s| &*s.descriptor),
             },
@@ -207,11 +193,11 @@ impl Out {
         struct ConnectionStatus<'a> {
             status: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            message: Option<String>,
+            message: Option<&'a str>,
         }
         let status = ConnectionStatus {
             status: if ok { "SUCCEEDED" } else { "FAILED" },
-            message: message.map(|m| self.clean(m)),
+            message,
         };
         self.message("CONNECTION_STATUS", "connectionStatus", &status);
     }
@@ -248,9 +234,8 @@ impl Out {
     /// line), then waits.
     pub fn pause(&mut self, level: &str, why: &str, wait: Duration) -> Result<()> {
         self.log(level, why);
-        let why = self.clean(why);
         if let Some(p) = &mut self.progress {
-            p.wait(&why);
+            p.wait(why);
         }
         self.flush()?;
         std::thread::sleep(wait);
@@ -269,9 +254,8 @@ impl Out {
     /// read), with the records it wrote and the gist of `message`.
     pub fn progress_failed(&mut self, stream: &str, message: &str) {
         let records = std::mem::take(&mut self.stream_records);
-        let message = self.clean(message);
         if let Some(p) = &mut self.progress {
-            p.failed(stream, records, &message);
+            p.failed(stream, records, message);
         }
     }
 

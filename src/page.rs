@@ -61,8 +61,9 @@ impl<'a> Record<'a> {
 }
 
 /// Where a checked page's parts lie in its body. It owns nothing of the
-/// body, so a page can be scanned while its body is lent out (see
-/// `http::Conn::send_overlapped`) and viewed as a `Page` afterwards.
+/// body, so that the client's retry loop can check an answer and still
+/// reuse the buffer for the next try; the page is viewed from it once the
+/// loop is done (`Layout::page`).
 #[derive(Debug)]
 pub struct Layout {
     records: Vec<Span>,
@@ -148,35 +149,6 @@ pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout
         has_more: envelope.says_more(),
         items,
     })
-}
-
-/// Whether the envelope says more pages follow before its `collection`
-/// array starts, as PersistIq's envelopes do (`has_more` comes first): a
-/// guess at `scan`'s `has_more` from the first few dozen bytes, good enough
-/// to send the next page's request early. `scan` still decides; a guess it
-/// overturns costs one unused request.
-pub fn says_more_before_records(body: &[u8], collection: &str) -> bool {
-    let mut s = Scanner::new(body);
-    s.ws();
-    if !s.eat(b'{') {
-        return false;
-    }
-    let mut envelope = Envelope::default();
-    loop {
-        let Ok(key) = s.member_key() else {
-            return false;
-        };
-        if key_is(key, collection) {
-            return envelope.says_more();
-        }
-        if s.envelope_value(key, &mut envelope).is_err() {
-            return false;
-        }
-        s.ws();
-        if !s.eat(b',') {
-            return false;
-        }
-    }
 }
 
 /// What the envelope's members besides the record array say of more pages.
@@ -621,28 +593,6 @@ mod tests {
             r#"{"a b":[1,2],"c\" \\":"x\n y"}"#
         );
         assert_eq!(minified(r#"{"k":"v"}"#), r#"{"k":"v"}"#);
-    }
-
-    #[test]
-    fn the_early_guess_reads_only_the_envelope_before_the_records() {
-        let guess = |body: &str| says_more_before_records(body.as_bytes(), "leads");
-        assert!(guess(
-            r#"{"status":"success","errors":[],"has_more":true,"leads":[{"#
-        ));
-        assert!(guess(
-            r#" { "errors" : ["x"] , "next_page" : "https://x/?page=2", "leads" : ["#
-        ));
-        assert!(!guess(
-            r#"{"has_more":false,"next_page":"https://x/?page=2","leads":["#
-        ));
-        assert!(!guess(r#"{"has_more":null,"leads":[]}"#));
-        // The records come first: no guess.
-        assert!(!guess(r#"{"leads":[],"has_more":true}"#));
-        // A `has_more` inside another member is not the envelope's.
-        assert!(!guess(r#"{"meta":{"has_more":true},"leads":[]}"#));
-        assert!(!guess(r#"{"has_more":"yes","leads":[]}"#));
-        assert!(!guess("<html>"));
-        assert!(!guess(r#"{"has_more":true"#));
     }
 
     #[test]

@@ -1,24 +1,23 @@
 //! `read`: one generic loop that walks a stream's pages and writes each
-//! record as a RECORD line once its page has been checked (on a fast link,
-//! right after the next page's answer arrives; see `Pager`).
+//! page's records as RECORD lines as soon as the page has been checked.
 //!
 //! Every stream is a row of `streams::STREAMS`; what differs between them
 //! (paging, a parent stream, an incremental cursor) is data this module reads.
 
 use crate::catalog::{Selected, State, SyncMode};
+use crate::client::{encode, Client, Request};
 use crate::error::{Error, Result};
-use crate::http::{encode, Client, Sent};
 use crate::output::{Out, RecordEnd, Status, StreamId};
-use crate::page::{self, Record};
+use crate::page::Page;
 use crate::progress::count;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
-use crate::time;
-use serde_json::{json, Value};
+use crate::time::{self, Stamp};
+use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::time::Instant;
 
-/// Pages in a row that bring nothing new (empty, or a repeat of the page
-/// before) while the server still says `has_more`: then it is looping.
+/// Empty pages in a row while the server still says `has_more`: then it
+/// is looping, not paging.
 const MAX_IDLE_PAGES: u32 = 3;
 
 /// A progress LOG line every this many pages.
@@ -28,21 +27,36 @@ const PROGRESS_EVERY_PAGES: u64 = 10;
 /// differ, and an update may become visible to the filter a little late.
 const SYNC_START_MARGIN_SECS: i64 = 300;
 
+/// The highest page number a state file may ask to resume at: 100 million
+/// records at PersistIq's page sizes, far past any real account, and far
+/// from where `page + 1` could overflow.
+pub const MAX_PAGE: u64 = 1_000_000;
+
 /// Reads the selected streams in catalog order. Returns whether every
 /// stream completed; a failed stream has had its TRACE ERROR and INCOMPLETE
-/// status written, and the next streams are still attempted.
+/// status written, and the next streams are still attempted, unless the
+/// API rejected the key: then no stream can be read, and each gets its
+/// INCOMPLETE status after the one error.
 pub fn read(
     client: &mut Client,
     selected: &[Selected],
     state: &State,
-    start_date: Option<&time::Stamp>,
+    start_date: Option<&Stamp>,
     out: &mut Out,
 ) -> Result<bool> {
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut unknown = Vec::new();
+    let mut total = 0;
+    let mut rejected = false;
     for sel in selected {
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
+        if rejected {
+            out.status(&id, Status::Incomplete);
+            out.progress_failed(&sel.name, "not read: the API key was rejected");
+            failed.push(sel.name.as_str());
+            continue;
+        }
         let Some(def) = streams::find(&sel.name) else {
             out.log(
                 "WARN",
@@ -58,12 +72,18 @@ pub fn read(
             unknown.push(sel.name.as_str());
             continue;
         };
-        let result = Plan::new(def, sel.sync_mode, state.get(&sel.name), start_date, out)
-            .and_then(|plan| StreamRun::new(def, &id, plan).sync(client, out));
+        let result =
+            Plan::new(def, sel.sync_mode, state.get(&sel.name), start_date, out).and_then(|plan| {
+                let mut run = StreamRun::new(def, &id, plan);
+                let synced = run.sync(client, out);
+                total += run.records;
+                synced
+            });
         match result {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(e) if e.output_closed => return Err(e),
             Err(e) => {
+                rejected = matches!(e.http_status, Some(401 | 403));
                 out.progress_failed(&sel.name, &e.message);
                 out.trace_error(&e, Some(&id));
                 out.status(&id, Status::Incomplete);
@@ -75,7 +95,7 @@ pub fn read(
     let mut summary = format!(
         "sync finished in {:.1} s: {}, {} of {} streams complete",
         started.elapsed().as_secs_f64(),
-        count(out.records_written(), "record"),
+        count(total, "record"),
         selected.len() - failed.len() - unknown.len(),
         selected.len()
     );
@@ -106,16 +126,26 @@ enum Plan {
 /// An incremental stream's position.
 ///
 /// While the stream is in progress its state holds the cursor it started
-/// from plus the next page; the cursor moves only when the stream completes,
-/// so a resumed run can never skip a record the interrupted one had not yet
-/// written, whatever order the API returns records in.
+/// from plus where to go on (the parent, for a stream read per parent, and
+/// the page); the cursor moves only when the stream completes, so a resumed
+/// run can never skip a record the interrupted one had not yet written,
+/// whatever order the API returns records in.
 struct Checkpoint {
     spec: Incremental,
     /// The cursor of the last completed sync (or `start_date`): this run's filter.
-    since: Option<time::Stamp>,
+    since: Option<Stamp>,
     /// What the cursor becomes once this sync completes.
-    next: Option<time::Stamp>,
-    first_page: u64,
+    next: Option<Stamp>,
+    /// Where an interrupted run stopped, if this run resumes one.
+    resume: Option<Resume>,
+}
+
+/// The next page to read: of the stream's one list, or of one parent's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Resume {
+    /// The parent record's id, for a stream read per parent.
+    parent: Option<String>,
+    page: u64,
 }
 
 impl Plan {
@@ -131,7 +161,7 @@ impl Plan {
         def: &StreamDef,
         mode: SyncMode,
         saved: Option<&Value>,
-        start_date: Option<&time::Stamp>,
+        start_date: Option<&Stamp>,
         out: &mut Out,
     ) -> Result<Plan> {
         let Some(spec) = def.incremental else {
@@ -150,7 +180,6 @@ impl Plan {
         if mode == SyncMode::FullRefresh {
             return Ok(Plan::Full);
         }
-        let key = spec.cursor.state_key();
         let bad = |what: &str| {
             Error::config(format!(
                 "the state of stream {} is malformed: {what}; remove it from the state file to sync the stream from the start",
@@ -162,45 +191,34 @@ impl Plan {
             Some(Value::Object(map)) => Some(map),
             Some(_) => return Err(bad("it must be a JSON object")),
         };
-        let time_at = |value: Option<&Value>, what: &str| -> Result<Option<time::Stamp>> {
-            match value {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => time::parse(s)
-                    .map(|t| Some((t, s.clone())))
-                    .ok_or_else(|| bad(&format!("`{what}` is not an ISO-8601 time: {s:?}"))),
-                Some(other) => Err(bad(&format!(
-                    "`{what}` must be a time string, found {other}"
-                ))),
-            }
-        };
-        let since = match time_at(saved.and_then(|m| m.get(key)), key)? {
+        let key = spec.cursor.state_key();
+        let since = match stamp_at(saved.and_then(|m| m.get(key)), key).map_err(|w| bad(&w))? {
             Some(cursor) => Some(cursor),
             None => start_date.cloned(),
         };
-        let mut first_page = 1;
-        let mut next = None;
-        match saved.and_then(|m| m.get("resume")) {
-            None | Some(Value::Null) => {}
+        let (resume, mut next) = match saved.and_then(|m| m.get("resume")) {
+            None | Some(Value::Null) => (None, None),
             Some(Value::Object(resume)) => {
-                first_page = resume
-                    .get("page")
-                    .and_then(Value::as_u64)
-                    .filter(|p| *p >= 1)
-                    .ok_or_else(|| bad("`resume.page` must be a page number from 1"))?;
-                next = time_at(resume.get("cursor"), "resume.cursor")?;
+                let parsed = parse_resume(resume, def.parent.is_some()).map_err(|w| bad(&w))?;
+                let next = stamp_at(resume.get("cursor"), "resume.cursor").map_err(|w| bad(&w))?;
+                (Some(parsed), next)
             }
             Some(_) => return Err(bad("`resume` must be an object")),
-        }
+        };
         if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
-            let secs = time::now_secs() - SYNC_START_MARGIN_SECS;
-            next = Some(((secs, 0), time::format_utc(secs)));
+            next = Some(Stamp::utc(time::now_secs() - SYNC_START_MARGIN_SECS));
         }
-        if first_page > 1 {
+        if let Some(r) = &resume {
+            let parent = r
+                .parent
+                .as_ref()
+                .map(|p| format!(" of {p}"))
+                .unwrap_or_default();
             out.log(
                 "INFO",
                 &format!(
-                    "stream {}: resuming an interrupted sync at page {first_page}",
-                    def.name
+                    "stream {}: resuming an interrupted sync at page {}{parent}",
+                    def.name, r.page
                 ),
             );
         }
@@ -208,9 +226,44 @@ impl Plan {
             spec,
             since,
             next,
-            first_page,
+            resume,
         }))
     }
+}
+
+/// A time from the state: a string in ISO-8601, or null.
+fn stamp_at(value: Option<&Value>, what: &str) -> Result<Option<Stamp>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Stamp::parse(s).map(Some).ok_or_else(|| {
+            format!(
+                "`{what}` is not an ISO-8601 time: {:?}",
+                crate::secret::mask(s)
+            )
+        }),
+        Some(other) => Err(format!(
+            "`{what}` must be a time string, found {}",
+            crate::config::json_kind(other)
+        )),
+    }
+}
+
+/// `resume`'s page (from 1 to `MAX_PAGE`) and, for a stream read per
+/// parent, its parent id.
+fn parse_resume(resume: &Map<String, Value>, per_parent: bool) -> Result<Resume, String> {
+    let page = resume
+        .get("page")
+        .and_then(Value::as_u64)
+        .filter(|p| (1..=MAX_PAGE).contains(p))
+        .ok_or(format!(
+            "`resume.page` must be a page number from 1 to {MAX_PAGE}"
+        ))?;
+    let parent = match (per_parent, resume.get("parent")) {
+        (true, Some(Value::String(p))) if !p.is_empty() => Some(p.clone()),
+        (true, _) => return Err("`resume.parent` must be the id of a parent record".into()),
+        (false, _) => None,
+    };
+    Ok(Resume { parent, page })
 }
 
 impl Checkpoint {
@@ -218,35 +271,44 @@ impl Checkpoint {
     fn filter(&self) -> String {
         self.since
             .as_ref()
-            .map(|(_, s)| format!("&{}={}", self.spec.param, encode(s)))
+            .map(|s| format!("&{}={}", self.spec.param, encode(&s.text)))
             .unwrap_or_default()
     }
 
-    /// The state to resume from before `next_page`.
-    fn in_progress(&self, next_page: u64) -> Value {
+    /// The state to resume from at `at`.
+    fn in_progress(&self, at: &Resume) -> Value {
+        let mut resume = json!({"page": at.page, "cursor": self.next.as_ref().map(|s| &s.text)});
+        if let Some(parent) = &at.parent {
+            resume["parent"] = json!(parent);
+        }
         json!({
-            self.spec.cursor.state_key(): self.since.as_ref().map(|(_, s)| s),
-            "resume": {"page": next_page, "cursor": self.next.as_ref().map(|(_, s)| s)},
+            self.spec.cursor.state_key(): self.since.as_ref().map(|s| &s.text),
+            "resume": resume,
         })
     }
 
-    /// The state once every page has been read.
+    /// The state once every page has been read: the later of the new
+    /// high-water mark and the old cursor, so that a cursor never moves
+    /// back (a sync-start cursor is older than a state from the future).
     fn complete(&self) -> Value {
-        let cursor = self.next.as_ref().or(self.since.as_ref()).map(|(_, s)| s);
-        json!({ self.spec.cursor.state_key(): cursor })
+        let cursor = match (&self.next, &self.since) {
+            (Some(next), Some(since)) if since.at > next.at => Some(since),
+            (next, since) => next.as_ref().or(since.as_ref()),
+        };
+        json!({ self.spec.cursor.state_key(): cursor.map(|s| &s.text) })
     }
 
     /// Whether a record with this cursor value belongs in the sync, noting
     /// it as the new high-water mark when it is one.
     fn admit(&mut self, value: Option<Cow<str>>) -> bool {
-        let Some((at, text)) = value.and_then(|v| time::parse(&v).map(|t| (t, v))) else {
+        let Some(stamp) = value.and_then(|v| Stamp::parse(&v)) else {
             return true; // no usable time: never drop a record over it
         };
-        if self.since.as_ref().is_some_and(|(since, _)| at < *since) {
+        if self.since.as_ref().is_some_and(|since| stamp.at < since.at) {
             return false;
         }
-        if self.next.as_ref().is_none_or(|(max, _)| at > *max) {
-            self.next = Some((at, text.into_owned()));
+        if self.next.as_ref().is_none_or(|max| stamp.at > max.at) {
+            self.next = Some(stamp);
         }
         true
     }
@@ -259,6 +321,7 @@ struct StreamRun<'a> {
     plan: Plan,
     running: bool,
     pages: u64,
+    /// Records written, also when the stream then fails.
     records: u64,
     /// Records since this stream's previous STATE, for its `recordCount`.
     unstated: u64,
@@ -277,14 +340,17 @@ impl<'a> StreamRun<'a> {
         }
     }
 
-    /// Syncs the stream from its first page to its last; returns its record count.
-    fn sync(mut self, client: &mut Client, out: &mut Out) -> Result<u64> {
+    /// Syncs the stream from its first page to its last.
+    fn sync(&mut self, client: &mut Client, out: &mut Out) -> Result<()> {
         let started = Instant::now();
         out.progress_start(&self.id.name);
         out.status(self.id, Status::Started);
         out.flush()?;
         match self.def.parent {
-            None => self.read_list(client, self.def.path.to_string(), out)?,
+            None => {
+                let first = self.resume().map_or(1, |r| r.page);
+                self.read_list(client, self.def.path.to_string(), None, first, out)?;
+            }
             Some(parent) => self.read_per_parent(client, parent, out)?,
         }
         let final_state = match &self.plan {
@@ -304,27 +370,53 @@ impl<'a> StreamRun<'a> {
                 started.elapsed().as_secs_f64()
             ),
         );
-        out.flush()?;
-        Ok(self.records)
+        out.flush()
     }
 
-    /// Walks one list endpoint to its end, writing its records; an
-    /// incremental stream checkpoints after every page.
-    fn read_list(&mut self, client: &mut Client, path: String, out: &mut Out) -> Result<()> {
-        let (first_page, filter) = match &self.plan {
-            Plan::Incremental(c) => (c.first_page, c.filter()),
-            Plan::Full => (1, String::new()),
+    /// Where an interrupted run of this stream stopped, if this run resumes it.
+    fn resume(&self) -> Option<&Resume> {
+        match &self.plan {
+            Plan::Incremental(c) => c.resume.as_ref(),
+            Plan::Full => None,
+        }
+    }
+
+    /// Walks one list endpoint from `first_page` to its end, writing its
+    /// records; an incremental stream checkpoints after every page that
+    /// wrote records. `parent` is the parent record's id of a child list.
+    fn read_list(
+        &mut self,
+        client: &mut Client,
+        path: String,
+        parent: Option<&str>,
+        first_page: u64,
+        out: &mut Out,
+    ) -> Result<()> {
+        let filter = match &self.plan {
+            Plan::Incremental(c) => c.filter(),
+            Plan::Full => String::new(),
         };
-        let label = format!("stream {}", self.id.name);
+        let label = match parent {
+            Some(p) => format!("stream {} ({p})", self.id.name),
+            None => format!("stream {}", self.id.name),
+        };
         let mut pager = Pager::new(path, filter, self.def, label, first_page);
         pager.field = self.plan.cursor_field();
-        while pager
-            .next(client, out, |records, out| self.take(records, out))?
-            .is_some()
-        {
-            if let (Plan::Incremental(c), Some(next_page)) = (&self.plan, pager.next_page()) {
-                out.state(self.id, &c.in_progress(next_page), self.unstated);
-                self.unstated = 0;
+        while let Some(page) = pager.next(client, self.id, out)? {
+            self.write(&page, out);
+            if let Plan::Incremental(c) = &self.plan {
+                // A per-parent list checkpoints after its last page too: the
+                // next parent's id is not known yet, and page + 1 of this one
+                // is empty, a cheap place to resume at.
+                let at = pager.next_page().or(parent.map(|_| pager.page));
+                if let (Some(page), true) = (at, self.unstated > 0) {
+                    let at = Resume {
+                        parent: parent.map(str::to_string),
+                        page,
+                    };
+                    out.state(self.id, &c.in_progress(&at), self.unstated);
+                    self.unstated = 0;
+                }
             }
             self.page_done(out)?;
         }
@@ -333,7 +425,8 @@ impl<'a> StreamRun<'a> {
 
     /// Walks the parent stream's pages, and for each parent record the
     /// child list under its id. A parent that vanished in between (404) is
-    /// skipped with a warning.
+    /// skipped with a warning. A resumed run skips the parents before the
+    /// one it stopped in; if that parent is gone, every parent is read.
     fn read_per_parent(&mut self, client: &mut Client, parent: &str, out: &mut Out) -> Result<()> {
         let parent_def = streams::find(parent).ok_or_else(|| {
             Error::system(format!(
@@ -341,53 +434,55 @@ impl<'a> StreamRun<'a> {
                 self.def.name
             ))
         })?;
-        let label = format!("stream {} (listing {parent})", self.id.name);
-        let mut parents = Pager::new(
-            parent_def.path.to_string(),
-            String::new(),
-            parent_def,
-            label,
-            1,
-        );
-        parents.overlap = false;
-        parents.field = Some("id");
+        let mut resume = self.resume().cloned();
         let (mut found, mut missing) = (0u64, 0u64);
-        while let Some(ids) = parents.next(client, out, |records, out| {
-            self.mark_running(out);
-            let ids: Vec<String> = records
-                .iter()
-                .filter_map(|r| r.field_str().map(Cow::into_owned))
-                .collect();
-            if ids.len() < records.len() {
-                out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: {} {parent} records have no string `id`; their children cannot be listed",
-                        self.id.name,
-                        records.len() - ids.len()
-                    ),
-                );
-            }
-            ids
-        })? {
-            for parent_id in ids {
-                let path = self.def.path.replace("{parent_id}", &encode(&parent_id));
-                match self.read_list(client, path, out) {
-                    Ok(()) => found += 1,
-                    Err(e) if e.http_status == Some(404) => {
-                        missing += 1;
-                        out.log(
-                            "WARN",
-                            &format!(
-                                "stream {}: {parent} {parent_id} was not found (deleted during the sync?); skipped",
-                                self.id.name
-                            ),
-                        );
-                        out.flush()?;
+        loop {
+            let label = format!("stream {} (listing {parent})", self.id.name);
+            let mut parents = Pager::new(
+                parent_def.path.to_string(),
+                String::new(),
+                parent_def,
+                label,
+                1,
+            );
+            parents.field = Some("id");
+            while let Some(page) = parents.next(client, self.id, out)? {
+                self.mark_running(out);
+                let ids = self.parent_ids(&page, parent, out);
+                for parent_id in ids {
+                    let first_page = match &resume {
+                        Some(r) if r.parent.as_deref() == Some(parent_id.as_str()) => r.page,
+                        Some(_) => continue,
+                        None => 1,
+                    };
+                    resume = None;
+                    let path = self.def.path.replace("{parent_id}", &encode(&parent_id));
+                    match self.read_list(client, path, Some(&parent_id), first_page, out) {
+                        Ok(()) => found += 1,
+                        Err(e) if e.http_status == Some(404) => {
+                            missing += 1;
+                            out.log(
+                                "WARN",
+                                &format!(
+                                    "stream {}: {parent} {parent_id} was not found (deleted during the sync?); skipped",
+                                    self.id.name
+                                ),
+                            );
+                            out.flush()?;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
             }
+            let Some(lost) = resume.take() else { break };
+            out.log(
+                "WARN",
+                &format!(
+                    "stream {}: the {parent} record {} that the interrupted sync stopped in is gone; reading every {parent} again",
+                    self.id.name,
+                    lost.parent.unwrap_or_default()
+                ),
+            );
         }
         // One parent deleted mid-sync is news; all of them is a wrong endpoint.
         if found == 0 && missing > 0 {
@@ -399,6 +494,26 @@ impl<'a> StreamRun<'a> {
         Ok(())
     }
 
+    /// The ids of a page of parent records.
+    fn parent_ids(&self, page: &Page, parent: &str, out: &mut Out) -> Vec<String> {
+        let ids: Vec<String> = page
+            .records
+            .iter()
+            .filter_map(|r| r.field_str().map(Cow::into_owned))
+            .collect();
+        if ids.len() < page.records.len() {
+            out.log(
+                "WARN",
+                &format!(
+                    "stream {}: {} {parent} records have no string `id`; their children cannot be listed",
+                    self.id.name,
+                    page.records.len() - ids.len()
+                ),
+            );
+        }
+        ids
+    }
+
     fn mark_running(&mut self, out: &mut Out) {
         if !self.running {
             // RUNNING: the stream has answered, even if with no records.
@@ -408,11 +523,11 @@ impl<'a> StreamRun<'a> {
     }
 
     /// Writes a page's records.
-    fn take(&mut self, records: &[Record], out: &mut Out) {
+    fn write(&mut self, page: &Page, out: &mut Out) {
         self.mark_running(out);
         let end = RecordEnd::now();
         let mut written = 0;
-        for record in records {
+        for record in &page.records {
             // The page was scanned for the cursor field, if the cursor is one.
             if let Plan::Incremental(c) = &mut self.plan {
                 if !c.admit(record.field_str()) {
@@ -422,8 +537,8 @@ impl<'a> StreamRun<'a> {
             out.record(self.id, record, &end);
             written += 1;
         }
-        self.records += written as u64;
-        self.unstated += written as u64;
+        self.records += written;
+        self.unstated += written;
     }
 
     fn page_done(&mut self, out: &mut Out) -> Result<()> {
@@ -449,12 +564,6 @@ impl<'a> StreamRun<'a> {
 /// Page N+1 is always built from base_url here, never taken from the
 /// envelope's `next_page`: that URL could name another host, and the key
 /// must not travel there.
-///
-/// On a fast link (`Conn::may_send_early`), when the envelope says early on
-/// that more pages follow, the request for page N+1 goes out before page N
-/// has been checked, and the check runs while the server prepares that
-/// answer (`Conn::send_overlapped`). Page N's records follow once that
-/// answer is in. One request is in flight at a time, as before.
 struct Pager {
     path: String,
     /// Extra query parameters, each as `&name=value`.
@@ -463,17 +572,13 @@ struct Pager {
     /// The record member to find in each record while the page is checked.
     field: Option<&'static str>,
     paged: bool,
-    /// Whether page N+1 may be requested while page N is being checked: not
-    /// for a parent list, whose caller sends its own requests between pages.
-    overlap: bool,
     label: String,
+    /// The page the next call asks for.
     page: u64,
     done: bool,
     idle_pages: u32,
-    /// The previous page's record array, to notice the same page again.
+    /// The previous page's record array, to tell a stale copy of it.
     previous: Vec<u8>,
-    /// The request for `page`, if it went out while the page before it was checked.
-    ahead: Option<Sent>,
 }
 
 impl Pager {
@@ -484,13 +589,11 @@ impl Pager {
             collection: def.collection,
             field: None,
             paged: def.paging == Paging::Pages,
-            overlap: true,
             label,
             page: first_page,
             done: false,
             idle_pages: 0,
             previous: Vec::new(),
-            ahead: None,
         }
     }
 
@@ -509,15 +612,13 @@ impl Pager {
         }
     }
 
-    /// Fetches the next page and hands its new records (none for an empty
-    /// or repeated page) to `take`, returning what `take` made of them;
-    /// `None` once the list has ended.
-    fn next<T>(
+    /// Fetches the next page, checked; `None` once the list has ended.
+    fn next<'c>(
         &mut self,
-        client: &mut Client,
+        client: &'c mut Client,
+        stream: &StreamId,
         out: &mut Out,
-        mut take: impl FnMut(&[Record], &mut Out) -> T,
-    ) -> Result<Option<T>> {
+    ) -> Result<Option<Page<'c>>> {
         if self.done {
             return Ok(None);
         }
@@ -527,66 +628,45 @@ impl Pager {
         } else {
             self.label.clone()
         };
-        let next_query = (self.paged && self.overlap).then(|| self.path_query(self.page + 1));
-        let previous = &mut self.previous;
-        let (collection, field) = (self.collection, self.field);
-        let ahead = self.ahead.take();
-        let (has_more, fresh, taken, ahead) =
-            client.get_overlapped(ahead, &path_query, &what, out, |conn, body, out| {
-                let (layout, ahead) = match &next_query {
-                    Some(next)
-                        if conn.may_send_early()
-                            && page::says_more_before_records(body, collection) =>
-                    {
-                        let (sent, lent, layout) =
-                            conn.send_overlapped(next, std::mem::take(body), move |b: &Vec<u8>| {
-                                page::scan(b, collection, field)
-                            });
-                        *body = lent;
-                        match layout {
-                            Ok(layout) => (layout, Some(sent)),
-                            Err(why) => {
-                                conn.discard(sent);
-                                return Err(why);
-                            }
-                        }
-                    }
-                    _ => (page::scan(body, collection, field)?, None),
-                };
-                let page = layout.page(body);
-                let fresh = !page.records.is_empty() && page.items != previous.as_slice();
-                let taken = take(if fresh { &page.records } else { &[] }, out);
-                previous.clear();
-                previous.extend_from_slice(page.items);
-                Ok((page.has_more, fresh, taken, ahead))
-            })?;
-        self.page += 1;
-        match ahead {
-            Some(sent) if has_more => self.ahead = Some(sent),
-            // Sent on a guess the page then overturned.
-            Some(sent) => client.discard(sent),
-            None => {}
-        }
-        if !self.paged && has_more {
+        let request = Request {
+            path_query: &path_query,
+            what: &what,
+            stream: Some(stream),
+            collection: self.collection,
+            field: self.field,
+            paged: self.paged,
+            previous: &self.previous,
+        };
+        let page = client.get_page(&request, out)?;
+        self.previous.clear();
+        self.previous.extend_from_slice(page.items);
+        if !self.paged && page.has_more {
             out.log(
                 "WARN",
                 &format!("{what}: the API says more follows, but this list takes no page parameter; read its one answer"),
             );
         }
-        if !self.paged || !has_more {
+        if !self.paged || !page.has_more {
             self.done = true;
-            return Ok(Some(taken));
+            self.page = self.page.saturating_add(1);
+            return Ok(Some(page));
         }
-        self.idle_pages = if fresh { 0 } else { self.idle_pages + 1 };
+        self.page = self.page.checked_add(1).ok_or_else(|| {
+            Error::system(format!(
+                "{what}: the API says more pages follow past the last page number"
+            ))
+        })?;
+        self.idle_pages = if page.records.is_empty() {
+            self.idle_pages + 1
+        } else {
+            0
+        };
         if self.idle_pages >= MAX_IDLE_PAGES {
-            if let Some(sent) = self.ahead.take() {
-                client.discard(sent);
-            }
             return Err(Error::system(format!(
-                "{what}: the API says more pages follow, but the last {} pages were empty or repeated the page before; stopping instead of looping forever",
+                "{what}: the API says more pages follow, but the last {} pages were empty; stopping instead of looping forever",
                 self.idle_pages
             )));
         }
-        Ok(Some(taken))
+        Ok(Some(page))
     }
 }

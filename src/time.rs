@@ -1,15 +1,51 @@
-//! Just enough ISO-8601 for cursors: parse a timestamp into an instant that
-//! compares correctly across UTC offsets, and format one in UTC.
+//! Just enough ISO-8601 for cursors: parse a timestamp into a moment that
+//! compares correctly across UTC offsets, and format one in UTC. Also the
+//! HTTP date of a `Retry-After` header.
 
-/// Seconds and nanoseconds since the Unix epoch; ordered like time.
-pub type Instant = (i64, u32);
+/// A point in time: seconds and nanoseconds since the Unix epoch. Ordered
+/// like time (seconds first), whatever offset it was written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Moment {
+    pub secs: i64,
+    pub nanos: u32,
+}
 
-/// An instant with the text it is written as in state and requests.
-pub type Stamp = (Instant, String);
+impl Moment {
+    /// Whole seconds since the epoch.
+    pub fn from_secs(secs: i64) -> Moment {
+        Moment { secs, nanos: 0 }
+    }
+}
+
+/// A moment with the text it is written as in state and requests: the text
+/// is sent back to the API as it came, the moment is what compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub at: Moment,
+    pub text: String,
+}
+
+impl Stamp {
+    /// `text` if it is an ISO-8601 time (see `parse`).
+    pub fn parse(text: &str) -> Option<Stamp> {
+        parse(text).map(|at| Stamp {
+            at,
+            text: text.to_string(),
+        })
+    }
+
+    /// Whole seconds since the epoch, written in UTC.
+    pub fn utc(secs: i64) -> Stamp {
+        Stamp {
+            at: Moment::from_secs(secs),
+            text: format_utc(secs),
+        }
+    }
+}
 
 /// Parses `YYYY-MM-DD`, or `YYYY-MM-DDTHH:MM[:SS[.frac]]` with `Z`, `±HH:MM`,
 /// `±HHMM` or no offset (taken as UTC); a space may stand for the `T`.
-pub fn parse(text: &str) -> Option<Instant> {
+pub fn parse(text: &str) -> Option<Moment> {
     let s = text.trim().as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = s.get(range)?;
@@ -27,7 +63,7 @@ pub fn parse(text: &str) -> Option<Instant> {
     }
     let mut secs = days_from_civil(year, month, day) * 86_400;
     if s.len() == 10 {
-        return Some((secs, 0));
+        return Some(Moment::from_secs(secs));
     }
     if !matches!(s[10], b'T' | b't' | b' ') || s.get(13) != Some(&b':') {
         return None;
@@ -79,7 +115,27 @@ pub fn parse(text: &str) -> Option<Instant> {
         _ => return None,
     };
     secs += hour * 3600 + minute * 60 + second - offset;
-    Some((secs, nanos))
+    Some(Moment { secs, nanos })
+}
+
+/// Parses an HTTP date in its preferred form (IMF-fixdate, RFC 9110 5.6.7),
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, into seconds since the epoch. The two
+/// obsolete forms are not accepted: a server that sends them gets the
+/// retry schedule instead.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_ascii_whitespace().collect();
+    let [weekday, day, month, year, clock, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    if !weekday.ends_with(',') || day.len() != 2 || year.len() != 4 || clock.len() != 8 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let iso = format!("{year}-{month:02}-{day}T{clock}Z");
+    parse(&iso).map(|m| m.secs)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for whole seconds since the epoch.
@@ -154,9 +210,15 @@ mod tests {
         let t = parse("2017-10-17T07:37:00-07:00").unwrap();
         assert_eq!(t, parse("2017-10-17T14:37:00Z").unwrap());
         assert_eq!(t, parse("2017-10-17 14:37:00+0000").unwrap());
-        assert_eq!(parse("1970-01-01").unwrap(), (0, 0));
-        assert_eq!(parse("1970-01-01T00:00:01.5Z").unwrap(), (1, 500_000_000));
-        assert_eq!(parse("2021-08-16T13:20:05.000-07:00").unwrap().1, 0);
+        assert_eq!(parse("1970-01-01").unwrap(), Moment::from_secs(0));
+        assert_eq!(
+            parse("1970-01-01T00:00:01.5Z").unwrap(),
+            Moment {
+                secs: 1,
+                nanos: 500_000_000
+            }
+        );
+        assert_eq!(parse("2021-08-16T13:20:05.000-07:00").unwrap().nanos, 0);
         assert!(parse("2024-02-29").is_some());
         for bad in [
             "2023-02-29",
@@ -176,7 +238,26 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
         for secs in [-86_401, 0, 1_700_000_000, 4_102_444_800] {
-            assert_eq!(parse(&format_utc(secs)).unwrap(), (secs, 0));
+            assert_eq!(parse(&format_utc(secs)).unwrap(), Moment::from_secs(secs));
+        }
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 31 Feb 1994 08:49:37 GMT",
+            "2",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }
 }

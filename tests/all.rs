@@ -24,10 +24,14 @@ mod golden;
 mod inputs;
 #[path = "packaging.rs"]
 mod packaging;
+#[path = "replies.rs"]
+mod replies;
 #[path = "streams.rs"]
 mod streams;
 #[path = "terminal.rs"]
 mod terminal;
+#[path = "trust.rs"]
+mod trust;
 
 /// A test file left out of this list would silently never run.
 #[test]

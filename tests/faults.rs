@@ -288,29 +288,6 @@ fn redirects_are_never_followed() {
 }
 
 #[test]
-fn repeated_pages_are_not_emitted_twice_and_end_in_an_error() {
-    let mock = MockServer::start(Options::default());
-    // From page 2 on, the server ignores `page` and serves page 1 again.
-    for page in 2..=4 {
-        mock.add_fault(Fault::new(
-            "campaigns",
-            Some(page),
-            usize::MAX,
-            Action::RepeatFirstPage,
-        ));
-    }
-    let dir = TempDir::new();
-    let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
-    assert_eq!(run.code, Some(1));
-    assert_eq!(run.errors()[0]["failure_type"], "system_error");
-    assert_eq!(
-        run.record_data("campaigns"),
-        mock.records("campaigns")[..100],
-        "page 1 once only"
-    );
-}
-
-#[test]
 fn retries_exhausted_on_network_faults_is_transient() {
     let mock = MockServer::start(Options::default());
     mock.add_fault(Fault::new(
@@ -424,125 +401,11 @@ fn leads_requests(mock: &MockServer, page: u64) -> usize {
         .count()
 }
 
-/// The page whose early successor the next tests drop: late enough that a
-/// few fast round trips have shown the link to be fast.
-const BROKEN_PAGE: u64 = 5;
-
-/// Reads leads with page `BROKEN_PAGE` broken once: its envelope says
-/// `has_more: true` up front, then it breaks off inside its records. One
-/// quick retry; checks that the sync ends well with every record once.
-fn read_leads_with_a_page_broken_once(mock: &MockServer) -> Run {
-    let broken = r#"{"status":"success","errors":[],"has_more":true,"next_page":null,"leads":[{"id":"l_x"},"#;
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(BROKEN_PAGE),
-        1,
-        Action::Body(broken.into()),
-    ));
-    let dir = TempDir::new();
-    let mut cfg = config(&mock.base_url());
-    cfg["retry_schedule_seconds"] = json!([0.05]);
-    let run = read(&dir, &cfg, Some(&["leads"]));
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert_eq!(run.record_data("leads"), mock.records("leads"));
-    run
-}
-
-/// The page says `has_more: true` up front, so its successor is requested
-/// while it is checked; then it turns out broken. Its retry must not reuse
-/// or emit that early answer (here a marked one): it is dropped, and the
-/// successor is asked for again.
-#[test]
-fn a_page_that_promised_more_but_is_broken_drops_the_early_request() {
-    let mock = MockServer::start(Options::default());
-    let marked = r#"{"has_more":true,"leads":[{"id":"l_marked"}]}"#;
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(BROKEN_PAGE + 1),
-        1,
-        Action::Body(marked.into()),
-    ));
-    let run = read_leads_with_a_page_broken_once(&mock);
-    assert!(
-        !run.stdout.contains("l_marked"),
-        "the dropped answer was used"
-    );
-    assert_eq!(run.logs("WARN").len(), 1, "{:?}", run.logs("WARN"));
-    assert_eq!(
-        leads_requests(&mock, BROKEN_PAGE),
-        2,
-        "the page and its retry"
-    );
-    assert_eq!(
-        leads_requests(&mock, BROKEN_PAGE + 1),
-        2,
-        "the early request, then the successor for real"
-    );
-    assert_key_only_in_header(&mock);
-}
-
-/// When `page` was requested for the second time.
-fn second_request(mock: &MockServer, page: u64) -> SystemTime {
-    let query = format!("page={page}");
-    let seen = mock.seen().into_iter().filter(|s| s.query == query).nth(1);
-    seen.expect("the page was retried").at
-}
-
-/// The answer to an early request that is then dropped (its predecessor
-/// was broken) still counts for the rate limit: it said the window is
-/// spent, so the retry waits for the reset instead of running into a 429.
-#[test]
-fn a_dropped_early_answer_still_paces_the_next_request() {
-    let mock = MockServer::start(Options::default());
-    let reset = epoch_secs_from_now(2);
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(BROKEN_PAGE + 1),
-        1,
-        Action::Headers(vec![
-            ("X-RateLimit-Remaining".into(), "0".into()),
-            ("X-RateLimit-Reset".into(), reset.to_string()),
-        ]),
-    ));
-    let run = read_leads_with_a_page_broken_once(&mock);
-    assert!(
-        second_request(&mock, BROKEN_PAGE) >= UNIX_EPOCH + Duration::from_secs(reset),
-        "the retry went out before the reset"
-    );
-    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
-}
-
-/// A dropped early answer that was a 429 without a reset time still makes
-/// the next request wait a moment.
-#[test]
-fn a_dropped_early_429_still_pauses_the_next_request() {
-    let mock = MockServer::start(Options::default());
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(BROKEN_PAGE + 1),
-        1,
-        status(429, r#"{"status":"error"}"#),
-    ));
-    let run = read_leads_with_a_page_broken_once(&mock);
-    let early = mock
-        .seen()
-        .into_iter()
-        .find(|s| s.query == format!("page={}", BROKEN_PAGE + 1))
-        .unwrap()
-        .at;
-    let paused = second_request(&mock, BROKEN_PAGE)
-        .duration_since(early)
-        .unwrap();
-    assert!(paused >= Duration::from_millis(900), "paused {paused:?}");
-    assert!(run.logs("INFO").iter().any(|m| m.contains("rate window")));
-}
-
 /// A last page whose envelope says `has_more: true` before its records and
 /// `false` after them: the later key decides (as in `scan`), so the stream
-/// ends there; the request sent early on the first key's word is dropped
-/// unread, costing one request and no records.
+/// ends there, and no request goes out for a page after it.
 #[test]
-fn an_early_guess_the_page_overturns_costs_one_unused_request() {
+fn a_later_has_more_overrules_an_earlier_one() {
     let mock = MockServer::start(Options::default());
     let last = mock.page_count("leads") as u64;
     let records = mock.records("leads");
@@ -557,12 +420,15 @@ fn an_early_guess_the_page_overturns_costs_one_unused_request() {
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert_eq!(run.record_data("leads"), records);
     assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
-    assert_eq!(leads_requests(&mock, last + 1), 1, "the one unused request");
+    assert_eq!(
+        leads_requests(&mock, last + 1),
+        0,
+        "no request past the end"
+    );
 }
 
-/// When the API answers slowly, the next page is not requested early: a
-/// checked page's records go out at once instead of waiting for another
-/// round trip. With page 4 stalled, pages 1-3 are out when the signal comes.
+/// A checked page's records go out at once, before the next page is asked
+/// for. With page 4 stalled, pages 1-3 are out when the signal comes.
 #[test]
 fn on_a_slow_link_records_are_not_held_for_the_next_page() {
     let mock = MockServer::start(Options::default());
@@ -582,7 +448,7 @@ fn on_a_slow_link_records_are_not_held_for_the_next_page() {
 
 /// A reader that stops reading for longer than `timeout_seconds` (the
 /// destination is busy) must not make a request time out: every answer is
-/// read in full before the connector writes anything, also an early one.
+/// read in full before the connector writes anything.
 #[test]
 fn a_reader_that_pauses_longer_than_the_timeout_costs_no_retry() {
     use std::io::Read;

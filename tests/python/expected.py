@@ -16,6 +16,8 @@ EXPECTED_COUNTS = {
     "events": 1234,
     # Campaign 0 has 150 leads, campaign c > 0 has c % 3: 150 + 150.
     "campaign_leads": 300,
+    # Campaign 5 has 230 replies, campaign c != 5 has c % 4: 230 + 223 - 1.
+    "replies": 452,
 }
 
 # Records with awkward text, as mock.rs builds them (user(1), lead(1), campaign(4)).

@@ -1,10 +1,24 @@
 """Airbyte protocol conformance of the release binary, against the mock.
 
-Checks what Airbyte's own tooling checks (the pydantic protocol models, and the
-Connector Acceptance Tests' spec, discovery, basic_read, full_refresh and
-incremental suites; see /work/shared/reference/airbyte-protocol.md §3-§5).
-The stream list always comes from `discover`, so new streams are covered as
-soon as they exist.
+Airbyte's own suite (airbyte-cdk's standard tests, test_airbyte_suite.py)
+runs against the image and checks: one SPEC, secrets marked in the spec, the
+test config valid against the spec, `check` SUCCEEDED/FAILED per config and
+no secret in its output, the catalog (unique names, sync modes, valid JSON
+schemas, no $ref/allOf/not, no additionalProperties false, primary keys and
+cursors in the schemas, scalar keys, Airbyte types), and a full read with
+records from every stream, each valid against its schema (strict integers,
+CAT's date-time rule), without TRACE errors or a non-zero exit.
+
+What is left here is what that suite does not check: every line a pydantic
+AirbyteMessage, nothing on stderr, the rest of CAT's spec checks
+(additionalProperties, forbidden keywords, duplicate `order`, a keyless
+config rejected), check's exit 0 and message on FAILED, stricter schema
+keywords, primary keys and cursors declared, exact record counts and unique
+keys, stream statuses and per-stream STATE with sourceStats, CAT's
+full_refresh and incremental sequential reads, nothing for streams outside
+the catalog, and CAT's invalid-catalog read (only the suite's in-process
+tests have it). The stream list always comes from `discover`, so new streams
+are covered as soon as they exist.
 """
 
 import json
@@ -16,10 +30,10 @@ from datetime import datetime
 import jsonschema
 import pytest
 from airbyte_protocol.models import AirbyteMessage, ConfiguredAirbyteCatalog, Type
-from jsonschema import Draft7Validator, FormatChecker, validators
+from jsonschema import Draft7Validator
 
 from conftest import run_connector, write_json
-from expected import EXPECTED_COUNTS, count_of
+from expected import count_of
 
 # ------------------------------------------------------------ protocol parsing
 
@@ -84,35 +98,12 @@ def keywords(schema, path="#"):
                 yield from keywords(sub, f"{path}/{key}/{i}")
 
 
-def properties(schema):
-    """(path, name, subschema) for every property, at any depth."""
-    for path, key, value in keywords(schema):
-        if key == "properties" and isinstance(value, dict):
-            for name, sub in value.items():
-                yield f"{path}/properties/{name}", name, sub
-
-
-def subschema_at(schema, field_path):
-    """The schema of a record field path like ["data", "email"], or None."""
-    node = schema
-    for part in field_path:
-        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
-        if node is None:
-            return None
-    return node
-
-
 def value_at(record, path):
     """The value of a record field path, None when absent."""
     node = record
     for part in path:
         node = node.get(part) if isinstance(node, dict) else None
     return node
-
-
-def types_in(subschema):
-    t = subschema.get("type", [])
-    return {t} if isinstance(t, str) else set(t)
 
 
 def additional_properties_false(schema):
@@ -125,51 +116,6 @@ FORBIDDEN = {"$ref", "allOf", "anyOf", "not", "patternProperties", "prefixItems"
 
 def forbidden_keywords(schema):
     return [f"{p}/{k}" for p, k, _ in keywords(schema) if k in FORBIDDEN]
-
-
-# ------------------------------------------------------------ record validation
-
-# JSON Schema lets 1.0 pass as an integer; Airbyte's CAT does not, nor do
-# destinations that type the column BIGINT. A bool is not an integer either.
-_strict_types = Draft7Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)
-)
-StrictDraft7 = validators.extend(Draft7Validator, type_checker=_strict_types)
-
-# CAT's date-time rule (utils/asserts.py): this shape, and parseable. CAT
-# parses with pendulum (lenient); datetime.fromisoformat is the stdlib's
-# closest, a little stricter on one-digit months and hours.
-_TIMESTAMP = re.compile(r"^\d{4}-\d?\d-\d?\d(\s|T)\d?\d:\d?\d:\d?\d(.\d+)?.*$")
-FORMATS = FormatChecker()
-
-
-@FORMATS.checks("date-time", raises=ValueError)
-def _date_time(value):
-    if not isinstance(value, str):
-        return True
-    if not _TIMESTAMP.match(value):
-        raise ValueError(f"{value!r} is not shaped like a date-time")
-    datetime.fromisoformat(value)
-    return True
-
-
-def record_validator(schema):
-    return StrictDraft7(schema, format_checker=FORMATS)
-
-
-def test_record_validator_rejects_what_cat_rejects():
-    """The validator the record tests rely on is as strict as CAT's."""
-    v = record_validator({
-        "type": "object",
-        "properties": {"n": {"type": ["null", "integer"]}, "at": {"type": "string", "format": "date-time"}},
-    })
-    assert v.is_valid({"n": 1, "at": "2026-02-11T13:20:05.000-07:00"})
-    assert v.is_valid({"n": None, "at": "2026-02-11T13:20:05Z"})
-    assert not v.is_valid({"n": 1.0})
-    assert not v.is_valid({"n": True})
-    assert not v.is_valid({"at": "yesterday"})
-    assert not v.is_valid({"at": "2026-13-45T13:20:05Z"})
-    assert not v.is_valid({"at": "2026-02-11"})
 
 
 # ------------------------------------------------------------ fixtures
@@ -295,32 +241,6 @@ def full_reads(connector, config_file, full_catalog):
 # ------------------------------------------------------------ spec
 
 
-def test_spec_prints_one_spec_message(spec_run):
-    messages = parse_messages(spec_run)
-    assert spec_run.returncode == 0, spec_run.describe()
-    assert [m.type for _, m in messages] == [Type.SPEC]
-    assert spec_run.stderr == ""
-
-
-SECRET_NAMES = {"client_token", "access_token", "api_token", "token", "secret", "client_secret", "password", "key",
-                "service_account_info", "service_account", "tenant_id", "certificate", "jwt", "credentials", "app_id",
-                "appid", "refresh_token"}
-# CAT matches whole names only (SECRET_NAMES), which misses `api_key`; this
-# catches any name built from a secret word.
-SECRET_WORD = re.compile(r"(^|_)(key|token|secret|password|credentials?|jwt|certificate)($|_)", re.I)
-
-
-def test_spec_marks_secrets_and_only_secrets(spec):
-    assert spec["properties"]["api_key"].get("airbyte_secret") is True
-    for path, name, prop in properties(spec):
-        can_hold_secret = bool(types_in(prop) & {"string", "integer", "number"}) and "const" not in prop
-        looks_secret = name.lower() in SECRET_NAMES or SECRET_WORD.search(name)
-        if looks_secret and can_hold_secret:
-            assert prop.get("airbyte_secret") is True, f"{path} holds a secret but is not airbyte_secret"
-        if prop.get("airbyte_secret"):
-            assert can_hold_secret, f"{path} is airbyte_secret but cannot hold one"
-
-
 def test_spec_allows_additional_properties_everywhere(spec):
     assert spec.get("additionalProperties") is True
     assert additional_properties_false(spec) == []
@@ -338,8 +258,7 @@ def test_spec_has_no_duplicate_order(spec):
         assert [k for k, n in seen.items() if n > 1] == [], f"duplicate order under {path}"
 
 
-def test_spec_accepts_the_test_config_and_rejects_a_keyless_one(spec, mock_config):
-    jsonschema.validate(mock_config, spec, cls=Draft7Validator)
+def test_spec_rejects_a_keyless_config(spec, mock_config):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"base_url": mock_config["base_url"]}, spec, cls=Draft7Validator)
 
@@ -347,15 +266,7 @@ def test_spec_accepts_the_test_config_and_rejects_a_keyless_one(spec, mock_confi
 # ------------------------------------------------------------ check
 
 
-def test_check_with_the_right_key_succeeds(connector, config_file):
-    run = run_connector(connector, "check", "--config", config_file)
-    statuses = [m.connectionStatus for _, m in parse_messages(run) if m.type == Type.CONNECTION_STATUS]
-    assert run.returncode == 0, run.describe()
-    assert len(statuses) == 1 and statuses[0].status.value == "SUCCEEDED", run.stdout
-    assert run.stderr == ""
-
-
-def test_check_with_a_wrong_key_fails_with_exit_0_and_never_prints_the_key(connector, work, mock_config):
+def test_check_with_a_wrong_key_fails_with_exit_0_and_a_message(connector, work, mock_config):
     wrong = "wrong-key-conformance-7d1e"
     config = write_json(work / "wrong_key.json", {**mock_config, "api_key": wrong})
     run = run_connector(connector, "check", "--config", config)
@@ -363,44 +274,28 @@ def test_check_with_a_wrong_key_fails_with_exit_0_and_never_prints_the_key(conne
     assert run.returncode == 0, run.describe()
     assert len(statuses) == 1 and statuses[0].status.value == "FAILED", run.stdout
     assert statuses[0].message, "a FAILED status needs a message saying what to fix"
-    # The mock echoes the key in its 401 body, as PersistIq does.
-    assert wrong not in run.stdout and wrong not in run.stderr
+
+
+def test_spec_check_and_discover_write_nothing_on_stderr(connector, spec_run, config_file, discover_run):
+    check = run_connector(connector, "check", "--config", config_file)
+    for run in (spec_run, check, discover_run):
+        assert run.returncode == 0, run.describe()
+        assert run.stderr == "", run.describe()
 
 
 # ------------------------------------------------------------ discover
 
 
-def test_discover_prints_one_catalog_of_uniquely_named_streams(discover_run, streams):
-    assert discover_run.returncode == 0, discover_run.describe()
-    assert types_of(parse_messages(discover_run))["CATALOG"] == 1
-    assert discover_run.stderr == ""
-    names = [s["name"] for s in streams]
-    assert names, "no streams"
-    assert len(names) == len(set(names)), f"duplicate stream names: {names}"
-    missing = sorted(set(names) - set(EXPECTED_COUNTS))
-    assert not missing, f"add the mock's record counts for {missing} to tests/python/expected.py"
+def test_stream_schemas_use_no_forbidden_keywords(streams):
+    # Stricter than the suite's check (allOf, not, $ref): also anyOf, if/then/else, ...
     for s in streams:
-        assert s["supported_sync_modes"], f"{s['name']}: no sync modes"
+        assert forbidden_keywords(s["json_schema"]) == [], s["name"]
 
 
-def test_stream_schemas_are_valid_draft7_without_refs(streams):
+def test_every_stream_declares_a_primary_key_and_incremental_ones_a_cursor(streams):
     for s in streams:
-        schema = s["json_schema"]
-        Draft7Validator.check_schema(schema)
-        assert forbidden_keywords(schema) == [], s["name"]
-        assert additional_properties_false(schema) == [], s["name"]
-
-
-def test_primary_keys_and_cursors_exist_in_schemas(streams):
-    for s in streams:
-        name, schema = s["name"], s["json_schema"]
+        name = s["name"]
         assert s.get("source_defined_primary_key"), f"{name}: no primary key"
-        for key in s["source_defined_primary_key"]:
-            sub = subschema_at(schema, key)
-            assert sub is not None, f"{name}: primary key {key} not in schema"
-            assert not types_in(sub) & {"object", "array"}, f"{name}: primary key {key} is {sub.get('type')}"
-        if s.get("default_cursor_field"):
-            assert subschema_at(schema, s["default_cursor_field"]) is not None, f"{name}: cursor not in schema"
         if supports_incremental(s):
             # A cursor that is no record field (leads: the sync's start time)
             # is source-defined without a default_cursor_field.
@@ -418,17 +313,13 @@ def test_read_prints_only_protocol_messages_and_exits_0(full_reads):
         assert types_of(sync.messages)["RECORD"] > 0
 
 
-def test_records_match_their_schemas_and_the_mock(full_reads, streams):
+def test_records_are_the_mock_s_with_unique_keys(full_reads, streams):
     sync = full_reads[0]
     assert set(sync.records) <= {s["name"] for s in streams}, "records for a stream not in the catalog"
     for s in streams:
         name = s["name"]
-        validator = record_validator(s["json_schema"])
         data = sync.data(name)
         assert len(data) == count_of(name), name
-        for record in data:
-            errors = sorted(validator.iter_errors(record), key=str)
-            assert not errors, f"{name} record {json.dumps(record)[:300]}: {errors[0].message}"
         keys = [tuple(value_at(r, k) for k in s["source_defined_primary_key"]) for r in data]
         for k in keys:
             assert all(v is not None and not isinstance(v, (list, dict)) for v in k), f"{name}: bad primary key {k}"

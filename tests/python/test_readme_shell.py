@@ -30,7 +30,7 @@ def paragraph(marker):
 
 def test_every_paragraph_of_the_block_is_checked():
     # A new example in the README must get a check here too.
-    checked = {paragraph("> config.json"), paragraph("@csv"), paragraph("uniq -c")}
+    checked = {paragraph("> config.json"), paragraph("@csv"), paragraph("uniq -c"), paragraph("leads-state.json")}
     assert set(paragraphs()) == checked
 
 
@@ -94,6 +94,21 @@ def test_records_per_stream(shell):
         n, stream = line.split()
         counts[stream] = int(n)
     assert counts == {s: n for s, n in EXPECTED_COUNTS.items() if n > 0}
+
+
+def test_cron_paragraph_keeps_leads_incremental(shell):
+    cron = paragraph("leads-state.json")
+    shell(cron)
+    first = (shell.cwd / "leads.jsonl").read_text().splitlines()
+    assert len(first) == EXPECTED_COUNTS["leads"]
+    state = json.loads((shell.cwd / "leads-state.json").read_text())
+    final = state[-1]["state"]["stream"]["stream_state"]
+    assert final["updated_after"], state[-1]
+    # The second run starts from that state: nothing changed, nothing appended.
+    shell(cron)
+    assert (shell.cwd / "leads.jsonl").read_text().splitlines() == first
+    run = [json.loads(line) for line in (shell.cwd / "run.jsonl").read_text().splitlines()]
+    assert not [m for m in run if m["type"] == "RECORD"]
 
 
 def test_try_it_block_uses_the_mock_key():

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -31,6 +31,19 @@ pub struct Options {
     pub tags: usize,
     /// Pretty-print pages with CRLF line ends and tabs, as a proxy might.
     pub pretty: bool,
+    /// Every answer waits this long, as the real API's round trip does.
+    pub delay: Duration,
+    /// A rate limit enforced as PersistIq does: 429 past it, and
+    /// `X-RateLimit-*` headers on every answer.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `limit` requests per fixed `window` of whole seconds (windows start at
+/// epoch multiples of it, so `X-RateLimit-Reset` is exact).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub limit: u32,
+    pub window_secs: u64,
 }
 
 impl Default for Options {
@@ -44,6 +57,8 @@ impl Default for Options {
             dnc_domains: 230,
             tags: 12,
             pretty: false,
+            delay: Duration::ZERO,
+            rate_limit: None,
         }
     }
 }
@@ -54,6 +69,11 @@ pub const EVENTS_PAGE_SIZE: usize = 500;
 
 /// The campaign with many leads (two pages of them); others have 0 to 2.
 pub const BIG_CAMPAIGN: usize = 0;
+
+/// The campaign with many replies (three pages of them); campaign c has
+/// c % 4 otherwise.
+pub const BIG_REPLIES_CAMPAIGN: usize = 5;
+const BIG_REPLIES: usize = 230;
 
 /// A deliberate misbehaviour, applied to matching requests.
 #[derive(Clone, Debug)]
@@ -76,6 +96,12 @@ pub enum Action {
     RepeatFirstPage,
     /// Serve the normal page but add these headers.
     Headers(Vec<(String, String)>),
+    /// Refuse every request, of any path, for this long from now with this
+    /// status and `Retry-After` (whole seconds left, or an HTTP date when
+    /// the flag is set), as a proxy or CDN does.
+    CloseFor(Duration, u16, bool),
+    /// A 200 whose body is this many bytes of JSON-ish filler.
+    Huge(usize),
 }
 
 /// A fault: for requests whose path equals `path` (and page equals `page`
@@ -116,12 +142,33 @@ pub struct Seen {
     pub at: std::time::SystemTime,
 }
 
+impl Seen {
+    /// A query parameter's value, percent-decoded, as the mock reads it.
+    pub fn param(&self, name: &str) -> Option<String> {
+        param(&self.query, name)
+    }
+}
+
 struct Shared {
     options: Options,
     data: Mutex<Data>,
     faults: Mutex<Vec<Fault>>,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
+    /// Set by `Action::CloseFor`: every request until then is refused.
+    closed: Mutex<Option<Closed>>,
+    /// The current rate window's start (epoch secs) and requests in it.
+    window: Mutex<(u64, u32)>,
+    /// 429s served because the rate limit was exceeded.
+    limited: AtomicUsize,
+}
+
+/// A refusal in force (`Action::CloseFor`).
+#[derive(Clone, Copy)]
+struct Closed {
+    until: std::time::SystemTime,
+    status: u16,
+    http_date: bool,
 }
 
 /// The account's lists and their pre-rendered pages, kept in step.
@@ -178,6 +225,9 @@ impl MockServer {
             faults: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            closed: Mutex::new(None),
+            window: Mutex::new((0, 0)),
+            limited: AtomicUsize::new(0),
         });
         let accept_shared = shared.clone();
         let accept = thread::spawn(move || {
@@ -206,6 +256,11 @@ impl MockServer {
         self.shared.faults.lock().unwrap().push(fault);
     }
 
+    /// How many 429s the rate limit (`Options::rate_limit`) made.
+    pub fn rate_limited(&self) -> usize {
+        self.shared.limited.load(Ordering::SeqCst)
+    }
+
     /// Every request so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
@@ -226,6 +281,50 @@ impl MockServer {
         (0..self.shared.options.campaigns)
             .flat_map(|c| self.records(&format!("campaigns/{}/leads", id("c", c))))
             .collect()
+    }
+
+    /// Every reply of every campaign, in campaign order, each list in its
+    /// page order, exactly as served.
+    pub fn replies(&self) -> Vec<String> {
+        (0..self.shared.options.campaigns)
+            .flat_map(|c| self.records(&replies_path(c)))
+            .collect()
+    }
+
+    /// Appends `n` replies to campaign `c`'s list, each sent after every
+    /// reply the account holds.
+    pub fn add_replies(&self, c: usize, n: usize) {
+        let mut data = self.shared.data.lock().unwrap();
+        let latest = data
+            .lists
+            .iter()
+            .filter(|(_, l)| l.collection == "replies")
+            .flat_map(|(_, l)| l.records.iter().map(|r| r.time))
+            .max()
+            .unwrap_or(REPLIES_START_AT);
+        let (leads, users) = (self.shared.options.leads.max(1), self.shared.options.users);
+        let path = replies_path(c);
+        if let Some(list) = data.lists.get_mut(&path) {
+            let first = list.records.len();
+            list.records.extend(
+                (first..first + n)
+                    .map(|k| reply(c, k, latest + 60 * (k - first + 1) as i64, leads, users)),
+            );
+        }
+        data.render(&path, self.shared.options.pretty);
+    }
+
+    /// Deletes campaign `c`'s replies, as if the campaign had been deleted
+    /// after it was listed: its replies list answers 404 from now on.
+    /// Returns the replies it held.
+    pub fn delete_replies(&self, c: usize) -> Vec<String> {
+        let path = replies_path(c);
+        let mut data = self.shared.data.lock().unwrap();
+        data.pages.remove(&path);
+        data.lists
+            .remove(&path)
+            .map(|l| l.records.into_iter().map(|r| r.json).collect())
+            .unwrap_or_default()
     }
 
     /// Number of pages served for a list path.
@@ -351,6 +450,23 @@ fn account(o: &Options) -> HashMap<String, List> {
         let path = format!("campaigns/{}/leads", id("c", c));
         add(&path, List::new("campaign_leads", true, members));
     }
+    for c in 0..o.campaigns {
+        let count = if c == BIG_REPLIES_CAMPAIGN {
+            BIG_REPLIES
+        } else {
+            c % 4
+        };
+        let replies = (0..count)
+            .map(|k| reply(c, k, reply_sent_at(c, k), o.leads.max(1), o.users))
+            .collect();
+        add(
+            &replies_path(c),
+            List {
+                records: replies,
+                ..List::new("replies", true, Vec::new())
+            },
+        );
+    }
     add(
         "events",
         List {
@@ -431,6 +547,125 @@ fn campaign_lead(c: usize, k: usize, leads: usize, users: usize) -> String {
         opt((k % 4 != 3).then(|| id("mbox", c))),
         lead((c * 7 + k) % leads, users, 0)
     )
+}
+
+/// The list path of campaign c's replies.
+pub fn replies_path(c: usize) -> String {
+    format!("campaigns/{}/replies", id("c", c))
+}
+
+/// When the account's replies begin.
+const REPLIES_START_AT: i64 = 1_772_409_600; // 2026-03-02T00:00:00Z
+
+/// When the k-th reply of campaign c was sent: reply k of every campaign
+/// in hour k, so that campaigns interleave in time and the latest reply is
+/// the big campaign's last.
+fn reply_sent_at(c: usize, k: usize) -> i64 {
+    REPLIES_START_AT + 3600 * k as i64 + 11 * c as i64
+}
+
+/// The k-th reply in campaign c, sent at `at` (epoch seconds), in the
+/// official field order: what a lead's mail client sent back (HTML with a
+/// quoted thread, plain text, auto-replies), with nulls where a reply can
+/// lack a field. `sent_at` is written as PersistIq writes times (local
+/// time, `-07:00`) or in UTC, so that a later text is not always a later
+/// time; the latest reply is in UTC, as no other text sorts after it
+/// (PyAirbyte's DuckDB cache drops offsets: its TIMESTAMP columns hold the
+/// wall-clock text, and tests/python compares those). U+2028 comes escaped (`\u2028`), as Rails always writes it; odd
+/// campaigns' lists are HTML-escaped too (`\u003c`), as Rails does by
+/// default.
+fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
+    let lead = (c * 7 + k) % leads;
+    let first = format!("First{lead}");
+    let awkward = AWKWARD[(c + k) % AWKWARD.len()];
+    let kind = match (c + k) % 6 {
+        4 => "auto_reply",
+        5 => "out_of_office",
+        _ => "reply",
+    };
+    let sentiment = match (kind, k % 4) {
+        ("reply", 0) => Some("positive"),
+        ("reply", 1) => Some("negative"),
+        ("reply", 2) => Some("neutral"),
+        _ => None,
+    };
+    let (subject, body, preview) = match (kind, sentiment) {
+        ("reply", Some("positive")) => (
+            Some(format!("Re: Quick question, {first} \u{1f44b}")),
+            Some(format!(
+                "<div dir=\"ltr\">Hi,<br><br>Sounds good \u{2014} Tuesday at 10:00 works. Looking forward to it! \u{1f64c}<br><br>Best,<br>{first} ({awkward})</div><br>\r\n<div class=\"gmail_quote\"><div dir=\"ltr\" class=\"gmail_attr\">On Mon, Mar 2, 2026 at 9:14 AM User 0 &lt;user0@punctual.cc&gt; wrote:<br></div><blockquote class=\"gmail_quote\" style=\"margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex\">Hi {first},<br>would you have 15 minutes this week?</blockquote></div>\r\n"
+            )),
+            Some("Hi, Sounds good \u{2014} Tuesday at 10:00 works. Looking forward to it! \u{1f64c} Best,".to_string()),
+        ),
+        ("reply", Some("negative")) => (
+            Some("RE: Quick question".to_string()),
+            Some("<p>Please remove me from your list.</p>\n<p>\"Unsubscribe\" means <b>unsubscribe</b> &amp; don't write again.</p>".to_string()),
+            Some("Please remove me from your list. \"Unsubscribe\" means unsubscribe & don't write again.".to_string()),
+        ),
+        ("reply", Some(_)) => (
+            Some(format!("Re: {awkward}")),
+            Some(format!(
+                "Not right now, maybe next quarter.\u{2028}Thanks!\n\n> On 2 Mar 2026, at 09:14, User 0 <user0@punctual.cc> wrote:\n>\n> Hi {first},\n> would you have 15 minutes for a \"quick call\"?\n> \\o/ C:\\Users\\{first}"
+            )),
+            Some("Not right now, maybe next quarter.\u{2028}Thanks!".to_string()),
+        ),
+        ("reply", None) => (
+            None,
+            Some("<html><head><meta charset=\"utf-8\"></head><body><p>Merci, je reviens vers vous la semaine prochaine. \u{2014} Zo\u{eb}</p><p>\u{65e5}\u{672c}\u{8a9e}\u{306e}\u{8fd4}\u{4fe1}\u{3067}\u{3059}\u{3002}</p><p>\u{1f680}\u{1f525}</p></body></html>".to_string()),
+            None,
+        ),
+        ("auto_reply", _) => (
+            Some(format!("Automatic reply: Quick question, {first}")),
+            Some("Thank you for your e-mail.\r\nI'm away until Monday 9 March with limited access to e-mail.\r\n\tUrgent matters: +1 555 0100".to_string()),
+            Some("Thank you for your e-mail. I'm away until Monday 9 March with limited access to e-mail.".to_string()),
+        ),
+        _ => (Some("Out of Office".to_string()), None, None),
+    };
+    let to_emails = match (users, k % 4) {
+        (0, _) => String::new(),
+        (_, 1) => format!(
+            "{},{}",
+            q(&format!("user{}@punctual.cc", c % users)),
+            q(&format!("sales+{c}@punctual.cc"))
+        ),
+        _ => q(&format!("user{}@punctual.cc", c % users)),
+    };
+    let cc_emails = match k % 5 {
+        0 => "null".to_string(),
+        2 => format!("[{}]", q("Zo\u{eb}.\u{c5}ngstr\u{f6}m@ex\u{e4}mple.com")),
+        3 => format!("[{},{}]", q("boss@example.com"), q("assistant@example.com")),
+        _ => "[]".to_string(),
+    };
+    let sent_at = if (c + k) % 3 == 0 {
+        time::format_utc(at).replace('Z', ".000Z")
+    } else {
+        time::format_utc(at - 7 * 3600).replace('Z', ".000-07:00")
+    };
+    let json = format!(
+        r#"{{"id":{},"from_email":{},"to_emails":[{}],"cc_emails":{},"subject":{},"body":{},"preview":{},"sent_at":{},"sentiment":{},"kind":{},"lead_id":{},"campaign_id":{},"step_message_id":{}}}"#,
+        q(&id("rep", c * 1000 + k)),
+        q(&format!("lead{lead}@example.com")),
+        to_emails,
+        cc_emails,
+        opt(subject),
+        opt(body),
+        opt(preview),
+        q(&sent_at),
+        opt(sentiment.map(str::to_string)),
+        q(kind),
+        opt((k % 9 != 8).then(|| id("l", lead))),
+        q(&id("c", c)),
+        opt((kind != "out_of_office").then(|| id("sm", c * 10 + k % 3))),
+    );
+    let json = json.replace('\u{2028}', "\\u2028");
+    let json = if c % 2 == 1 {
+        json.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+    } else {
+        json
+    };
+    Rec { json, time: at }
 }
 
 /// Strings that have broken connectors before.
@@ -742,7 +977,64 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             f.action.clone()
         })
     };
+    if !shared.options.delay.is_zero() {
+        thread::sleep(shared.options.delay);
+    }
+    if let Some(Action::CloseFor(d, status, http_date)) = &fault {
+        let until = std::time::SystemTime::now() + *d;
+        *shared.closed.lock().unwrap() = Some(Closed {
+            until,
+            status: *status,
+            http_date: *http_date,
+        });
+    }
+    let closed = *shared.closed.lock().unwrap();
+    if let Some(c) = closed.filter(|c| c.until > std::time::SystemTime::now()) {
+        let left = c
+            .until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let value = if c.http_date {
+            http_date(c.until)
+        } else {
+            left.as_secs_f64().ceil().to_string()
+        };
+        let body =
+            r#"{"status":"error","error":{"reason":"unavailable","message":"come back later"}}"#;
+        return send(
+            w,
+            c.status,
+            &[("Retry-After".into(), value)],
+            body.as_bytes(),
+        );
+    }
     let mut extra_headers = Vec::new();
+    if let Some(limit) = shared.options.rate_limit {
+        let now = time::now_secs() as u64;
+        let start = now - now % limit.window_secs;
+        let mut window = shared.window.lock().unwrap();
+        if window.0 != start {
+            *window = (start, 0);
+        }
+        window.1 += 1;
+        let used = window.1;
+        let reset = start + limit.window_secs;
+        let left = limit.limit.saturating_sub(used);
+        extra_headers = vec![
+            ("X-RateLimit-Limit".into(), limit.limit.to_string()),
+            ("X-RateLimit-Remaining".into(), left.to_string()),
+            ("X-RateLimit-Reset".into(), reset.to_string()),
+        ];
+        if used > limit.limit {
+            drop(window);
+            shared.limited.fetch_add(1, Ordering::SeqCst);
+            let body = format!(
+                r#"{{"error":{{"reason":"too_many_requests","message":"You performed more than {} requests per minute. Limit will be reseted at {reset}."}}}}"#,
+                limit.limit
+            );
+            return send(w, 429, &extra_headers, body.as_bytes());
+        }
+    }
     match fault {
         Some(Action::Status(code, headers, body)) => {
             return send(w, code, &headers, body.as_bytes());
@@ -796,7 +1088,13 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
             );
             return send(w, 200, &[], body.as_bytes());
         }
-        Some(Action::Headers(h)) => extra_headers = h,
+        Some(Action::Headers(h)) => extra_headers.extend(h),
+        Some(Action::CloseFor(..)) => unreachable!("answered as closed above"),
+        Some(Action::Huge(n)) => {
+            let mut body = b"{\"users\":[\"".to_vec();
+            body.resize(n, b'x');
+            return send(w, 200, &[], &body);
+        }
         None => {}
     }
 
@@ -844,9 +1142,16 @@ fn page_body(
     };
     let filtered;
     let pages = match filter {
+        None if list.collection == "replies" => match reply_filter(list, query)? {
+            None => data.pages.get(path).ok_or_else(not_found)?,
+            Some(kept) => {
+                filtered = list.render(&kept, shared.options.pretty);
+                &filtered
+            }
+        },
         None => data.pages.get(path).ok_or_else(not_found)?,
         Some((value, inclusive)) => {
-            let Some((since, _)) = time::parse(&value) else {
+            let Some(time::Moment { secs: since, .. }) = time::parse(&value) else {
                 return Err((400, "bad_params", format!("invalid time: {value}")));
             };
             let kept: Vec<&str> = list
@@ -867,6 +1172,41 @@ fn page_body(
         )
         .into_bytes(),
     })
+}
+
+/// The replies a query keeps, when it filters them: sent on or after
+/// `start_at` and on or before `end_at` (both inclusive, "on or after/on or
+/// before" in the API's words), of lead `lead_id`.
+fn reply_filter<'a>(
+    list: &'a List,
+    query: &str,
+) -> Result<Option<Vec<&'a str>>, (u16, &'static str, String)> {
+    let bound = |name: &str| match param(query, name) {
+        None => Ok(None),
+        Some(value) => time::parse(&value)
+            .map(|m| Some(m.secs))
+            .ok_or_else(|| (400, "bad_params", format!("invalid time: {value}"))),
+    };
+    let (start, end, lead) = (
+        bound("start_at")?,
+        bound("end_at")?,
+        param(query, "lead_id"),
+    );
+    if start.is_none() && end.is_none() && lead.is_none() {
+        return Ok(None);
+    }
+    let of_lead = |json: &str| {
+        let record: serde_json::Value = serde_json::from_str(json).expect("a mock reply is JSON");
+        lead.as_deref().is_none_or(|l| record["lead_id"] == l)
+    };
+    Ok(Some(
+        list.records
+            .iter()
+            .filter(|r| start.is_none_or(|s| r.time >= s) && end.is_none_or(|e| r.time <= e))
+            .filter(|r| of_lead(&r.json))
+            .map(|r| r.json.as_str())
+            .collect(),
+    ))
 }
 
 /// A query parameter's value, percent-decoded.
@@ -913,6 +1253,7 @@ fn send(w: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8
         401 => "Unauthorized",
         404 => "Not Found",
         429 => "Too Many Requests",
+        503 => "Service Unavailable",
         500 => "Internal Server Error",
         _ => "Status",
     };
@@ -933,6 +1274,27 @@ fn send(w: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8
     let mut msg = head.into_bytes();
     msg.extend_from_slice(body);
     w.write_all(&msg).and_then(|_| w.flush()).is_ok()
+}
+
+/// `t` as an HTTP date (IMF-fixdate), rounded up to the next second.
+pub fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs_f64().ceil() as i64);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let iso = time::format_utc(secs); // YYYY-MM-DDTHH:MM:SSZ
+    let month: usize = iso[5..7].parse().unwrap_or(1);
+    format!(
+        "{}, {} {} {} {} GMT",
+        DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize],
+        &iso[8..10],
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
 }
 
 /// Drains and ignores a reader; used by the trap server below.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const BIN: &str = env!("CARGO_BIN_EXE_source-persistiq");
 
 /// Every stream of the source, in the order `discover` lists them.
-pub const STREAMS: [&str; 9] = [
+pub const STREAMS: [&str; 10] = [
     "users",
     "leads",
     "campaigns",
@@ -22,6 +22,7 @@ pub const STREAMS: [&str; 9] = [
     "tags",
     "events",
     "campaign_leads",
+    "replies",
 ];
 
 /// A scratch directory, removed on drop.
@@ -153,6 +154,17 @@ impl Run {
             .collect()
     }
 
+    /// The `reasons` of the STREAM_STATUS messages of `stream` that have any.
+    pub fn status_reasons(&self, stream: &str) -> Vec<Value> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "TRACE" && m["trace"]["type"] == "STREAM_STATUS")
+            .map(|m| &m["trace"]["stream_status"])
+            .filter(|s| s["stream_descriptor"]["name"] == stream && !s["reasons"].is_null())
+            .map(|s| s["reasons"].clone())
+            .collect()
+    }
+
     /// STREAM_STATUS values of `stream`, in order.
     pub fn statuses(&self, stream: &str) -> Vec<String> {
         self.messages
@@ -177,6 +189,15 @@ impl Run {
         assert_eq!(errors.len(), 1, "{case}: {}", self.stdout);
         assert_eq!(errors[0]["failure_type"], failure_type, "{case}");
         errors[0]
+    }
+
+    /// `the_error`'s message, checked to contain `words`.
+    pub fn the_error_saying(&self, failure_type: &str, words: &str) -> &str {
+        let message = self.the_error(failure_type, words)["message"]
+            .as_str()
+            .expect("a message");
+        assert!(message.contains(words), "{message}");
+        message
     }
 
     pub fn errors(&self) -> Vec<&Value> {
@@ -206,6 +227,18 @@ pub fn interrupt_at(
     signal: &str,
     args: &[&str],
 ) -> (Run, std::time::Duration) {
+    interrupt_when(mock, |s| s.query.starts_with(query), signal, args)
+}
+
+/// Runs the binary until the mock sees a request for which `until` holds,
+/// then sends it `signal`, as `interrupt_at` does. Fails, with the
+/// binary's output, if it exits before such a request comes.
+pub fn interrupt_when(
+    mock: &mock::MockServer,
+    until: impl Fn(&mock::Seen) -> bool,
+    signal: &str,
+    args: &[&str],
+) -> (Run, std::time::Duration) {
     use std::io::Read;
     let mut child = Command::new(BIN)
         .args(args)
@@ -219,7 +252,17 @@ pub fn interrupt_at(
         pipe.read_to_end(&mut text).expect("read stdout");
         text
     });
-    while !mock.seen().iter().any(|s| s.query.starts_with(query)) {
+    while !mock.seen().iter().any(&until) {
+        if child.try_wait().expect("poll the binary").is_some() {
+            let output = child.wait_with_output().expect("wait for the binary");
+            let stdout =
+                String::from_utf8_lossy(&reader.join().expect("stdout reader")).into_owned();
+            panic!(
+                "the binary exited ({}) before the awaited request:\n{stdout}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let sent = std::time::Instant::now();
@@ -244,6 +287,69 @@ pub fn read(dir: &TempDir, config: &Value, streams: Option<&[&str]>) -> Run {
         }
         None => run(&["read", "--config", &cfg]),
     }
+}
+
+/// Runs `read` of `streams` in `mode` against the mock, with `state` (a
+/// JSON array) if given, and `extra` config keys.
+pub fn read_mode(
+    mock: &mock::MockServer,
+    dir: &TempDir,
+    streams: &[&str],
+    mode: &str,
+    state: Option<&Value>,
+    extra: Value,
+) -> Run {
+    let mut cfg = config(&mock.base_url());
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    let cfg = dir.json("c.json", &cfg);
+    let cat = dir.json("cat.json", &catalog(streams, mode));
+    let mut args = vec!["read", "--config", &cfg, "--catalog", &cat];
+    let st;
+    if let Some(state) = state {
+        st = dir.json("state.json", state);
+        args.extend(["--state", &st]);
+    }
+    run(&args)
+}
+
+/// An incremental read of one stream, from `state` if given.
+pub fn read_incremental(
+    mock: &mock::MockServer,
+    dir: &TempDir,
+    stream: &str,
+    state: Option<&Value>,
+) -> Run {
+    read_mode(mock, dir, &[stream], "incremental", state, json!({}))
+}
+
+/// The STATE messages of a stream, in order, as (stream_state, recordCount).
+pub fn states(run: &Run, stream: &str) -> Vec<(Value, f64)> {
+    run.of_type("STATE")
+        .into_iter()
+        .filter(|m| m["state"]["stream"]["stream_descriptor"]["name"] == stream)
+        .map(|m| {
+            (
+                m["state"]["stream"]["stream_state"].clone(),
+                m["state"]["sourceStats"]["recordCount"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A state file holding the last STATE each stream emitted, as Airbyte keeps it.
+pub fn state_file(run: &Run) -> Value {
+    let mut last: Vec<(String, Value)> = Vec::new();
+    for m in run.of_type("STATE") {
+        let name = m["state"]["stream"]["stream_descriptor"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        last.retain(|(n, _)| *n != name);
+        last.push((name, m["state"].clone()));
+    }
+    Value::Array(last.into_iter().map(|(_, s)| s).collect())
 }
 
 pub fn path_str(p: &Path) -> String {

@@ -1,0 +1,404 @@
+//! The API client: asks for one list page and gives back the checked page,
+//! retrying on the schedule until it has one or must fail. One request in
+//! flight, the key on every request and nowhere else.
+//!
+//! A page is checked inside the retry loop because a 200 can be a bad
+//! answer (an HTML error page, a stale copy of the page before) that a
+//! retry may mend; the check is `page::scan`, a pure function of the body.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::output::{Out, StreamId};
+use crate::page::{self, Layout, Page};
+use crate::rate::{Advice, ServerWait};
+use crate::retry::{self, Kind, Next, Trouble};
+use crate::secret;
+use crate::time;
+use crate::transport::{BodyRead, Head, Transport, MAX_BODY_BYTES};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How much of an unexpected body an error message may quote.
+const QUOTE_BYTES: usize = 200;
+
+/// One list page to ask for, and what its answer must be.
+pub struct Request<'a> {
+    /// Path and query under base_url (`leads?page=3`).
+    pub path_query: &'a str,
+    /// Names the request in logs and errors ("stream leads, page 3").
+    pub what: &'a str,
+    /// The stream whose statuses say when it waits on a rate limit.
+    pub stream: Option<&'a StreamId>,
+    /// The envelope key of the record array.
+    pub collection: &'a str,
+    /// A record member to find while the page is checked (`Record::field`).
+    pub field: Option<&'a str>,
+    /// Whether the list is paged; only then can an answer be stale.
+    pub paged: bool,
+    /// The record array of the page before, as sent (empty for the first):
+    /// ids are unique, so an answer with the same records is a stale copy.
+    pub previous: &'a [u8],
+}
+
+/// The client. Reuses one connection and one body buffer across pages.
+pub struct Client {
+    transport: Transport,
+    schedule: Vec<Duration>,
+    timeout: Duration,
+    /// When the command must have answered (`check`), if it must.
+    deadline: Option<Instant>,
+    /// No request before this: the server said its rate window is used up.
+    quiet_until: Option<ServerWait>,
+    body: Vec<u8>,
+}
+
+/// What one try came to.
+enum Attempt {
+    Page(Layout),
+    /// A page that may be a glitch: used if it stays so through its retries.
+    Suspect(Layout, Trouble),
+    Retry(Trouble),
+    Fail(Error),
+}
+
+impl Client {
+    /// A client for `config`; with a `budget`, every request and wait of it
+    /// ends within that time from now.
+    pub fn new(config: &Config, budget: Option<Duration>) -> Client {
+        Client {
+            transport: Transport::new(config),
+            schedule: config.retry_schedule.clone(),
+            timeout: config.timeout,
+            deadline: budget.map(|b| Instant::now() + b),
+            quiet_until: None,
+            body: Vec::with_capacity(1 << 20),
+        }
+    }
+
+    /// Gets the page `req` asks for, checked, retrying on the schedule.
+    pub fn get_page(&mut self, req: &Request, out: &mut Out) -> Result<Page<'_>> {
+        let mut retries = 0;
+        loop {
+            self.wait_for_rate_window(req, out)?;
+            let (trouble, suspect) = match self.try_once(req) {
+                Attempt::Page(layout) => return Ok(layout.page(&self.body)),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(trouble) => (trouble, None),
+                Attempt::Suspect(layout, trouble) => (trouble, Some(layout)),
+            };
+            let next = retry::next(&self.schedule, &trouble, retries, self.time_left());
+            let sleep = match (next, suspect) {
+                (Next::Retry(sleep), _) => sleep,
+                (_, Some(layout)) => {
+                    let note = format!("{}: {}; taken as it is", req.what, trouble.why);
+                    out.log("WARN", &note);
+                    return Ok(layout.page(&self.body));
+                }
+                (Next::OutOfTime, None) => return Err(out_of_time(req.what, &trouble)),
+                (Next::GiveUp | Next::Accept, None) => {
+                    return Err(retry::give_up(req.what, &trouble, retries + 1))
+                }
+            };
+            // The host may have moved (DNS failover): look it up again.
+            self.transport.forget_host();
+            retries += 1;
+            let note = format!(
+                "{}: {}; retry {retries} of {} in {:.2} s",
+                req.what,
+                trouble.why,
+                self.schedule.len(),
+                sleep.as_secs_f64()
+            );
+            if trouble.kind == Kind::RateLimited {
+                if let Some(stream) = req.stream {
+                    out.rate_limited(stream, trouble.server_wait.map(|w| w.until_ms()));
+                }
+            }
+            out.pause("WARN", &note, sleep)?;
+        }
+    }
+
+    /// Time left until the deadline, if there is one.
+    fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// One request and what its answer comes to.
+    fn try_once(&mut self, req: &Request) -> Attempt {
+        let timeout = self
+            .time_left()
+            .map_or(self.timeout, |left| left.min(self.timeout));
+        if timeout.is_zero() {
+            return Attempt::Fail(Error::transient(format!(
+                "{}: no time left to ask the API",
+                req.what
+            )));
+        }
+        let head = match self.transport.get(req.path_query, timeout, &mut self.body) {
+            Ok(head) => head,
+            Err(e) => return self.transport_failure(e, timeout),
+        };
+        let advice = Advice::of(&head.headers, SystemTime::now());
+        let status = head.status;
+        if status == 429 {
+            let mut trouble = Trouble::new(Kind::RateLimited, "HTTP 429: rate limited");
+            trouble.server_wait = advice.before_retry();
+            return Attempt::Retry(self.too_far(trouble, &advice));
+        }
+        self.quiet_until = advice.before_next();
+        if (200..300).contains(&status) {
+            return self.judge_page(req, &head);
+        }
+        let reason = api_reason(&self.body);
+        match status {
+            408 | 500..=599 => {
+                let mut trouble = Trouble::new(Kind::Unavailable, format!("HTTP {status}{reason}"));
+                trouble.server_wait = advice.before_retry();
+                Attempt::Retry(self.too_far(trouble, &advice))
+            }
+            401 | 403 => Attempt::Fail(
+                Error::config(format!(
+                    "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
+                ))
+                .with_internal(format!("{}: HTTP {status}{reason}", req.what))
+                .with_status(status),
+            ),
+            300..=399 => {
+                let location = head
+                    .headers
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .map(|l| format!(" to {}", clip(l, QUOTE_BYTES)))
+                    .unwrap_or_default();
+                Attempt::Fail(Error::system(format!(
+                    "{}: the API answered HTTP {status}, a redirect{location}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
+                    req.what
+                )).with_status(status))
+            }
+            _ => Attempt::Fail(
+                Error::system(format!("{}: the API answered HTTP {status}{reason}", req.what))
+                    .with_status(status),
+            ),
+        }
+    }
+
+    /// A server wait beyond what is waited for still names its time, so
+    /// that a command out of time can say until when it is refused.
+    fn too_far(&self, mut trouble: Trouble, advice: &Advice) -> Trouble {
+        if trouble.server_wait.is_none() && self.deadline.is_some() {
+            if let Some(until) = advice.too_far {
+                let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+                trouble.server_wait = Some(ServerWait { wait, until });
+            }
+        }
+        trouble
+    }
+
+    /// A 2xx answer: a usable page, or why not.
+    fn judge_page(&self, req: &Request, head: &Head) -> Attempt {
+        match &head.body {
+            BodyRead::Whole => {}
+            BodyRead::TooLarge => {
+                return Attempt::Fail(Error::system(format!(
+                    "{}: the answer is too large (over {} MiB); no page of the API is that large, so base_url may point at something else",
+                    req.what,
+                    MAX_BODY_BYTES >> 20
+                )))
+            }
+            BodyRead::BrokeOff(e) => {
+                let why = format!("the response body broke off ({})", secret::mask(e));
+                return Attempt::Retry(Trouble::new(Kind::Unavailable, why));
+            }
+        }
+        let status = head.status;
+        let layout = match page::scan(&self.body, req.collection, req.field) {
+            Ok(layout) => layout,
+            Err(why) => {
+                let why = format!(
+                    "HTTP {status} with an unusable body: {why}; body starts {}",
+                    quote(&self.body)
+                );
+                return Attempt::Retry(Trouble::new(Kind::BadBody, why));
+            }
+        };
+        if !req.paged {
+            return Attempt::Page(layout);
+        }
+        let page = layout.page(&self.body);
+        if !page.records.is_empty() && page.items == req.previous {
+            let why = "the page repeats the records of the page before (a stale copy from a cache or proxy?)";
+            return Attempt::Retry(Trouble::new(Kind::BadBody, why));
+        }
+        if page.records.is_empty() && page.has_more {
+            let why = "the page is empty, yet the API says more pages follow";
+            return Attempt::Suspect(layout, Trouble::new(Kind::Suspect, why));
+        }
+        Attempt::Page(layout)
+    }
+
+    /// Sorts a transport failure: configuration mistakes fail, the rest retry.
+    fn transport_failure(&self, e: ureq::Error, timeout: Duration) -> Attempt {
+        let text = secret::mask(&e.to_string());
+        match e {
+            ureq::Error::BadUri(_)
+            | ureq::Error::Http(_)
+            | ureq::Error::InvalidProxyUrl
+            | ureq::Error::RequireHttpsOnly(_) => Attempt::Fail(Error::config(format!(
+                "the request could not be made ({text}); check base_url"
+            ))),
+            // A certificate that does not verify will not verify in a minute either.
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
+                Attempt::Fail(Error::config(format!(
+                    "TLS with base_url's host failed ({text}); check base_url"
+                )))
+            }
+            ureq::Error::Timeout(_) => Attempt::Retry(Trouble::new(
+                Kind::Unavailable,
+                format!(
+                    "no answer from {} within {}",
+                    self.transport.origin(),
+                    if timeout < self.timeout {
+                        format!("the {:.1} s left to this command", timeout.as_secs_f64())
+                    } else {
+                        format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
+                    }
+                ),
+            )),
+            _ => Attempt::Retry(Trouble::new(
+                Kind::Unavailable,
+                format!("request to {} failed: {text}", self.transport.origin()),
+            )),
+        }
+    }
+
+    /// Waits while the server's rate window is used up, as its last answer said.
+    fn wait_for_rate_window(&mut self, req: &Request, out: &mut Out) -> Result<()> {
+        let Some(quiet) = self.quiet_until.take() else {
+            return Ok(());
+        };
+        let Ok(wait) = quiet.until.duration_since(SystemTime::now()) else {
+            return Ok(());
+        };
+        if self.time_left().is_some_and(|left| wait >= left) {
+            return Err(rate_limited_until(quiet.until));
+        }
+        if let Some(stream) = req.stream {
+            out.rate_limited(stream, Some(quiet.until_ms()));
+        }
+        let note = format!(
+            "{}: the API's rate window is used up; pausing {:.2} s until it resets",
+            req.what,
+            wait.as_secs_f64()
+        );
+        out.pause("INFO", &note, wait)
+    }
+}
+
+/// The error of a command whose next wait would outlast its budget.
+fn out_of_time(what: &str, trouble: &Trouble) -> Error {
+    match (trouble.kind, trouble.server_wait) {
+        (Kind::RateLimited, Some(wait)) => rate_limited_until(wait.until),
+        (Kind::RateLimited, None) => {
+            Error::transient("rate limited by the API; try again in a minute".to_string())
+        }
+        _ => Error::transient(format!(
+            "{what}: {}; no time left to retry within this command's budget",
+            trouble.why
+        )),
+    }
+}
+
+fn rate_limited_until(until: SystemTime) -> Error {
+    let secs = until
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs_f64().ceil() as i64);
+    Error::transient(format!(
+        "rate limited by the API until {}; try again then",
+        time::format_utc(secs)
+    ))
+}
+
+/// ": <reason>: <message>" from the API's error envelope, or a quote of the body.
+fn api_reason(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Option<Detail>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        reason: Option<String>,
+        message: Option<String>,
+    }
+    if body.is_empty() {
+        return String::new();
+    }
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { error: Some(d) }) => {
+            let parts: Vec<&str> = [d.reason.as_deref(), d.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            format!(": {}", clip(&parts.join(": "), 2 * QUOTE_BYTES))
+        }
+        _ => format!(": body starts {}", quote(body)),
+    }
+}
+
+/// The first bytes of a body, fit for a one-line message.
+fn quote(body: &[u8]) -> String {
+    // Enough bytes that a key straddling the cut is still whole when masked.
+    let head = &body[..body.len().min(QUOTE_BYTES + secret::longest_form())];
+    format!("{:?}", clip(&String::from_utf8_lossy(head), QUOTE_BYTES))
+}
+
+/// Text from the server with the key masked, then cut to `max` bytes: in
+/// that order, or a key cut in two would no longer be recognised.
+fn clip(text: &str, max: usize) -> String {
+    let masked = secret::mask(text);
+    truncate(&masked, max).to_string()
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Percent-encodes a query value or a path segment: everything but ASCII
+/// letters, digits, `-` and `_`, so that no value can add a path step
+/// (`/`, `..`), a query or an authority to a URL.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_and_quotes() {
+        assert_eq!(
+            encode("2024-01-02T03:04:05+00:00"),
+            "2024-01-02T03%3A04%3A05%2B00%3A00"
+        );
+        assert_eq!(encode("../x@y"), "%2E%2E%2Fx%40y");
+        let body = br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#;
+        assert_eq!(api_reason(body), ": bad_params: no");
+        assert!(api_reason(b"<html>oops").contains("<html>oops"));
+        assert_eq!(truncate("h\u{e9}llo", 2), "h");
+        assert_eq!(quote(&[b'a'; 500]).len(), QUOTE_BYTES + 2);
+    }
+}

@@ -1,0 +1,123 @@
+//! The API key: a type that never prints itself, and the masking of the
+//! key in text that came from outside (the server's bodies and headers, the
+//! user's files), in every form a server may echo it back in.
+//!
+//! The connector's own words are never masked: they never hold the key.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// A key shorter than this could be a piece of ordinary text: masking it
+/// would garble messages, and a real PersistIq key is far longer.
+pub const MIN_KEY_CHARS: usize = 8;
+
+/// What replaces the key.
+const MASK: &str = "[redacted]";
+
+/// The forms of the key to mask, set once the config has been read.
+static FORMS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// The PersistIq API key. `Debug` and `Display` print `[redacted]`; only
+/// `expose` gives the key, for the one header that carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: String) -> ApiKey {
+        ApiKey(key)
+    }
+
+    /// The key itself, for the `x-api-key` header and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+/// From now on, `mask` hides `key`: as it is, JSON-escaped (a server that
+/// quotes it in a JSON error) and percent-encoded (one that echoes a URL).
+/// Only the first call counts; a key too short to mask safely is ignored
+/// (the config refuses it).
+pub fn protect(key: &str) {
+    if key.chars().count() < MIN_KEY_CHARS {
+        return;
+    }
+    let json = serde_json::to_string(key).unwrap_or_default();
+    let json = json.trim_matches('"').to_string();
+    let percent: String = key
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let mut forms = vec![
+        key.to_string(),
+        json,
+        percent.clone(),
+        percent.to_lowercase(),
+    ];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    let _ = FORMS.set(forms);
+}
+
+/// `text` from outside with every form of the key replaced by `[redacted]`.
+pub fn mask(text: &str) -> String {
+    let mut out = text.to_string();
+    for form in FORMS.get().map(Vec::as_slice).unwrap_or_default() {
+        if out.contains(form.as_str()) {
+            out = out.replace(form.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// How many bytes past a cut a quote must keep so that a key straddling
+/// the cut is still whole when masked.
+pub fn longest_form() -> usize {
+    FORMS.get().and_then(|f| f.first()).map_or(0, String::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_type_never_prints_the_key() {
+        let key = ApiKey::new("abc-secret-123".into());
+        assert_eq!(format!("{key} {key:?}"), "[redacted] [redacted]");
+        assert_eq!(key.expose(), "abc-secret-123");
+    }
+
+    #[test]
+    fn every_echoed_form_is_masked_and_nothing_else() {
+        protect("k3y/with \"quotes\"+plus");
+        let echoed = [
+            r#"key: k3y/with "quotes"+plus."#,
+            r#"{"message":"key k3y/with \"quotes\"+plus"}"#,
+            "url?key=k3y%2Fwith%20%22quotes%22%2Bplus",
+            "url?key=k3y%2fwith%20%22quotes%22%2bplus",
+        ];
+        for text in echoed {
+            let masked = mask(text);
+            assert!(masked.contains("[redacted]"), "{text} -> {masked}");
+            assert!(!masked.contains("k3y"), "{text} -> {masked}");
+        }
+        assert_eq!(mask("check (GET users)"), "check (GET users)");
+    }
+}

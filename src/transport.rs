@@ -1,0 +1,181 @@
+//! The wire: one keep-alive ureq agent and one try of one GET. What an
+//! answer means (retry, fail, use it) is for `client` and `retry` to say.
+
+use crate::config::Config;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use ureq::http::{HeaderMap, Uri};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+/// The most we read of one response body; a page is far smaller.
+pub const MAX_BODY_BYTES: u64 = 64 << 20;
+
+/// A body buffer that grew past this for one huge answer is not kept for
+/// the next one.
+const BUFFER_KEPT_BYTES: usize = 8 << 20;
+
+/// The agent, with the key and the origin every request goes to.
+pub struct Transport {
+    agent: ureq::Agent,
+    resolver: CachingResolver,
+    base_url: String,
+    api_key: String,
+}
+
+/// The head of an answer; its body went into the caller's buffer.
+pub struct Head {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// How reading the body ended.
+    pub body: BodyRead,
+}
+
+/// How reading a body ended.
+#[derive(Debug)]
+pub enum BodyRead {
+    Whole,
+    /// Longer than `MAX_BODY_BYTES`: no retry will make it shorter.
+    TooLarge,
+    /// The connection failed or timed out partway.
+    BrokeOff(String),
+}
+
+impl Transport {
+    pub fn new(config: &Config) -> Transport {
+        let mut builder = ureq::Agent::config_builder()
+            // Statuses are ours to judge, and a redirect is never followed:
+            // it could carry the x-api-key header to another origin.
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(config.timeout))
+            .user_agent(concat!("source-persistiq/", env!("CARGO_PKG_VERSION")))
+            .accept("application/json");
+        if config.plain_http {
+            // Plain http only ever goes to loopback; a proxy would see the key.
+            builder = builder.proxy(None);
+        }
+        let resolver = CachingResolver::default();
+        Transport {
+            agent: ureq::Agent::with_parts(
+                builder.build(),
+                DefaultConnector::new(),
+                resolver.clone(),
+            ),
+            resolver,
+            base_url: config.base_url.clone(),
+            api_key: config.api_key.expose().to_string(),
+        }
+    }
+
+    /// GETs `path_query` (relative to base_url) within `timeout`, reading
+    /// the whole body into `body` before returning, so that no later delay
+    /// of ours (a slow reader of stdout) counts against the request.
+    pub fn get(
+        &mut self,
+        path_query: &str,
+        timeout: Duration,
+        body: &mut Vec<u8>,
+    ) -> Result<Head, ureq::Error> {
+        if body.capacity() > BUFFER_KEPT_BYTES {
+            *body = Vec::with_capacity(1 << 20);
+        }
+        body.clear();
+        let response = self
+            .agent
+            .get(format!("{}{}", self.base_url, path_query))
+            .header("x-api-key", &self.api_key)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()?;
+        let (head, reader) = response.into_parts();
+        // One byte past the cap tells a body at the cap from one over it.
+        let read = reader
+            .into_reader()
+            .take(MAX_BODY_BYTES + 1)
+            .read_to_end(body);
+        let body = match read {
+            Err(e) => BodyRead::BrokeOff(ureq::Error::from(e).to_string()),
+            Ok(_) if body.len() as u64 > MAX_BODY_BYTES => BodyRead::TooLarge,
+            Ok(_) => BodyRead::Whole,
+        };
+        Ok(Head {
+            status: head.status.as_u16(),
+            headers: head.headers,
+            body,
+        })
+    }
+
+    /// Looks the host up afresh at the next request: after a failed try
+    /// the host may have moved (DNS failover).
+    pub fn forget_host(&self) {
+        self.resolver.forget();
+    }
+
+    /// `scheme://host:port` of base_url, to say where a request went.
+    pub fn origin(&self) -> &str {
+        let url = &self.base_url;
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let end = url[after_scheme..]
+            .find('/')
+            .map_or(url.len(), |i| after_scheme + i);
+        &url[..end]
+    }
+}
+
+/// Looks the API host up once and reuses the answer until a try fails.
+///
+/// ureq 3 resolves the host before every request, even on a pooled
+/// connection, and with a timeout set it does so on a thread of its own:
+/// against the real API that is one DNS query and one thread per page.
+/// (`ureq::unversioned` is outside ureq's semver promise, hence the exact
+/// ureq version in Cargo.toml.)
+#[derive(Clone, Debug, Default)]
+struct CachingResolver {
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+/// The addresses of one `scheme://authority`.
+#[derive(Debug)]
+struct Cached {
+    origin: String,
+    addrs: ResolvedSocketAddrs,
+}
+
+impl CachingResolver {
+    fn forget(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = None;
+        }
+    }
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        if let Ok(cache) = self.cache.lock() {
+            if let Some(hit) = cache.as_ref().filter(|c| c.origin == origin) {
+                return Ok(hit.addrs.clone());
+            }
+        }
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some(Cached {
+                origin,
+                addrs: addrs.clone(),
+            });
+        }
+        Ok(addrs)
+    }
+}
