@@ -78,9 +78,6 @@ pub enum Status {
 pub struct Out {
     buf: Vec<u8>,
     progress: Option<Progress>,
-    /// RECORDs written since the current stream started, for its final
-    /// progress line even when it fails mid-page.
-    stream_records: u64,
 }
 
 impl Out {
@@ -88,7 +85,6 @@ impl Out {
         Out {
             buf: Vec::with_capacity(1 << 20),
             progress: Progress::for_terminal(),
-            stream_records: 0,
         }
     }
 
@@ -97,7 +93,6 @@ impl Out {
         self.buf.extend_from_slice(&stream.record_prefix);
         record.write_to(&mut self.buf);
         self.buf.extend_from_slice(&end.0);
-        self.stream_records += 1;
     }
 
     /// A per-stream STATE; `records` counts the stream's records since its previous STATE.
@@ -217,7 +212,6 @@ impl Out {
     /// Live progress: `stream` is about to send its first request. Starts
     /// the clock of its rate and names it on screen, also while it waits.
     pub fn progress_start(&mut self, stream: &str) {
-        self.stream_records = 0;
         if let Some(p) = &mut self.progress {
             p.start(stream);
         }
@@ -244,16 +238,14 @@ impl Out {
 
     /// Live progress: a stream's final counts.
     pub fn progress_done(&mut self, stream: &str, pages: u64, records: u64) {
-        self.stream_records = 0;
         if let Some(p) = &mut self.progress {
             p.done(stream, pages, records);
         }
     }
 
     /// Live progress: a stream's final line when it failed (or was never
-    /// read), with the records it wrote and the gist of `message`.
-    pub fn progress_failed(&mut self, stream: &str, message: &str) {
-        let records = std::mem::take(&mut self.stream_records);
+    /// read), with the `records` it wrote and the gist of `message`.
+    pub fn progress_failed(&mut self, stream: &str, records: u64, message: &str) {
         if let Some(p) = &mut self.progress {
             p.failed(stream, records, message);
         }

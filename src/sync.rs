@@ -53,7 +53,7 @@ pub fn read(
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
         if rejected {
             out.status(&id, Status::Incomplete);
-            out.progress_failed(&sel.name, "not read: the API key was rejected");
+            out.progress_failed(&sel.name, 0, "not read: the API key was rejected");
             failed.push(sel.name.as_str());
             continue;
         }
@@ -67,24 +67,27 @@ pub fn read(
                 ),
             );
             out.status(&id, Status::Incomplete);
-            out.progress_failed(&sel.name, "not a stream of this source");
+            out.progress_failed(&sel.name, 0, "not a stream of this source");
             out.flush()?;
             unknown.push(sel.name.as_str());
             continue;
         };
+        // Records written count also when the stream then fails.
+        let mut written = 0;
         let result =
             Plan::new(def, sel.sync_mode, state.get(&sel.name), start_date, out).and_then(|plan| {
                 let mut run = StreamRun::new(def, &id, plan);
                 let synced = run.sync(client, out);
-                total += run.records;
+                written = run.records;
                 synced
             });
+        total += written;
         match result {
             Ok(()) => {}
             Err(e) if e.output_closed => return Err(e),
             Err(e) => {
                 rejected = matches!(e.http_status, Some(401 | 403));
-                out.progress_failed(&sel.name, &e.message);
+                out.progress_failed(&sel.name, written, &e.message);
                 out.trace_error(&e, Some(&id));
                 out.status(&id, Status::Incomplete);
                 out.flush()?;
