@@ -22,6 +22,8 @@ pub struct Transport {
     resolver: CachingResolver,
     base_url: String,
     api_key: String,
+    /// The agent's own timeout (`timeout_seconds`).
+    timeout: Duration,
 }
 
 /// The head of an answer; its body went into the caller's buffer.
@@ -66,6 +68,7 @@ impl Transport {
             resolver,
             base_url: config.base_url.clone(),
             api_key: config.api_key.expose().to_string(),
+            timeout: config.timeout,
         }
     }
 
@@ -82,14 +85,20 @@ impl Transport {
             *body = Vec::with_capacity(1 << 20);
         }
         body.clear();
-        let response = self
+        let request = self
             .agent
             .get(format!("{}{}", self.base_url, path_query))
-            .header("x-api-key", &self.api_key)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .call()?;
+            .header("x-api-key", &self.api_key);
+        // A request-level config copies the agent's: only when it differs.
+        let response = if timeout == self.timeout {
+            request.call()?
+        } else {
+            request
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .call()?
+        };
         let (head, reader) = response.into_parts();
         // One byte past the cap tells a body at the cap from one over it.
         let read = reader
