@@ -1,8 +1,11 @@
 //! A live one-line progress report on stderr, for people at a terminal.
 //!
-//! Drawn only when stderr is a terminal and stdout is not one: a line
+//! Drawn only when stderr is a terminal and stdout goes to a file or a
+//! device that is no terminal (`> out.jsonl`, `> /dev/null`). A line
 //! redrawn in place with `\r` would land in the middle of the JSON lines if
-//! both went to the same screen, and someone reading the JSON on a terminal
+//! both went to the same screen, and a pipe (`| jq`) most often ends on
+//! that screen too, where the reader's lines would run into the live line
+//! and be erased by its next redraw. Someone reading the JSON on a terminal
 //! has its LOG lines for progress anyway. When stderr is not a terminal
 //! (Airbyte, PyAirbyte, a log file) nothing is written at all: stderr stays
 //! empty on success.
@@ -29,10 +32,51 @@ pub fn count(n: u64, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-/// Whether a person watches stderr while stdout goes elsewhere: the one
-/// layout where a line redrawn in place cannot touch stdout's lines.
-fn wanted(stderr_is_terminal: bool, stdout_is_terminal: bool) -> bool {
-    stderr_is_terminal && !stdout_is_terminal
+/// Where stdout goes, as far as the live line cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stdout {
+    Terminal,
+    /// A regular file, or a device that is no terminal (`/dev/null`).
+    FileOrDevice,
+    /// A pipe or a socket: its reader may print to the same screen.
+    Pipe,
+}
+
+impl Stdout {
+    fn now() -> Stdout {
+        use std::os::fd::AsFd;
+        if std::io::stdout().is_terminal() {
+            return Stdout::Terminal;
+        }
+        // A duplicate of fd 1, to ask what it is (fstat) without owning it.
+        let kind = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .and_then(|f| f.metadata())
+            .map(|m| m.file_type());
+        match kind {
+            Ok(t) if t.is_file() || is_device(&t) => Stdout::FileOrDevice,
+            _ => Stdout::Pipe,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_device(t: &std::fs::FileType) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    t.is_char_device() || t.is_block_device()
+}
+
+#[cfg(not(unix))]
+fn is_device(_: &std::fs::FileType) -> bool {
+    false
+}
+
+/// Whether a person watches stderr while stdout goes where a line redrawn
+/// in place cannot touch stdout's lines.
+fn wanted(stderr_is_terminal: bool, stdout: Stdout) -> bool {
+    stderr_is_terminal && stdout == Stdout::FileOrDevice
 }
 
 /// The live line of one stream at a time.
@@ -54,13 +98,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A reporter, if stderr is a terminal and stdout is not.
+    /// A reporter, if stderr is a terminal and stdout a file or `/dev/null`.
     pub fn for_terminal() -> Option<Progress> {
-        wanted(
-            std::io::stderr().is_terminal(),
-            std::io::stdout().is_terminal(),
-        )
-        .then(|| Progress {
+        wanted(std::io::stderr().is_terminal(), Stdout::now()).then(|| Progress {
             stream: String::new(),
             started: Instant::now(),
             last_draw: None,
@@ -98,7 +138,7 @@ impl Progress {
 
     /// The sync is about to sleep: say why, at once.
     pub fn wait(&mut self, why: &str) {
-        self.waiting = Some(why.to_string());
+        self.waiting = Some(printable(why));
         self.draw();
     }
 
@@ -122,7 +162,7 @@ impl Progress {
     /// it wrote before failing; `message` is the error, of which the line
     /// keeps the first clause.
     pub fn failed(&mut self, stream: &str, records: u64, message: &str) {
-        let why = reason(stream, message);
+        let why = printable(&reason(stream, message));
         let line = if self.stream == stream {
             format!(
                 "{stream}: FAILED after {}, {}: {why}",
@@ -188,6 +228,14 @@ impl Progress {
     }
 }
 
+/// `text` with control characters (newlines, escapes: from a server's error
+/// message, say) replaced by spaces, so that it stays on its one line.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 impl Drop for Progress {
     /// A live line still on screen at exit is stale (a wait that ended in
     /// a failure outside any stream): clear it rather than leave the
@@ -220,10 +268,22 @@ mod tests {
 
     #[test]
     fn drawn_only_when_stderr_alone_is_a_terminal() {
-        assert!(wanted(true, false));
-        assert!(!wanted(true, true), "stdout's lines would be drawn over");
-        assert!(!wanted(false, false));
-        assert!(!wanted(false, true));
+        assert!(wanted(true, Stdout::FileOrDevice));
+        assert!(
+            !wanted(true, Stdout::Terminal),
+            "stdout's lines would be drawn over"
+        );
+        assert!(
+            !wanted(true, Stdout::Pipe),
+            "`| jq` prints to the same screen"
+        );
+        assert!(!wanted(false, Stdout::FileOrDevice));
+        assert!(!wanted(false, Stdout::Terminal));
+    }
+
+    #[test]
+    fn server_text_cannot_move_the_cursor() {
+        assert_eq!(printable("a\nb\u{1b}[2Jc\rd\u{7f}"), "a b [2Jc d ");
     }
 
     #[test]
