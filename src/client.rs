@@ -77,6 +77,9 @@ impl Client {
     /// Gets the page `req` asks for, checked, retrying on the schedule.
     pub fn get_page(&mut self, req: &Request, out: &mut Out) -> Result<Page<'_>> {
         let mut retries = 0;
+        // Counted apart: a suspect page gets its own retries even after
+        // retries for other troubles.
+        let mut suspect_retries = 0;
         loop {
             self.wait_for_rate_window(req, out)?;
             let (trouble, suspect) = match self.try_once(req) {
@@ -85,7 +88,12 @@ impl Client {
                 Attempt::Retry(trouble) => (trouble, None),
                 Attempt::Suspect(layout, trouble) => (trouble, Some(layout)),
             };
-            let next = retry::next(&self.schedule, &trouble, retries, self.time_left());
+            let tries_of_kind = if suspect.is_some() {
+                suspect_retries
+            } else {
+                retries
+            };
+            let next = retry::next(&self.schedule, &trouble, tries_of_kind, self.time_left());
             let sleep = match (next, suspect) {
                 (Next::Retry(sleep), _) => sleep,
                 (_, Some(layout)) => {
@@ -101,6 +109,9 @@ impl Client {
             // The host may have moved (DNS failover): look it up again.
             self.transport.forget_host();
             retries += 1;
+            if trouble.kind == Kind::Suspect {
+                suspect_retries += 1;
+            }
             let note = format!(
                 "{}: {}; retry {retries} of {} in {:.2} s",
                 req.what,
@@ -153,8 +164,10 @@ impl Client {
         match status {
             408 | 500..=599 => {
                 let mut trouble = Trouble::new(Kind::Unavailable, format!("HTTP {status}{reason}"));
-                trouble.server_wait = advice.before_retry();
-                Attempt::Retry(self.too_far(trouble, &advice))
+                // Only Retry-After: a rate window's reset says nothing of
+                // when a server that failed will be back.
+                trouble.server_wait = advice.retry_after;
+                Attempt::Retry(trouble)
             }
             401 | 403 => Attempt::Fail(
                 Error::config(format!(

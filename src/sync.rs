@@ -137,8 +137,15 @@ struct Checkpoint {
     spec: Incremental,
     /// The cursor of the last completed sync (or `start_date`): this run's filter.
     since: Option<Stamp>,
-    /// What the cursor becomes once this sync completes.
+    /// The greatest cursor value seen (for a sync-start cursor: the
+    /// start), what the cursor becomes once this sync completes.
     next: Option<Stamp>,
+    /// When the first attempt of this sync started, less the margin: the
+    /// cursor never moves past it. A record stamped later (one that arrived
+    /// during the sync, became visible late, or carries a clock from the
+    /// future) may stand next to unseen ones in a list already read, or in
+    /// a parent's list a resumed run skipped.
+    ceiling: Stamp,
     /// Where an interrupted run stopped, if this run resumes one.
     resume: Option<Resume>,
 }
@@ -208,8 +215,18 @@ impl Plan {
             }
             Some(_) => return Err(bad("`resume` must be an object")),
         };
+        let started = saved
+            .and_then(|m| m.get("resume"))
+            .and_then(|r| r.get("started"));
+        let ceiling = match (spec.cursor, &next) {
+            (Cursor::SyncStart(_), Some(start)) => start.clone(),
+            (Cursor::Field(_), _) if started.is_some() => stamp_at(started, "resume.started")
+                .map_err(|w| bad(&w))?
+                .unwrap_or_else(sync_start),
+            _ => sync_start(),
+        };
         if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
-            next = Some(Stamp::utc(time::now_secs() - SYNC_START_MARGIN_SECS));
+            next = Some(ceiling.clone());
         }
         if let Some(r) = &resume {
             let parent = r
@@ -229,9 +246,15 @@ impl Plan {
             spec,
             since,
             next,
+            ceiling,
             resume,
         }))
     }
+}
+
+/// Now, less the margin for clocks and late visibility.
+fn sync_start() -> Stamp {
+    Stamp::utc(time::now_secs() - SYNC_START_MARGIN_SECS)
 }
 
 /// A time from the state: a string in ISO-8601, or null.
@@ -284,21 +307,38 @@ impl Checkpoint {
         if let Some(parent) = &at.parent {
             resume["parent"] = json!(parent);
         }
+        if let Cursor::Field(_) = self.spec.cursor {
+            // A sync-start cursor's `cursor` is this time already.
+            resume["started"] = json!(self.ceiling.text);
+        }
         json!({
             self.spec.cursor.state_key(): self.since.as_ref().map(|s| &s.text),
             "resume": resume,
         })
     }
 
-    /// The state once every page has been read: the later of the new
-    /// high-water mark and the old cursor, so that a cursor never moves
-    /// back (a sync-start cursor is older than a state from the future).
+    /// The state once every page has been read: the new high-water mark,
+    /// but no later than `ceiling` and no earlier than the old cursor (a
+    /// cursor never moves back, even past a state from the future).
     fn complete(&self) -> Value {
-        let cursor = match (&self.next, &self.since) {
-            (Some(next), Some(since)) if since.at > next.at => Some(since),
-            (next, since) => next.as_ref().or(since.as_ref()),
+        let reached = self.next.as_ref().map(|next| {
+            if next.at > self.ceiling.at {
+                &self.ceiling
+            } else {
+                next
+            }
+        });
+        let cursor = match (reached, &self.since) {
+            (Some(reached), Some(since)) if since.at > reached.at => Some(since),
+            (reached, since) => reached.or(since.as_ref()),
         };
         json!({ self.spec.cursor.state_key(): cursor.map(|s| &s.text) })
+    }
+
+    /// The state once every page has been read, when the pages may have
+    /// hidden records: the cursor this sync started from.
+    fn unmoved(&self) -> Value {
+        json!({ self.spec.cursor.state_key(): self.since.as_ref().map(|s| &s.text) })
     }
 
     /// Whether a record with this cursor value belongs in the sync, noting
@@ -328,6 +368,9 @@ struct StreamRun<'a> {
     records: u64,
     /// Records since this stream's previous STATE, for its `recordCount`.
     unstated: u64,
+    /// A page came back empty though more followed, and was taken as it is:
+    /// the cursor must not move past what it may have hidden.
+    took_empty: bool,
 }
 
 impl<'a> StreamRun<'a> {
@@ -340,6 +383,7 @@ impl<'a> StreamRun<'a> {
             pages: 0,
             records: 0,
             unstated: 0,
+            took_empty: false,
         }
     }
 
@@ -358,6 +402,16 @@ impl<'a> StreamRun<'a> {
         }
         let final_state = match &self.plan {
             Plan::Full => json!({"__ab_no_cursor_state_message": true}),
+            Plan::Incremental(c) if self.took_empty => {
+                out.log(
+                    "WARN",
+                    &format!(
+                        "stream {}: a page came back empty though more followed; the cursor stays where it was, so that the next sync reads that range again",
+                        self.id.name
+                    ),
+                );
+                c.unmoved()
+            }
             Plan::Incremental(c) => c.complete(),
         };
         out.state(self.id, &final_state, self.unstated);
@@ -406,6 +460,7 @@ impl<'a> StreamRun<'a> {
         let mut pager = Pager::new(path, filter, self.def, label, first_page);
         pager.field = self.plan.cursor_field();
         while let Some(page) = pager.next(client, self.id, out)? {
+            self.took_empty |= pager.took_empty;
             self.write(&page, out);
             if let Plan::Incremental(c) = &self.plan {
                 // A per-parent list checkpoints after its last page too: the
@@ -580,6 +635,9 @@ struct Pager {
     page: u64,
     done: bool,
     idle_pages: u32,
+    /// An empty page that said `has_more` was taken as it is: it may have
+    /// been a glitch hiding records.
+    took_empty: bool,
     /// The previous page's record array, to tell a stale copy of it.
     previous: Vec<u8>,
 }
@@ -596,6 +654,7 @@ impl Pager {
             page: first_page,
             done: false,
             idle_pages: 0,
+            took_empty: false,
             previous: Vec::new(),
         }
     }
@@ -659,6 +718,7 @@ impl Pager {
                 "{what}: the API says more pages follow past the last page number"
             ))
         })?;
+        self.took_empty |= page.records.is_empty();
         self.idle_pages = if page.records.is_empty() {
             self.idle_pages + 1
         } else {

@@ -159,7 +159,7 @@ fn resume_of(state: &Value, since: Option<&str>) -> (String, usize, Value) {
     let resume = state["resume"].as_object().expect("resume object");
     let mut keys: Vec<&String> = resume.keys().collect();
     keys.sort();
-    assert_eq!(keys, ["cursor", "page", "parent"], "{state}");
+    assert_eq!(keys, ["cursor", "page", "parent", "started"], "{state}");
     let parent = resume["parent"]
         .as_str()
         .expect("resume.parent: a campaign id");

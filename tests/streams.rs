@@ -112,9 +112,19 @@ fn events_second_incremental_run_gets_only_new_events() {
     // A checkpoint after each page but the last, then the final state.
     let st = states(&first, "events");
     assert_eq!(st.len(), 3, "{st:?}");
+    let started = &st[0].0["resume"]["started"];
     assert_eq!(
         st[0].0,
-        json!({"created_at": null, "resume": {"page": 2, "cursor": "2026-03-01T08:19:00.000Z"}})
+        json!({"created_at": null, "resume": {"page": 2, "cursor": "2026-03-01T08:19:00.000Z", "started": started}})
+    );
+    // When the sync started, less 5 minutes: the cursor's ceiling.
+    let started = support::mock::time::parse(started.as_str().unwrap())
+        .unwrap()
+        .secs;
+    let now = support::mock::time::now_secs();
+    assert!(
+        (now - 400..=now - 300).contains(&started),
+        "{started} vs {now}"
     );
     assert_eq!(st.iter().map(|(_, n)| n).sum::<f64>(), all.len() as f64);
     let last_created: Value = serde_json::from_str(all.last().unwrap()).unwrap();

@@ -469,3 +469,131 @@ fn a_cursor_from_the_future_is_kept() {
     let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
     assert_eq!(last, json!({"updated_after": future}));
 }
+
+/// A record stamped after the sync began (here from the future) does not
+/// carry the cursor past the sync's start, less its margin: records beside
+/// it that are not yet visible would fall behind the cursor for good.
+#[test]
+fn a_field_cursor_stops_at_the_start_of_the_sync() {
+    let mock = MockServer::start(Options::default());
+    let body = r#"{"status":"success","errors":[],"has_more":false,"next_page":null,"events":[{"id":"evt_future","event_type":"lead_created","data":{},"created_at":"2099-01-01T00:00:00Z"}]}"#;
+    mock.add_fault(Fault::new("events", Some(1), 1, Action::Body(body.into())));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&["events"], "incremental"));
+    let before = support::mock::time::now_secs();
+    let run = run(&["read", "--config", &cfg, "--catalog", &cat]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("events").len(), 1);
+    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
+    let cursor = last["created_at"].as_str().unwrap();
+    let secs = support::mock::time::parse(cursor).unwrap().secs;
+    assert!(
+        (before - 310..=before - 290).contains(&secs),
+        "the cursor {cursor} is not the sync's start less 5 minutes"
+    );
+}
+
+/// A resumed run keeps the first attempt's start as the ceiling: the
+/// parents it skips were read then, not now.
+#[test]
+fn a_resumed_run_keeps_the_first_attempts_ceiling() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&["replies"], "incremental"));
+    let started = "2000-01-01T00:00:00Z";
+    let state = json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "replies"},
+        "stream_state": {"sent_at": null, "resume": {"parent": "c_000000", "page": 1, "cursor": null, "started": started}}}}]);
+    let state = dir.json("s.json", &state);
+    let run = run(&[
+        "read",
+        "--config",
+        &cfg,
+        "--catalog",
+        &cat,
+        "--state",
+        &state,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("replies"), mock.replies());
+    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
+    assert_eq!(last, json!({"sent_at": started}));
+}
+
+/// A glitch of an empty page after a retry for another trouble still gets
+/// its own retry; and an empty page taken as it is keeps the cursor where
+/// it was, since it may have hidden records.
+#[test]
+fn an_empty_page_gets_its_own_retry_and_a_taken_one_holds_the_cursor() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(3),
+        1,
+        Action::Status(503, vec![], "{}".into()),
+    ));
+    mock.add_fault(Fault::new("leads", Some(3), 1, Action::EmptyHasMore));
+    let dir = TempDir::new();
+    let retried = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(retried.code, Some(0), "{}", retried.stdout);
+    assert_eq!(
+        retried.record_data("leads"),
+        mock.records("leads"),
+        "page 3 retried"
+    );
+
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new("leads", Some(3), 2, Action::EmptyHasMore));
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&["leads"], "incremental"));
+    let since = "2025-01-01T00:00:00Z";
+    let state = json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "leads"}, "stream_state": {"updated_after": since}}}]);
+    let state = dir.json("s.json", &state);
+    let run = run(&[
+        "read",
+        "--config",
+        &cfg,
+        "--catalog",
+        &cat,
+        "--state",
+        &state,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
+    assert_eq!(last, json!({"updated_after": since}), "the cursor moved");
+    assert!(
+        run.logs("WARN").iter().any(|w| w.contains("cursor stays")),
+        "{:?}",
+        run.logs("WARN")
+    );
+}
+
+/// A 503 whose answer names a rate-window reset far off is retried on the
+/// schedule: the reset says nothing of when a failing server is back.
+#[test]
+fn a_5xx_waits_for_retry_after_only() {
+    let reset = epoch_secs_from_now(60);
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "users",
+        Some(1),
+        1,
+        Action::Status(
+            503,
+            vec![("X-RateLimit-Reset".into(), reset.to_string())],
+            "{}".into(),
+        ),
+    ));
+    let dir = TempDir::new();
+    let started = Instant::now();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
