@@ -168,46 +168,31 @@ fn a_failed_stream_ends_with_a_line_naming_it_and_why() {
     assert!(screen.ends_with("\r\n"), "an unfinished line: {screen:?}");
 }
 
-/// stdout and stderr on the same terminal: no progress at all, so every
-/// line on screen is a whole message.
+/// stdout on the same terminal as stderr, or through a pipe whose reader
+/// prints there (`| jq`, `| cat`): no progress at all, so every line on
+/// screen is a whole message (a reader's lines would otherwise run into the
+/// live line and be erased by its next redraw).
 #[test]
-fn no_progress_when_stdout_is_the_same_terminal() {
+fn no_progress_when_stdout_ends_on_the_same_terminal() {
     let mock = users_fail_once_with_503();
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let screen = on_a_terminal_with_code(
-        &format!("{BIN} read --config {cfg} --streams users,leads"),
-        0,
-    );
-    assert!(!screen.contains('\x1b'), "progress drawn: {screen:?}");
-    let lines: Vec<&str> = screen.split_terminator("\r\n").collect();
-    assert!(lines.len() > 1234, "{} lines", lines.len());
-    for line in lines {
-        let message: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a whole message ({e}): {line:?}"));
-        assert!(message["type"].is_string(), "{line}");
-    }
-}
-
-/// stdout through a pipe whose reader prints to the same terminal (`| jq`,
-/// `| cat`): no progress either, or the reader's lines would run into the
-/// live line and be erased by its next redraw.
-#[test]
-fn no_progress_when_stdout_is_a_pipe_to_the_same_terminal() {
-    let mock = users_fail_once_with_503();
-    let dir = TempDir::new();
-    let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let screen = on_a_terminal_with_code(
-        &format!("{BIN} read --config {cfg} --streams users,leads | cat"),
-        0,
-    );
-    assert!(!screen.contains('\x1b'), "progress drawn: {screen:?}");
-    let lines: Vec<&str> = screen.split_terminator("\r\n").collect();
-    assert!(lines.len() > 1234, "{} lines", lines.len());
-    for line in lines {
-        let message: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a whole message ({e}): {line:?}"));
-        assert!(message["type"].is_string(), "{line}");
+    for tail in ["", " | cat"] {
+        let screen = on_a_terminal_with_code(
+            &format!("{BIN} read --config {cfg} --streams users,leads{tail}"),
+            0,
+        );
+        assert!(
+            !screen.contains('\x1b'),
+            "{tail:?}: progress drawn: {screen:?}"
+        );
+        let lines: Vec<&str> = screen.split_terminator("\r\n").collect();
+        assert!(lines.len() > 1234, "{tail:?}: {} lines", lines.len());
+        for line in lines {
+            let message: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{tail:?}: not a whole message ({e}): {line:?}"));
+            assert!(message["type"].is_string(), "{line}");
+        }
     }
 }
 

@@ -500,26 +500,13 @@ fn a_field_cursor_stops_at_the_start_of_the_sync() {
 fn a_resumed_run_keeps_the_first_attempts_ceiling() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
-    let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let cat = dir.json("cat.json", &catalog(&["replies"], "incremental"));
     let started = "2000-01-01T00:00:00Z";
-    let state = json!([{"type": "STREAM", "stream": {
-        "stream_descriptor": {"name": "replies"},
-        "stream_state": {"sent_at": null, "resume": {"parent": "c_000000", "page": 1, "cursor": null, "started": started}}}}]);
-    let state = dir.json("s.json", &state);
-    let run = run(&[
-        "read",
-        "--config",
-        &cfg,
-        "--catalog",
-        &cat,
-        "--state",
-        &state,
-    ]);
+    let resume = json!({"parent": "c_000000", "page": 1, "cursor": null, "started": started});
+    let state = stream_state("replies", json!({"sent_at": null, "resume": resume}));
+    let run = read_incremental(&mock, &dir, "replies", Some(&state));
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert_eq!(run.record_data("replies"), mock.replies());
-    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
-    assert_eq!(last, json!({"sent_at": started}));
+    assert_eq!(final_state(&run, "replies"), json!({"sent_at": started}));
 }
 
 /// A glitch of an empty page after a retry for another trouble still gets
@@ -546,23 +533,11 @@ fn an_empty_page_gets_its_own_retry_and_a_taken_one_holds_the_cursor() {
 
     let mock = MockServer::start(Options::default());
     mock.add_fault(Fault::new("leads", Some(3), 2, Action::EmptyHasMore));
-    let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let cat = dir.json("cat.json", &catalog(&["leads"], "incremental"));
     let since = "2025-01-01T00:00:00Z";
-    let state = json!([{"type": "STREAM", "stream": {
-        "stream_descriptor": {"name": "leads"}, "stream_state": {"updated_after": since}}}]);
-    let state = dir.json("s.json", &state);
-    let run = run(&[
-        "read",
-        "--config",
-        &cfg,
-        "--catalog",
-        &cat,
-        "--state",
-        &state,
-    ]);
+    let state = stream_state("leads", json!({"updated_after": since}));
+    let run = read_incremental(&mock, &dir, "leads", Some(&state));
     assert_eq!(run.code, Some(0), "{}", run.stdout);
-    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
+    let last = final_state(&run, "leads");
     assert_eq!(last, json!({"updated_after": since}), "the cursor moved");
     assert!(
         run.logs("WARN").iter().any(|w| w.contains("cursor stays")),

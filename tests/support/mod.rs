@@ -324,6 +324,17 @@ pub fn read_incremental(
     read_mode(mock, dir, &[stream], "incremental", state, json!({}))
 }
 
+/// A state file (a JSON array) with one per-stream state.
+pub fn stream_state(stream: &str, state: Value) -> Value {
+    json!([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": stream}, "stream_state": state}}])
+}
+
+/// The `stream_state` of a stream's last STATE.
+pub fn final_state(run: &Run, stream: &str) -> Value {
+    states(run, stream).pop().expect("a STATE").0
+}
+
 /// The STATE messages of a stream, in order, as (stream_state, recordCount).
 pub fn states(run: &Run, stream: &str) -> Vec<(Value, f64)> {
     run.of_type("STATE")
