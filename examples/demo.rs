@@ -4,6 +4,7 @@
 //!   cargo run --release --example demo                 # read every stream
 //!   cargo run --release --example demo -- check        # any connector command
 //!   cargo run --release --example demo -- --serve 8765 # only the mock server
+//!   cargo run --release --example demo -- --serve 0 --rate 5/2  # ... rate limited
 //!
 //! The connector's Airbyte messages go to stdout; a summary goes to stderr.
 
@@ -23,7 +24,7 @@ const DEMO_FAILED: u8 = 2;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("--serve") {
-        serve(args.get(1).map(String::as_str).unwrap_or("0"))
+        serve(args.get(1).map(String::as_str).unwrap_or("0"), &args[2.min(args.len())..])
     } else {
         demo(args)
     };
@@ -145,12 +146,33 @@ fn connector_stderr() -> Stdio {
 }
 
 /// Runs only the mock server, until killed; prints its base_url first.
-fn serve(port: &str) -> Result<ExitCode, String> {
+/// `--rate LIMIT/SECONDS` after the port enforces a rate window, with
+/// `X-RateLimit-*` headers, as PersistIq does.
+fn serve(port: &str, rest: &[String]) -> Result<ExitCode, String> {
     let port: u16 = port.parse().map_err(|_| {
         format!("--serve takes a port number from 0 to 65535 (0: any free port), not `{port}`")
     })?;
+    let rate_limit = match rest {
+        [] => None,
+        [flag, rate] if flag == "--rate" => {
+            let parsed = rate.split_once('/').and_then(|(l, w)| {
+                Some(mock::RateLimit {
+                    limit: l.parse().ok()?,
+                    window_secs: w.parse().ok().filter(|w: &u64| *w > 0)?,
+                })
+            });
+            Some(parsed.ok_or_else(|| {
+                format!("--rate takes LIMIT/SECONDS, e.g. 5/2, not `{rate}`")
+            })?)
+        }
+        other => return Err(format!("--serve PORT takes only `--rate LIMIT/SECONDS` after it, not {other:?}")),
+    };
+    let options = Options {
+        rate_limit,
+        ..Options::default()
+    };
     let bind = format!("127.0.0.1:{port}");
-    let server = MockServer::try_start_on(&bind, Options::default()).map_err(|e| {
+    let server = MockServer::try_start_on(&bind, options).map_err(|e| {
         let hint = match e.kind() {
             ErrorKind::AddrInUse => {
                 "; stop what uses it or pick another port (--serve 0 picks a free one)"

@@ -46,10 +46,20 @@ def connector() -> Path:
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory) -> str:
     """A `demo --serve 0` process for the whole session; its base_url."""
+    yield from _serve_mock(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def rate_limited_base_url(tmp_path_factory) -> str:
+    """A mock that enforces 5 requests per 2 s window, as PersistIq's headers say."""
+    yield from _serve_mock(tmp_path_factory, "--rate", "5/2")
+
+
+def _serve_mock(tmp_path_factory, *flags):
     _require(MOCK, "cargo build --release --example demo")
     log = (tmp_path_factory.mktemp("mock") / "stderr.log").open("wb")
     proc = subprocess.Popen(
-        [str(MOCK), "--serve", "0"],
+        [str(MOCK), "--serve", "0", *flags],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -32,7 +32,7 @@ import pytest
 from airbyte_protocol.models import AirbyteMessage, ConfiguredAirbyteCatalog, Type
 from jsonschema import Draft7Validator
 
-from conftest import run_connector, write_json
+from conftest import API_KEY, run_connector, write_json
 from expected import count_of
 
 # ------------------------------------------------------------ protocol parsing
@@ -441,3 +441,32 @@ def test_an_invalid_catalog_is_a_trace_error_and_a_failure(connector, work, conf
     assert all(e.get("message") for e in sync.errors)
     assert sync.run.returncode != 0, "an invalid catalog must fail the sync"
     assert not sync.records
+
+
+def test_rate_limit_waits_are_valid_stream_statuses(connector, work, rate_limited_base_url, streams):
+    """STREAM_STATUS RUNNING with reasons RATE_LIMITED, as the platform reads it.
+
+    The mock enforces 5 requests per 2 s window and says so in X-RateLimit-*
+    headers; the connector paces itself on them. Every line must parse as an
+    AirbyteMessage, the waits must be stream statuses with the
+    RATE_LIMITED reason and a quota_reset in epoch ms, and no 429 may be
+    needed: the records are all there.
+    """
+    config = write_json(work / "rate-limited.json", {"api_key": API_KEY, "base_url": rate_limited_base_url})
+    users = [s for s in streams if s["name"] in ("users", "leads")]
+    catalog = write_json(work / "rate-limited-catalog.json", configured(users, lambda s: "full_refresh"))
+    run = run_connector(connector, "read", "--config", config, "--catalog", catalog, timeout=120)
+    assert run.returncode == 0, run.describe()
+    messages = parse_messages(run)
+    limited = [m for _, m in messages
+               if m.type == Type.TRACE and m.trace.stream_status is not None and m.trace.stream_status.reasons]
+    assert limited, "no RATE_LIMITED status while pacing"
+    for m in limited:
+        status = m.trace.stream_status
+        assert status.status.value == "RUNNING"
+        (reason,) = status.reasons
+        assert reason.type.value == "RATE_LIMITED"
+        assert reason.rate_limited is not None and reason.rate_limited.quota_reset > time.time() * 1000 - 5000
+    records = Counter(m.record.stream for _, m in messages if m.type == Type.RECORD)
+    assert records == {"users": count_of("users"), "leads": count_of("leads")}
+    assert not [raw for raw, m in messages if m.type == Type.LOG and "429" in m.log.message]
