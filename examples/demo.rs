@@ -24,7 +24,10 @@ const DEMO_FAILED: u8 = 2;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("--serve") {
-        serve(args.get(1).map(String::as_str).unwrap_or("0"), &args[2.min(args.len())..])
+        serve(
+            args.get(1).map(String::as_str).unwrap_or("0"),
+            &args[2.min(args.len())..],
+        )
     } else {
         demo(args)
     };
@@ -161,11 +164,16 @@ fn serve(port: &str, rest: &[String]) -> Result<ExitCode, String> {
                     window_secs: w.parse().ok().filter(|w: &u64| *w > 0)?,
                 })
             });
-            Some(parsed.ok_or_else(|| {
-                format!("--rate takes LIMIT/SECONDS, e.g. 5/2, not `{rate}`")
-            })?)
+            Some(
+                parsed
+                    .ok_or_else(|| format!("--rate takes LIMIT/SECONDS, e.g. 5/2, not `{rate}`"))?,
+            )
         }
-        other => return Err(format!("--serve PORT takes only `--rate LIMIT/SECONDS` after it, not {other:?}")),
+        other => {
+            return Err(format!(
+                "--serve PORT takes only `--rate LIMIT/SECONDS` after it, not {other:?}"
+            ))
+        }
     };
     let options = Options {
         rate_limit,
