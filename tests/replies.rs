@@ -510,21 +510,28 @@ fn start_date_bounds_the_first_incremental_run() {
     }
 }
 
+/// A first incremental run, killed (SIGTERM) while it waits for page 3 of
+/// the big campaign's replies.
+fn killed_at_the_big_campaigns_page_3(mock: &MockServer, dir: &TempDir) -> Run {
+    let path = mock::replies_path(BIG_REPLIES_CAMPAIGN);
+    mock.add_fault(Fault::stall(&path, 3, Duration::from_secs(30)));
+    let (cfg, cat) = catalog_args(dir, mock, "incremental");
+    let (first, _) = interrupt_when(
+        mock,
+        |s| s.path == path && s.param("page").as_deref() == Some("3"),
+        "TERM",
+        &["read", "--config", &cfg, "--catalog", &cat],
+    );
+    first
+}
+
 /// A run killed in the middle of the big campaign and resumed from its
 /// last STATE: together they wrote every reply exactly once.
 #[test]
 fn a_run_killed_mid_campaign_resumes_at_that_campaigns_page() {
     let mock = MockServer::start(Options::default());
-    let path = mock::replies_path(BIG_REPLIES_CAMPAIGN);
-    mock.add_fault(Fault::stall(&path, 3, Duration::from_secs(30)));
     let dir = TempDir::new();
-    let (cfg, cat) = catalog_args(&dir, &mock, "incremental");
-    let (first, _) = interrupt_when(
-        &mock,
-        |s| s.path == path && s.param("page").as_deref() == Some("3"),
-        "TERM",
-        &["read", "--config", &cfg, "--catalog", &cat],
-    );
+    let first = killed_at_the_big_campaigns_page_3(&mock, &dir);
     check_checkpoints(&first, &served(&mock, None), None);
     let last = states(&first, STREAM)
         .last()
@@ -652,16 +659,8 @@ fn a_campaign_deleted_mid_sync_is_skipped_with_a_warning() {
 #[test]
 fn a_resume_campaign_deleted_since_is_skipped_and_the_rest_read() {
     let mock = MockServer::start(Options::default());
-    let path = mock::replies_path(BIG_REPLIES_CAMPAIGN);
-    mock.add_fault(Fault::stall(&path, 3, Duration::from_secs(30)));
     let dir = TempDir::new();
-    let (cfg, cat) = catalog_args(&dir, &mock, "incremental");
-    let (first, _) = interrupt_when(
-        &mock,
-        |s| s.path == path && s.param("page").as_deref() == Some("3"),
-        "TERM",
-        &["read", "--config", &cfg, "--catalog", &cat],
-    );
+    let first = killed_at_the_big_campaigns_page_3(&mock, &dir);
     mock.delete_replies(BIG_REPLIES_CAMPAIGN);
     let second = read_incremental(&mock, &dir, STREAM, Some(&state_file(&first)));
     assert_complete(&second);
