@@ -276,6 +276,10 @@ mod tests {
         assert!(upper.plain_http);
         assert!(!ok("HTTPS://API.persistiq.com/v1").unwrap().plain_http);
         assert!(ok("HTTP://example.com/v1/").is_err());
+        assert_eq!(
+            ok("http://[::1]:9/v1").unwrap().base_url,
+            "http://[::1]:9/v1/"
+        );
         assert!(ok("https://api.persistiq.com/v1/").is_ok());
         for bad in [
             "http://example.com/v1/",

@@ -55,23 +55,25 @@ pub fn protect(key: &str) {
     }
     let json = serde_json::to_string(key).unwrap_or_default();
     let json = json.trim_matches('"').to_string();
-    let percent: String = key
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let mut forms = vec![
-        key.to_string(),
-        json,
-        percent.clone(),
-        percent.to_lowercase(),
-    ];
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    // Servers write the hex digits of `%2F` in either case; the key's own
+    // letters keep theirs.
+    let percent = |hex: fn(u8) -> String| -> String {
+        key.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    hex(b)
+                }
+            })
+            .collect()
+    };
+    let upper = percent(|b| format!("%{b:02X}"));
+    let lower = percent(|b| format!("%{b:02x}"));
+    let mut forms = vec![key.to_string(), json, upper, lower];
+    // Longest first, so that a longer form is masked before a shorter one
+    // inside it could break it up.
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     forms.dedup();
     let _ = FORMS.set(forms);
 }
@@ -106,17 +108,17 @@ mod tests {
 
     #[test]
     fn every_echoed_form_is_masked_and_nothing_else() {
-        protect("k3y/with \"quotes\"+plus");
+        protect("K3y/with \"quotes\"+plus");
         let echoed = [
-            r#"key: k3y/with "quotes"+plus."#,
-            r#"{"message":"key k3y/with \"quotes\"+plus"}"#,
-            "url?key=k3y%2Fwith%20%22quotes%22%2Bplus",
-            "url?key=k3y%2fwith%20%22quotes%22%2bplus",
+            r#"key: K3y/with "quotes"+plus."#,
+            r#"{"message":"key K3y/with \"quotes\"+plus"}"#,
+            "url?key=K3y%2Fwith%20%22quotes%22%2Bplus",
+            "url?key=K3y%2fwith%20%22quotes%22%2bplus",
         ];
         for text in echoed {
             let masked = mask(text);
             assert!(masked.contains("[redacted]"), "{text} -> {masked}");
-            assert!(!masked.contains("k3y"), "{text} -> {masked}");
+            assert!(!masked.contains("K3y"), "{text} -> {masked}");
         }
         assert_eq!(mask("check (GET users)"), "check (GET users)");
     }
