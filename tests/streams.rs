@@ -329,18 +329,8 @@ fn malformed_incremental_state_is_a_config_error() {
         json!({"created_at": null, "resume": {"page": 0}}),
         json!({"created_at": null, "resume": "page 3"}),
     ] {
-        let state = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": bad}}]);
-        let run = read_incremental(&mock, &dir, "events", Some(&state));
-        assert_eq!(run.code, Some(1), "{bad}");
-        let errors = run.errors();
-        assert_eq!(errors[0]["failure_type"], "config_error", "{bad}");
-        assert!(
-            errors[0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("state of stream events"),
-            "{bad}"
-        );
+        let run = read_incremental(&mock, &dir, "events", Some(&stream_state("events", bad)));
+        run.the_error_saying("config_error", "state of stream events");
         assert!(run.of_type("RECORD").is_empty());
     }
     assert!(mock.seen().is_empty());

@@ -80,6 +80,19 @@ fn users_fail_once_with_503() -> MockServer {
     mock
 }
 
+/// The mock, with leads page 3 answered 503 always (a stream that fails
+/// after writing two pages).
+fn leads_fail_for_good_at_page_3() -> MockServer {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(3),
+        usize::MAX,
+        Action::Status(503, vec![], String::new()),
+    ));
+    mock
+}
+
 #[test]
 fn progress_is_drawn_on_a_terminal_stderr() {
     let mock = users_fail_once_with_503();
@@ -139,13 +152,7 @@ fn the_rate_counts_from_the_first_request_and_only_once_measurable() {
 /// why; the next stream still gets its line; nothing is left unfinished.
 #[test]
 fn a_failed_stream_ends_with_a_line_naming_it_and_why() {
-    let mock = MockServer::start(Options::default());
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(3),
-        usize::MAX,
-        Action::Status(503, vec![], String::new()),
-    ));
+    let mock = leads_fail_for_good_at_page_3();
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     let cat = dir.json(
@@ -200,13 +207,7 @@ fn no_progress_when_stdout_ends_on_the_same_terminal() {
 /// and says "1 record", not "1 records".
 #[test]
 fn the_summary_counts_every_record_written() {
-    let mock = MockServer::start(Options::default());
-    mock.add_fault(Fault::new(
-        "leads",
-        Some(3),
-        usize::MAX,
-        Action::Status(503, vec![], String::new()),
-    ));
+    let mock = leads_fail_for_good_at_page_3();
     let dir = TempDir::new();
     let run = read(&dir, &config(&mock.base_url()), Some(&["users", "leads"]));
     assert_eq!(run.code, Some(1));

@@ -376,22 +376,9 @@ fn a_key_too_short_to_mask_is_refused_as_truncated() {
 fn a_state_page_past_the_bound_is_a_config_error() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
-    let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let cat = dir.json("cat.json", &catalog(&["leads"], "incremental"));
     for page in [json!(18446744073709551615u64), json!(1_000_001), json!(0)] {
-        let state = json!([{"type": "STREAM", "stream": {
-            "stream_descriptor": {"name": "leads"},
-            "stream_state": {"updated_after": null, "resume": {"page": page, "cursor": null}}}}]);
-        let state = dir.json("s.json", &state);
-        let run = run(&[
-            "read",
-            "--config",
-            &cfg,
-            "--catalog",
-            &cat,
-            "--state",
-            &state,
-        ]);
+        let resume = json!({"updated_after": null, "resume": {"page": page, "cursor": null}});
+        let run = read_incremental(&mock, &dir, "leads", Some(&stream_state("leads", resume)));
         run.the_error_saying("config_error", "resume.page");
     }
     assert!(mock.seen().is_empty(), "a request was made");
