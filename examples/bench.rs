@@ -680,32 +680,9 @@ impl Measured {
     }
 }
 
+/// ru_maxrss is in KiB on Linux.
 #[cfg(target_os = "linux")]
-mod sys {
-    use std::os::raw::{c_int, c_long};
-
-    #[repr(C)]
-    pub struct Timeval {
-        pub tv_sec: c_long,
-        pub tv_usec: c_long,
-    }
-
-    /// Linux's `struct rusage`: two timevals then 14 longs.
-    #[repr(C)]
-    pub struct Rusage {
-        pub ru_utime: Timeval,
-        pub ru_stime: Timeval,
-        pub ru_maxrss: c_long,
-        pub rest: [c_long; 13],
-    }
-
-    extern "C" {
-        pub fn wait4(pid: c_int, status: *mut c_int, options: c_int, rusage: *mut Rusage) -> c_int;
-    }
-
-    /// ru_maxrss is in KiB.
-    pub const MAXRSS_UNIT: f64 = 1024.0;
-}
+const MAXRSS_UNIT: f64 = 1024.0;
 
 /// Runs a child to its exit and measures it: wall time from spawn to reap,
 /// CPU time and peak RSS from `wait4`, which reports them for that one child
@@ -738,11 +715,12 @@ fn spawn_measured(cmd: &mut Command, capture: Capture) -> Res<Measured> {
         .map_err(|e| format!("run {:?}: {e}", cmd.get_program()))?;
     let (records, reported) = read_stdout(&mut child, capture)?;
     let mut status = 0;
-    // SAFETY: Rusage is plain integers, for which all-zero bytes are valid.
-    let mut usage: sys::Rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: struct rusage is plain integers, for which all-zero bytes are
+    // valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: the pid is our unreaped child (std never waits on it behind our
-    // back), and both pointers are to live locals of the declared types.
-    let pid = unsafe { sys::wait4(child.id() as _, &mut status, 0, &mut usage) };
+    // back), and both pointers are to live locals of the types libc declares.
+    let pid = unsafe { libc::wait4(child.id() as _, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     if pid < 0 {
         return Err(format!("wait4: {}", std::io::Error::last_os_error()));
@@ -755,11 +733,11 @@ fn spawn_measured(cmd: &mut Command, capture: Capture) -> Res<Measured> {
             cmd.get_args().collect::<Vec<_>>()
         ));
     }
-    let tv = |t: &sys::Timeval| Duration::from_micros((t.tv_sec * 1_000_000 + t.tv_usec) as u64);
+    let tv = |t: &libc::timeval| Duration::from_micros((t.tv_sec * 1_000_000 + t.tv_usec) as u64);
     Ok(Measured {
         wall,
         cpu: tv(&usage.ru_utime) + tv(&usage.ru_stime),
-        rss: usage.ru_maxrss as f64 * sys::MAXRSS_UNIT,
+        rss: usage.ru_maxrss as f64 * MAXRSS_UNIT,
         records,
         reported,
     })
