@@ -22,7 +22,18 @@ use std::process::{Command, Stdio};
 use support::mock::{MockServer, Options};
 use support::*;
 
-const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The static musl target of the architecture these tests are built for:
+/// the binary they check is that architecture's.
+const MUSL_TARGET: &str = if cfg!(target_arch = "aarch64") {
+    "aarch64-unknown-linux-musl"
+} else {
+    "x86_64-unknown-linux-musl"
+};
+/// The Rust target the Dockerfile's build stage must pick per TARGETARCH.
+const IMAGE_TARGETS: [(&str, &str); 2] = [
+    ("amd64", "x86_64-unknown-linux-musl"),
+    ("arm64", "aarch64-unknown-linux-musl"),
+];
 const NAME: &str = env!("CARGO_PKG_NAME");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -353,7 +364,8 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
     // build stage, checked below.
     assert_eq!(m.get("data.dockerImageTag"), VERSION);
 
-    // The binary comes from a stage that builds the musl target.
+    // The binary comes from a stage that builds the musl target of the
+    // platform asked for, and leaves it at one path for every platform.
     let copy = d
         .in_stage(last, "COPY")
         .map(words)
@@ -364,28 +376,40 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
         .expect("the binary is copied from the build stage");
     let build = d.stage_named(from);
     let workdir = d.in_stage(build, "WORKDIR").last().expect("a WORKDIR");
-    assert_eq!(
-        copy[1..],
-        [
-            format!("{workdir}/target/{MUSL_TARGET}/release/{NAME}"),
-            entry[0].clone()
-        ]
+    let image_path = format!("{workdir}/target/image/{NAME}");
+    assert_eq!(copy[1..], [image_path.clone(), entry[0].clone()]);
+    assert!(
+        d.in_stage(build, "ARG").any(|a| a.trim() == "TARGETARCH"),
+        "the build stage declares ARG TARGETARCH"
     );
     let build_run = d.commands(build);
     for cmd in [
-        &["rustup", "target", "add", MUSL_TARGET][..],
-        &["apt-get", "install", "musl-tools"],
+        &["apt-get", "install", "musl-tools"][..],
+        &["rustup", "target", "add", "$target"],
         &[
             "cargo",
             "build",
             "--release",
             "--locked",
             "--target",
-            MUSL_TARGET,
+            "$target",
+        ],
+        &[
+            "cp",
+            "target/$target/release/source-persistiq",
+            "target/image/source-persistiq",
         ],
     ] {
         assert!(has_command(&build_run, cmd), "build stage lacks {cmd:?}");
     }
+    for (arch, target) in IMAGE_TARGETS {
+        assert_eq!(
+            build_stage_target(&d, build, arch),
+            Ok(target.to_string()),
+            "TARGETARCH={arch}"
+        );
+    }
+    assert!(build_stage_target(&d, build, "riscv64").is_err());
 
     // The builder's Rust is at least Cargo.toml's rust-version.
     let (rust_image, _) = d.from(build);
@@ -425,6 +449,27 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
             "src includes {} but the Dockerfile does not copy it",
             included.display()
         );
+    }
+}
+
+/// The Rust target the build stage's first RUN picks for `targetarch`: its
+/// `case ... esac`, run by sh as the build would run it, then `$target`.
+fn build_stage_target(d: &Dockerfile, build: usize, targetarch: &str) -> Result<String, String> {
+    let run = d.in_stage(build, "RUN").next().expect("a RUN");
+    let end = run
+        .find("esac")
+        .expect("a `case \"$TARGETARCH\" in ... esac`")
+        + "esac".len();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} && printf %s \"$target\"", &run[..end]))
+        .env("TARGETARCH", targetarch)
+        .output()
+        .expect("run sh");
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 
@@ -511,20 +556,25 @@ fn file_says(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `file` tells a dynamic build from a static one: the check below could fail.
+/// `file` tells a dynamic build from a static one, so the check below could
+/// fail: this test binary's own connector is dynamic on glibc and static on
+/// musl (a build for a musl target, e.g. the suite built for aarch64).
 #[test]
 fn file_sees_the_dynamic_glibc_build() {
     let says = file_says(Path::new(BIN));
-    if Path::new(BIN).to_string_lossy().contains(MUSL_TARGET) {
-        assert!(says.contains("static"), "{says}");
+    if cfg!(target_env = "musl") {
+        assert!(
+            says.contains("statically linked") || says.contains("static-pie linked"),
+            "{says}"
+        );
     } else {
         assert!(says.contains("dynamically linked"), "{says}");
     }
 }
 
 #[test]
-fn musl_binary_is_static_pie_small_and_carries_its_tls_roots() {
-    let test = "musl_binary_is_static_pie_small_and_carries_its_tls_roots";
+fn musl_binary_is_static_small_and_carries_its_tls_roots() {
+    let test = "musl_binary_is_static_small_and_carries_its_tls_roots";
     let Some(path) = musl_binary(test) else {
         return;
     };
@@ -536,7 +586,14 @@ fn musl_binary_is_static_pie_small_and_carries_its_tls_roots() {
         elf.len()
     );
     let says = file_says(&path);
-    assert!(says.contains("static-pie linked"), "{says}");
+    // rustc's aarch64 musl target has no static-pie: a static binary at a
+    // fixed address there.
+    let linked = if cfg!(target_arch = "aarch64") {
+        "statically linked"
+    } else {
+        "static-pie linked"
+    };
+    assert!(says.contains(linked), "{says}");
     let ldd = Command::new("ldd").arg(&path).output().expect("run ldd");
     let ldd =
         String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
