@@ -5,20 +5,38 @@
 # no Docker engine is needed for that check.
 
 # Build: the same setup as the README's, so the image's binary is the one
-# .ci/run checks (static-pie, at most 2 MiB). A Debian image rather than
-# rust:alpine because .cargo/config.toml names musl-gcc, which Alpine lacks.
+# .ci/run checks (static, at most 2 MiB). A Debian image rather than
+# rust:alpine because .cargo/config.toml names Debian's compilers.
+#
+# One Dockerfile for both platforms: the stage runs on the platform it
+# builds for (under emulation on another host), and TARGETARCH, which
+# BuildKit and podman set from --platform, picks the Rust target. On arm64
+# Debian's gcc is aarch64-linux-gnu-gcc and musl-tools brings musl-dev's
+# specs file, the two .cargo/config.toml names for that target.
 FROM rust:1.95-slim-bookworm AS build
-RUN apt-get update \
+ARG TARGETARCH
+RUN case "$TARGETARCH" in \
+      amd64) target=x86_64-unknown-linux-musl ;; \
+      arm64) target=aarch64-unknown-linux-musl ;; \
+      *) echo "no Rust target for TARGETARCH=$TARGETARCH" >&2; exit 1 ;; \
+    esac \
+ && echo "$target" >/rust-target \
+ && apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \
  && rm -rf /var/lib/apt/lists/* \
- && rustup target add x86_64-unknown-linux-musl
+ && rustup target add "$target"
 WORKDIR /src
 # Only what the build reads, so that edits to tests or docs keep the cache.
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo .cargo
 COPY src src
 COPY schemas schemas
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl
+# The binary is copied to one path for every target, the one the run stage
+# reads.
+RUN target=$(cat /rust-target) \
+ && cargo build --release --locked --target "$target" \
+ && mkdir -p target/image \
+ && cp "target/$target/release/source-persistiq" target/image/source-persistiq
 
 # Run: busybox, not scratch, because the platform ignores ENTRYPOINT and runs
 # `sh -c` with `sleep` and `kill` around $AIRBYTE_ENTRYPOINT. The binary needs
@@ -28,7 +46,7 @@ RUN addgroup -g 1000 airbyte \
  && adduser -D -u 1000 -G airbyte -h /airbyte -s /bin/sh airbyte \
  && mkdir -p /airbyte \
  && chown airbyte:airbyte /airbyte
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/source-persistiq /usr/local/bin/source-persistiq
+COPY --from=build /src/target/image/source-persistiq /usr/local/bin/source-persistiq
 # The platform changes the working directory, hence absolute paths; it reads
 # the command from AIRBYTE_ENTRYPOINT, and CAT checks it equals ENTRYPOINT.
 ENV AIRBYTE_ENTRYPOINT="/usr/local/bin/source-persistiq"

@@ -14,6 +14,11 @@ PLATFORM_SCRIPT below does the same (with a 1 s loop instead of 10 s), with
 the sidecar, and `mv` of the exit-code file as older platform versions do.
 Each test compares what the image prints with what the release binary
 prints when run directly against the same mock.
+
+One image per run: SPQ_IMAGE, the amd64 one by default. For the arm64 one
+set SPQ_IMAGE=...:dev-arm64 and SPQ_PLATFORM=linux/arm64 (.ci/shim/docker
+passes it to `run`; the image runs under qemu), as .ci/run does; its output
+must then equal the x86_64 release binary's.
 """
 
 import json
@@ -29,7 +34,11 @@ import pytest
 from conftest import REPO, Run, run_connector, write_json
 from expected import EXPECTED_COUNTS, count_of
 
-IMAGE = os.environ.get("SPQ_IMAGE", "ghcr.io/source-persistiq/source-persistiq:dev")
+IMAGE = os.environ.get("SPQ_IMAGE", "ghcr.io/source-persistiq/source-persistiq:dev-amd64")
+PLATFORM = os.environ.get("SPQ_PLATFORM")
+# Per image architecture: what `uname -m` says inside, and the ELF e_machine
+# of a binary built for it.
+MACHINES = {"amd64": ("x86_64", 62), "arm64": ("aarch64", 183)}
 DOCKER = REPO / ".ci/shim/docker"
 # A guard against a build stage leaking into the image: busybox (2.1 MB) and
 # the binary (1.9 MB) are 4.1 MB.
@@ -145,6 +154,20 @@ def test_image_is_what_the_platform_expects(image):
     size = image["Size"]
     print(f"image {IMAGE}: {size} bytes")
     assert size <= IMAGE_SIZE_LIMIT, f"{size} bytes"
+
+
+def test_image_and_its_binary_are_of_the_platform_asked_for(image):
+    """An image that says arm64 runs arm64 code: qemu would also run an
+    x86_64 binary in it, so the binary's own ELF header is read too."""
+    arch = image["Architecture"]
+    if PLATFORM:
+        assert f"{image['Os']}/{arch}" == PLATFORM
+    uname, e_machine = MACHINES[arch]
+    # e_machine: the 16-bit field at byte 18 of the ELF header.
+    script = "uname -m; od -A n -t u2 -j 18 -N 2 /usr/local/bin/source-persistiq"
+    proc = docker("run", "--rm", "--entrypoint", "sh", IMAGE, "-c", script)
+    assert proc.stderr.decode() == ""
+    assert proc.stdout.decode().split() == [uname, str(e_machine)]
 
 
 @pytest.mark.parametrize("user", ["1000:1000", None], ids=["as-uid-1000", "as-image-user"])
