@@ -573,6 +573,9 @@ pub fn minify_into(out: &mut Vec<u8>, json: &[u8]) {
 }
 
 #[cfg(test)]
+mod speed;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
