@@ -239,8 +239,10 @@ fn same_page(
             Ok(_) => return Some(format!("record {k}: the line reads as another value")),
             Err(e) => return Some(format!("record {k}: the line is not JSON ({e})")),
         }
-        if line.iter().any(|b| matches!(b, b'\n' | b'\r')) {
-            return Some(format!("record {k}: the line breaks"));
+        if !only_layout_dropped(record.json, &line) {
+            return Some(format!(
+                "record {k}: the line is not the record less its layout"
+            ));
         }
         if record.compact != (line == record.json) {
             return Some(format!(
@@ -251,6 +253,26 @@ fn same_page(
         }
     }
     None
+}
+
+/// Whether `line` is `json` with exactly the whitespace between its tokens
+/// dropped (the value's equality, checked apart, covers string contents).
+fn only_layout_dropped(json: &[u8], line: &[u8]) -> bool {
+    let is_layout = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let (mut in_string, mut escaped) = (false, false);
+    let mut tokens = Vec::with_capacity(json.len());
+    for &b in json {
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+        } else if !is_layout(&b) {
+            in_string = b == b'"';
+        } else {
+            continue;
+        }
+        tokens.push(b);
+    }
+    tokens == line
 }
 
 // ---------------------------------------------------------------------------
@@ -931,4 +953,10 @@ fn the_reference_reads_pages_as_serde_json_does() {
         serde_json_reading(br#"{"leads":[],"x":1e309}"#),
         Verdict::Invalid(_)
     ));
+    assert!(only_layout_dropped(
+        b"{ \"a b\" :\r\n[1 ,\t\"\\\" \"] }",
+        b"{\"a b\":[1,\"\\\" \"]}"
+    ));
+    assert!(!only_layout_dropped(b"{\"a b\":1}", b"{\"ab\":1}"));
+    assert!(!only_layout_dropped(b"{ \"a\" : 1 }", b"{\"a\": 1}"));
 }
