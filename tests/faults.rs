@@ -402,10 +402,12 @@ fn leads_requests(mock: &MockServer, page: u64) -> usize {
 }
 
 /// A last page whose envelope says `has_more: true` before its records and
-/// `false` after them: the later key decides (as in `scan`), so the stream
-/// ends there, and no request goes out for a page after it.
+/// `false` after them: which copy counts is a guess, so the page is refused
+/// (as `scan` refuses the collection, `has_more` or `next_page` given
+/// twice) and asked for again; the good copy ends the stream, with every
+/// record once and no request past the end.
 #[test]
-fn a_later_has_more_overrules_an_earlier_one() {
+fn has_more_given_twice_is_refused_and_asked_for_again() {
     let mock = MockServer::start(Options::default());
     let last = mock.page_count("leads") as u64;
     let records = mock.records("leads");
@@ -419,7 +421,10 @@ fn a_later_has_more_overrules_an_earlier_one() {
     let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert_eq!(run.record_data("leads"), records);
-    assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
+    let warns = run.logs("WARN");
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(warns[0].contains("`has_more` given twice"), "{warns:?}");
+    assert_eq!(leads_requests(&mock, last), 2);
     assert_eq!(
         leads_requests(&mock, last + 1),
         0,
