@@ -14,6 +14,20 @@ pub enum Command {
     Version,
 }
 
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Spec => "spec",
+            Command::Check { .. } => "check",
+            Command::Discover { .. } => "discover",
+            Command::Read(_) => "read",
+            Command::Help => "--help",
+            Command::Version => "--version",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ReadArgs {
     pub config: PathBuf,

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let name = command.name();
     let mut out = Out::new();
     let code = match run(command, &mut out) {
         Ok(code) => code,
@@ -63,8 +64,33 @@ fn main() -> ExitCode {
             eprintln!("source-persistiq: {e}");
             ExitCode::from(1)
         }
-        Ok(()) => ExitCode::from(code),
+        Ok(()) => {
+            let line = failure_line(name, out.failures());
+            // After the live progress line, if any, is cleared (on drop).
+            drop(out);
+            if let Some(line) = line {
+                eprintln!("{line}");
+            }
+            ExitCode::from(code)
+        }
     }
+}
+
+/// The one plain line on stderr for a command that failed (or a check that
+/// answered FAILED): stdout may be a file nobody reads at once, or a pipe
+/// into a program that drops what is not a record. The whole story stays
+/// in the TRACE ERRORs on stdout.
+fn failure_line(command: &str, failures: &[output::Failure]) -> Option<String> {
+    let first = failures.first()?;
+    let mut line = format!("source-persistiq: {command} failed: {}", first.message);
+    let streams: Vec<&str> = failures
+        .iter()
+        .filter_map(|f| f.stream.as_deref())
+        .collect();
+    if streams.len() > 1 {
+        line.push_str(&format!(" (failed streams: {})", streams.join(", ")));
+    }
+    Some(progress::printable(&line))
 }
 
 /// Runs one command; `Ok` carries the exit code.

@@ -459,3 +459,185 @@ fn help_and_version_into_a_closed_pipe_exit_quietly() {
         );
     }
 }
+
+/// Where a failing command's stdout goes in `the_stderr_line`.
+#[derive(Clone, Copy, Debug)]
+enum StdoutTo {
+    File,
+    Pipe,
+}
+
+/// Runs the binary with stdout to a file or a pipe and stderr captured;
+/// returns the exit code and stderr.
+fn stderr_of(args: &[&str], to: StdoutTo) -> (Option<i32>, String) {
+    let dir = TempDir::new();
+    let mut command = Command::new(BIN);
+    command.args(args).stdin(std::process::Stdio::null());
+    let out_path = dir.0.join("out.jsonl");
+    if let StdoutTo::File = to {
+        command.stdout(std::fs::File::create(&out_path).unwrap());
+    }
+    let out = command.output().unwrap();
+    let stdout = match to {
+        StdoutTo::File => std::fs::read_to_string(&out_path).unwrap(),
+        StdoutTo::Pipe => String::from_utf8(out.stdout).unwrap(),
+    };
+    assert!(
+        stdout.lines().all(|l| l.starts_with("{\"type\":")),
+        "{args:?}: {stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains(support::mock::API_KEY), "{stderr}");
+    (out.status.code(), stderr)
+}
+
+/// The one plain line a failing command leaves on stderr, checked to be
+/// one whole line saying `words`, whether stdout is a file or a pipe.
+fn the_stderr_line(args: &[&str], code: i32, words: &[&str]) -> String {
+    let mut lines = Vec::new();
+    for to in [StdoutTo::File, StdoutTo::Pipe] {
+        let (got, stderr) = stderr_of(args, to);
+        assert_eq!(got, Some(code), "{args:?} ({to:?}): {stderr}");
+        assert!(
+            stderr.ends_with('\n') && stderr.lines().count() == 1,
+            "{args:?} ({to:?}): not one line: {stderr:?}"
+        );
+        assert!(
+            stderr.starts_with("source-persistiq: "),
+            "{args:?} ({to:?}): {stderr}"
+        );
+        for w in words {
+            assert!(stderr.contains(w), "{args:?} ({to:?}): no {w:?}: {stderr}");
+        }
+        lines.push(stderr);
+    }
+    lines.swap_remove(0)
+}
+
+/// `read --config missing.json > out.jsonl` and friends: the reason is on
+/// stderr too, not only in the TRACE ERROR in the file.
+#[test]
+fn a_failing_command_says_why_on_stderr_in_one_line() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let no_key = dir.json(
+        "nokey.json",
+        &serde_json::json!({"base_url": mock.base_url()}),
+    );
+    let bad_catalog = dir.file("cat.json", "{not json");
+    let bad_state = dir.file("state.json", "[1]");
+    let missing = "/no/such/config.json";
+
+    // Config: a file that is not there, and one without the key.
+    for command in ["check", "discover", "read"] {
+        the_stderr_line(
+            &[command, "--config", missing],
+            1,
+            &[&format!("{command} failed: "), "config file", missing],
+        );
+    }
+    the_stderr_line(
+        &["read", "--config", &no_key],
+        1,
+        &["read failed: ", "api_key"],
+    );
+    the_stderr_line(&["discover", "--config", &no_key], 1, &["api_key"]);
+    // check answers FAILED with exit 0: still one line saying why.
+    the_stderr_line(
+        &["check", "--config", &no_key],
+        0,
+        &["check failed: ", "api_key"],
+    );
+    // Catalog and state.
+    the_stderr_line(
+        &["read", "--config", &cfg, "--catalog", &bad_catalog],
+        1,
+        &["catalog file"],
+    );
+    the_stderr_line(
+        &[
+            "read",
+            "--config",
+            &cfg,
+            "--streams",
+            "leads",
+            "--state",
+            &bad_state,
+        ],
+        1,
+        &["state"],
+    );
+    the_stderr_line(
+        &["read", "--config", &cfg, "--streams", "lead"],
+        1,
+        &["lead"],
+    );
+    assert!(mock.seen().is_empty(), "a request despite bad input");
+
+    // Network: nothing listens on the port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let unreachable = dir.json("net.json", &config(&format!("http://127.0.0.1:{port}/v1/")));
+    the_stderr_line(
+        &["read", "--config", &unreachable, "--streams", "users"],
+        1,
+        &["read failed: stream users"],
+    );
+    the_stderr_line(&["check", "--config", &unreachable], 0, &["check failed: "]);
+
+    // The API: a rejected key, and an answer that is no page.
+    let wrong = dir.json(
+        "wrong.json",
+        &serde_json::json!({"api_key": "wrong-key-0123456789", "base_url": mock.base_url()}),
+    );
+    the_stderr_line(
+        &["read", "--config", &wrong, "--streams", "users,tags"],
+        1,
+        &["read failed: ", "API key was rejected"],
+    );
+    the_stderr_line(
+        &["check", "--config", &wrong],
+        0,
+        &["check failed: ", "API key"],
+    );
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Status(404, vec![], String::new()),
+    ));
+    mock.add_fault(Fault::new(
+        "tags",
+        None,
+        usize::MAX,
+        Action::Status(404, vec![], String::new()),
+    ));
+    let line = the_stderr_line(
+        &[
+            "read",
+            "--config",
+            &cfg,
+            "--streams",
+            "users,lead_statuses,tags",
+        ],
+        1,
+        &[
+            "read failed: stream users",
+            "404",
+            "(failed streams: users, tags)",
+        ],
+    );
+    assert!(!line.contains("lead_statuses"), "{line}");
+
+    // Success: nothing on stderr, stdout in a file or on a pipe.
+    for to in [StdoutTo::File, StdoutTo::Pipe] {
+        let (code, stderr) = stderr_of(
+            &["read", "--config", &cfg, "--streams", "lead_statuses"],
+            to,
+        );
+        assert_eq!(code, Some(0), "{to:?}: {stderr}");
+        assert_eq!(stderr, "", "{to:?}");
+    }
+}
