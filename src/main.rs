@@ -277,8 +277,13 @@ fn select_by_name(names: &[String], mode: SyncMode) -> Result<Vec<Selected>> {
     }
 
     if let Some(bad) = names.iter().find(|n| streams::find(n).is_none()) {
+        let all = streams::STREAMS.iter().map(|s| s.name);
+        let near = match cli::closest(bad, all) {
+            Some(name) => format!("did you mean `{name}`? "),
+            None => String::new(),
+        };
         return Err(Error::config(format!(
-            "--streams: there is no stream `{bad}`; the streams are: {}",
+            "--streams: there is no stream `{bad}`; {near}the streams are: {}",
             streams::names()
         )));
     }

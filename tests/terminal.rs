@@ -242,11 +242,15 @@ fn the_summary_counts_every_record_written() {
     );
 }
 
-/// Usage errors name the flag that is wrong.
+/// Usage errors name the flag that is wrong, suggest the one meant when
+/// one is close, and are all in the connector's own words.
 #[test]
 fn usage_errors_name_what_is_wrong() {
-    let cases: [(&[&str], &str); 5] = [
-        (&["read", "--bogus", "x"], "`read` has no option `--bogus`"),
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["read", "--bogus", "x"],
+            "`read` has no option `--bogus`; it takes --config, --catalog, --streams, --state",
+        ),
         (
             &["read", "--config", "a.json", "--config", "b.json"],
             "--config is given twice",
@@ -264,7 +268,42 @@ fn usage_errors_name_what_is_wrong() {
             "--streams is given twice",
         ),
         (&["read"], "`read` needs --config FILE"),
-        (&["frobnicate"], "unknown command `frobnicate`"),
+        (
+            &["frobnicate"],
+            "unknown command `frobnicate`; the commands are spec, check, discover and read",
+        ),
+        (
+            &["chek", "--config", "c.json"],
+            "unknown command `chek`; did you mean `check`?",
+        ),
+        (
+            &["check", "--confg", "c.json"],
+            "`check` has no option `--confg`; did you mean `--config`?",
+        ),
+        (
+            &["read", "--config", "c.json", "--stream", "users"],
+            "`read` has no option `--stream`; did you mean `--streams`?",
+        ),
+        (
+            &["check", "--config", "c.json", "--catalog", "cat.json"],
+            "`check` has no option `--catalog`; only `read` takes it",
+        ),
+        (
+            &["check", "config.json"],
+            "unexpected argument `config.json`; did you mean `--config config.json`?",
+        ),
+        (
+            &["read", "--config", "c.json", "--catalog"],
+            "--catalog needs a value: --catalog FILE",
+        ),
+        (
+            &["read", "--config", "c.json", "--streams"],
+            "--streams needs a value: --streams NAME,...",
+        ),
+        (
+            &["read", "--config", "--streams", "users"],
+            "--config needs a value: --config FILE, not `--streams`",
+        ),
     ];
     for (args, says) in cases {
         let out = Command::new(BIN).args(args).output().unwrap();
@@ -273,12 +312,41 @@ fn usage_errors_name_what_is_wrong() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first = stderr.lines().next().unwrap_or_default();
         assert_eq!(first, format!("source-persistiq: {says}"), "{args:?}");
+        // pico-args' own words ("the '--catalog' option doesn't have an
+        // associated value") are never shown.
+        assert!(!stderr.contains('\''), "{args:?}: {stderr}");
     }
 }
 
-/// The demo example, next to the connector this test runs (`cargo test`
-/// builds the examples).
-fn demo() -> Command {
+/// `--streams lead` points at `leads`; a name close to none gets the list.
+#[test]
+fn a_mistyped_stream_name_gets_the_closest_one() {
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config("http://127.0.0.1:9/v1/"));
+    for (typed, meant) in [
+        ("lead", Some("leads")),
+        ("users,campaign_lead", Some("campaign_leads")),
+        ("Replies", Some("replies")),
+        ("nothing_like_it", None),
+    ] {
+        let run = support::run(&["read", "--config", &cfg, "--streams", typed]);
+        let message = run.the_error_saying("config_error", "there is no stream");
+        let line = run.stderr.trim_end();
+        match meant {
+            Some(name) => {
+                let hint = format!("did you mean `{name}`?");
+                assert!(message.contains(&hint), "{typed}: {message}");
+                assert!(line.contains(&hint), "{typed}: {line}");
+            }
+            None => assert!(!message.contains("did you mean"), "{message}"),
+        }
+        assert!(message.contains("campaign_leads"), "the list: {message}");
+    }
+}
+
+/// The demo example's path, next to the connector this test runs
+/// (`cargo test` builds the examples).
+fn demo_path() -> std::path::PathBuf {
     let bin = std::path::Path::new(BIN);
     let demo = bin.with_file_name("examples").join("demo");
     assert!(
