@@ -249,8 +249,7 @@ Config keys:
   retry_schedule_seconds  default [{schedule}]: sleeps between tries
                           of one request on 429, 408, 5xx or a network fault
   timeout_seconds         default {DEFAULT_TIMEOUT_SECONDS}: the longest one request may take
-  start_date              optional ISO-8601 date or time: where the first
-                          incremental sync of leads and events starts
+  start_date              {start_date}
 
 Streams: {streams}
 
@@ -269,7 +268,33 @@ Example:
         version = env!("CARGO_PKG_VERSION"),
         schedule = schedule.join(", "),
         streams = crate::streams::names(),
+        start_date = wrapped(&spec_description("start_date"), 50, 26),
     )
+}
+
+/// A config key's description in the spec: one text for `spec`, `--help`
+/// and the README (a test holds the README to it).
+fn spec_description(key: &str) -> String {
+    let spec: serde_json::Value =
+        serde_json::from_str(crate::config::SPEC_JSON).unwrap_or_default();
+    let text = spec["properties"][key]["description"].as_str();
+    text.unwrap_or_default().to_string()
+}
+
+/// `text` in lines of at most `width` characters (a longer word stays
+/// whole), each after the first indented by `indent` spaces.
+fn wrapped(text: &str, width: usize, indent: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join(&format!("\n{}", " ".repeat(indent)))
 }
 
 #[cfg(test)]

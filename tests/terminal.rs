@@ -709,3 +709,32 @@ fn a_failing_command_says_why_on_stderr_in_one_line() {
         assert_eq!(stderr, "", "{to:?}");
     }
 }
+
+/// `start_date` is described once, in the spec: `--help` prints that
+/// text, and the README's config table says the same (code marks aside).
+#[test]
+fn start_date_is_described_alike_in_the_spec_help_and_readme() {
+    let spec = support::run(&["spec"]);
+    let spec = &spec.of_type("SPEC")[0]["spec"]["connectionSpecification"];
+    let described = spec["properties"]["start_date"]["description"]
+        .as_str()
+        .unwrap();
+    for stream in ["leads", "events", "replies"] {
+        assert!(described.contains(stream), "{described}");
+    }
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    let help = words(&String::from_utf8(help.stdout).unwrap());
+    assert!(
+        help.contains(&format!("start_date {described}")),
+        "--help: {help}"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `start_date` |"))
+        .expect("README's config table has start_date");
+    let meaning = row.trim_end_matches('|').rsplit('|').next().unwrap();
+    assert_eq!(words(&meaning.replace('`', "")), described, "README: {row}");
+}
