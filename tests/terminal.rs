@@ -354,9 +354,14 @@ fn demo_path() -> std::path::PathBuf {
         "no {}: run `cargo test` (it builds the examples)",
         demo.display()
     );
-    let mut command = Command::new(demo);
-    // The demo builds the connector with $CARGO first; it is built already.
-    command.env("CARGO", "true");
+    demo
+}
+
+/// The demo as the quick start runs it: directly, not by `cargo run`
+/// (which sets $CARGO, also for this test).
+fn demo() -> Command {
+    let mut command = Command::new(demo_path());
+    command.env_remove("CARGO");
     command
 }
 
@@ -417,6 +422,115 @@ fn the_demo_summary_fits_what_the_connector_printed() {
         stderr.contains("building the connector first: cargo build"),
         "{stderr}"
     );
+}
+
+/// The README's quick start: `demo > messages.jsonl` at a terminal shows
+/// the connector's live progress; the messages are in the file, counted
+/// in the summary, also when the file is appended to.
+#[test]
+fn the_demo_into_a_file_shows_the_live_progress() {
+    let dir = TempDir::new();
+    let file = dir.0.join("messages.jsonl");
+    let demo = demo_path();
+    let run = format!("env -u CARGO {} > {}", demo.display(), file.display());
+    let screen = on_a_terminal_with_code(&run, 0);
+    assert!(screen.contains("\r\x1b[2K"), "no live line: {screen:?}");
+    for stream in support::STREAMS {
+        let line = final_line(&screen, stream);
+        assert!(line.contains(", done in "), "{line}");
+    }
+    assert!(final_line(&screen, "leads").starts_with("leads: 1234 records, 13 pages, done in"));
+    assert!(screen.contains("    1234  RECORD leads\r\n"), "{screen:?}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let leads = written
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"RECORD","record":{"stream":"leads""#))
+        .count();
+    assert_eq!(leads, 1234);
+    assert!(!screen.contains(r#"{"type""#), "messages on the terminal");
+
+    // `>>`: only this run's messages are counted.
+    let again = format!("env -u CARGO {} >> {}", demo.display(), file.display());
+    let screen = on_a_terminal_with_code(&again, 0);
+    assert!(screen.contains("    1234  RECORD leads\r\n"), "{screen:?}");
+    let appended = std::fs::read_to_string(&file).unwrap();
+    assert!(appended.starts_with(&written) && appended.len() > written.len() + 100);
+}
+
+/// The README's lines of the live display ("At a terminal"), each as the
+/// program prints it (numbers aside), from one read of users (a 503 first),
+/// leads (slow, then failing at page 3) and a stream that does not exist.
+#[test]
+fn the_readme_shows_the_terminal_as_it_is() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n### At a terminal\n")
+        .nth(1)
+        .expect("README has '### At a terminal'");
+    let section = section.split("\n#").next().unwrap();
+    let shown: Vec<&str> = section
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .flat_map(|block| block.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(shown.len() >= 5, "{shown:?}");
+
+    let mock = leads_fail_for_good_at_page_3();
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        1,
+        Action::Status(503, vec![], String::new()),
+    ));
+    mock.add_fault(Fault::stall("leads", 2, Duration::from_millis(1100)));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json(
+        "cat.json",
+        &catalog(&["users", "leads", "nope"], "full_refresh"),
+    );
+    let screen = on_a_terminal_with_code(
+        &format!(
+            "{BIN} read --config {cfg} --catalog {cat} > {}",
+            dir.0.join("out.jsonl").display()
+        ),
+        1,
+    );
+    let drawn: Vec<String> = screen
+        .split("\r\n")
+        .flat_map(|l| l.split("\r\x1b[2K"))
+        .map(String::from)
+        .collect();
+    for line in shown {
+        let wanted = same_but_numbers(line);
+        assert!(
+            drawn.iter().any(|d| same_but_numbers(d) == wanted),
+            "the README shows {line:?}; the program drew {drawn:#?}"
+        );
+    }
+}
+
+/// `text` with every number (`12`, `0.05`, `8130`) as `#`.
+fn same_but_numbers(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
+            {
+                chars.next();
+            }
+            out.push('#');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
