@@ -418,8 +418,49 @@ fn the_demo_summary_fits_what_the_connector_printed() {
         stderr.contains("messages by type:\n       1  CONNECTION_STATUS\n"),
         "{stderr}"
     );
+    assert!(!stderr.contains("building the connector"), "{stderr}");
+}
+
+/// The quick start builds the demo and the connector in one cargo
+/// invocation and runs the demo directly: it builds nothing more. Only
+/// under `cargo run --example demo` (which builds no binary of the
+/// package) does it build the connector first; without one, it says how.
+#[test]
+fn the_demo_builds_the_connector_only_under_cargo_run() {
+    let check = demo().arg("check").output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("cargo build"), "{stderr}");
+
+    // $CARGO as `cargo run` sets it; `true` builds nothing, successfully.
+    let under_cargo = demo().arg("check").env("CARGO", "true").output().unwrap();
+    let stderr = String::from_utf8_lossy(&under_cargo.stderr);
+    assert_eq!(under_cargo.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("building the connector first: cargo build"),
+        stderr.contains(
+            "demo: building the connector first: cargo build --release --bin source-persistiq"
+        ),
+        "{stderr}"
+    );
+
+    // A demo without its connector next to it: one line saying how to
+    // build both at once, and no cargo run behind the user's back.
+    let dir = TempDir::new();
+    let examples = dir.0.join("release").join("examples");
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::copy(demo_path(), examples.join("demo")).unwrap();
+    let alone = Command::new(examples.join("demo"))
+        .arg("check")
+        .env_remove("CARGO")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("demo: no connector at ")
+            && stderr.contains("cargo build --release --bin source-persistiq --example demo"),
         "{stderr}"
     );
 }
