@@ -1,10 +1,10 @@
 # The source-persistiq image for the Airbyte platform; how to build, push and
-# register it: README, "Static binary and Docker image".
+# register it: README, "Static binary and Docker image", and docs/image.md.
 #
 # tests/packaging.rs checks this file against metadata.yaml and Cargo.toml;
 # no Docker engine is needed for that check.
 
-# Build: the same setup as the README's, so the image's binary is the one
+# Build: the same setup as docs/image.md's, so the image's binary is the one
 # .ci/run checks (static, at most 2 MiB). A Debian image rather than
 # rust:alpine because .cargo/config.toml names Debian's compilers.
 #

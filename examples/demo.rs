@@ -7,6 +7,8 @@
 //!   cargo run --release --example demo -- --serve 0 --rate 5/2  # ... rate limited
 //!
 //! The connector's Airbyte messages go to stdout; a summary goes to stderr.
+//! With stdout sent to a file (`> messages.jsonl`) the connector writes the
+//! file itself and, at a terminal, draws its live progress on stderr.
 
 #[path = "../tests/support/mock.rs"]
 mod mock;
@@ -15,7 +17,7 @@ mod shared;
 
 use mock::{MockServer, Options};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, ErrorKind, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::process::{Command, ExitCode, Stdio};
 
 /// The exit code of a demo that could not do its job (not the connector's).
@@ -68,43 +70,31 @@ fn demo(args: Vec<String>) -> Result<ExitCode, String> {
     eprintln!("demo: mock PersistIq API at {}", server.base_url());
     eprintln!("demo: {} {}", connector.display(), command.join(" "));
 
-    let mut child = Command::new(&connector)
-        .args(&command)
-        .stdout(Stdio::piped())
-        .stderr(connector_stderr())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", connector.display()))?;
-    // The connector's stderr, when piped, is passed on line by line.
-    let relay = child.stderr.take().map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            let _ = std::io::stderr().write_all(&text);
-        })
-    });
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut messages, mut lines) = (0u64, 0u64);
-    let mut stdout = std::io::stdout().lock();
-    if let Some(pipe) = child.stdout.take() {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            lines += 1;
-            if let Some(kind) = message_kind(&line) {
-                messages += 1;
-                *counts.entry(kind).or_default() += 1;
-            }
-            if writeln!(stdout, "{line}").is_err() {
-                break;
-            }
+    let mut connector_command = Command::new(&connector);
+    connector_command.args(&command);
+    let counted = match StdoutFile::of_this_process() {
+        // `demo > messages.jsonl`: the connector writes the file itself, so
+        // that it sees a file on stdout and a terminal on stderr, and draws
+        // its live progress there; the messages are counted from the file
+        // afterwards.
+        Some(file) => {
+            let status = connector_command
+                .status()
+                .map_err(|e| format!("cannot run {}: {e}", connector.display()))?;
+            let mut counts = Counts::default();
+            file.written_since()?.lines().for_each(|l| counts.add(l));
+            (status, counts)
         }
-    }
-    drop(stdout);
-    let status = child
-        .wait()
-        .map_err(|e| format!("cannot wait for the connector: {e}"))?;
-    if let Some(relay) = relay {
-        let _ = relay.join();
-    }
+        None => relay(&mut connector_command, &connector)?,
+    };
+    let (
+        status,
+        Counts {
+            by_kind,
+            messages,
+            lines,
+        },
+    ) = counted;
     let _ = std::fs::remove_dir_all(&dir);
     if messages == 0 {
         // --help, --version, a usage error: plain text or nothing, no table.
@@ -116,7 +106,7 @@ fn demo(args: Vec<String>) -> Result<ExitCode, String> {
         eprintln!("demo: connector exited with {status}; {what}");
     } else {
         eprintln!("demo: connector exited with {status}; messages by type:");
-        for (kind, n) in &counts {
+        for (kind, n) in &by_kind {
             eprintln!("  {n:>6}  {kind}");
         }
         if lines > messages {
@@ -124,6 +114,106 @@ fn demo(args: Vec<String>) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::from(status.code().unwrap_or(1) as u8))
+}
+
+/// Airbyte messages by type, among all lines.
+#[derive(Default)]
+struct Counts {
+    by_kind: BTreeMap<String, u64>,
+    messages: u64,
+    lines: u64,
+}
+
+impl Counts {
+    fn add(&mut self, line: &str) {
+        self.lines += 1;
+        if let Some(kind) = message_kind(line) {
+            self.messages += 1;
+            *self.by_kind.entry(kind).or_default() += 1;
+        }
+    }
+}
+
+/// The demo's stdout, when it is a regular file, and its length before
+/// the connector writes to it (`>>` appends after what was there).
+struct StdoutFile {
+    file: std::fs::File,
+    start: u64,
+}
+
+impl StdoutFile {
+    fn of_this_process() -> Option<StdoutFile> {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+        let meta = std::fs::File::from(fd)
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())?;
+        // `>` opens it write-only: read it through a new open of the same
+        // file. Where that fails the messages go through the demo instead.
+        let file = std::fs::File::open("/proc/self/fd/1").ok()?;
+        Some(StdoutFile {
+            file,
+            start: meta.len(),
+        })
+    }
+
+    /// What was written to the file since `of_this_process`; read at an
+    /// offset, so that the shared file position does not move.
+    fn written_since(&self) -> Result<String, String> {
+        use std::os::unix::fs::FileExt;
+        let end = self
+            .file
+            .metadata()
+            .map_err(|e| format!("cannot read back stdout: {e}"))?
+            .len();
+        let mut bytes = vec![0; end.saturating_sub(self.start) as usize];
+        self.file
+            .read_exact_at(&mut bytes, self.start)
+            .map_err(|e| format!("cannot read back stdout: {e}"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Runs the connector with its stdout through the demo (to a terminal or
+/// a pipe), counting the messages on the way. Its stderr is passed on
+/// after it exits: at a terminal its lines would otherwise land among the
+/// messages. (It draws no progress: its stdout is a pipe.)
+fn relay(
+    command: &mut Command,
+    connector: &std::path::Path,
+) -> Result<(std::process::ExitStatus, Counts), String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", connector.display()))?;
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            text
+        })
+    });
+    let mut counts = Counts::default();
+    let mut stdout = std::io::stdout().lock();
+    if let Some(pipe) = child.stdout.take() {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            counts.add(&line);
+            if writeln!(stdout, "{line}").is_err() {
+                break;
+            }
+        }
+    }
+    drop(stdout);
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for the connector: {e}"))?;
+    if let Some(text) = stderr.and_then(|t| t.join().ok()) {
+        let _ = std::io::stderr().write_all(&text);
+    }
+    Ok((status, counts))
 }
 
 /// "RECORD users", "STATE", ...: what the line is, if it is a message.
@@ -134,18 +224,6 @@ fn message_kind(line: &str) -> Option<String> {
         Some(stream) => format!("{t} {stream}"),
         None => t.to_string(),
     })
-}
-
-/// The connector's stderr: the demo's own, so that its progress line is
-/// live, unless the demo's stdout is a terminal too. Then the connector's
-/// progress (drawn because its stdout is our pipe) would be drawn over the
-/// messages we print, so it gets a pipe instead, which turns progress off.
-fn connector_stderr() -> Stdio {
-    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
-        Stdio::piped()
-    } else {
-        Stdio::inherit()
-    }
 }
 
 /// Runs only the mock server, until killed; prints its base_url first.

@@ -14,6 +14,20 @@ pub enum Command {
     Version,
 }
 
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Spec => "spec",
+            Command::Check { .. } => "check",
+            Command::Discover { .. } => "discover",
+            Command::Read(_) => "read",
+            Command::Help => "--help",
+            Command::Version => "--version",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ReadArgs {
     pub config: PathBuf,
@@ -31,6 +45,26 @@ Usage: source-persistiq spec
        source-persistiq read     --config FILE [--catalog FILE | --streams NAME,...] [--state FILE]
        source-persistiq --help | --version";
 
+/// The commands, in the order `--help` lists them.
+const COMMANDS: [&str; 4] = ["spec", "check", "discover", "read"];
+
+/// The options `command` takes, besides `--help`, `--version`, `--debug`.
+fn options_of(command: &str) -> &'static [&'static str] {
+    match command {
+        "spec" => &[],
+        "read" => &["--config", "--catalog", "--streams", "--state"],
+        _ => &["--config"],
+    }
+}
+
+/// What follows a flag in the usage text.
+fn placeholder(flag: &str) -> &'static str {
+    match flag {
+        "--streams" => "NAME,...",
+        _ => "FILE",
+    }
+}
+
 /// Parses the process arguments; `Err` is a usage message (exit 2).
 pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     let mut args = pico_args::Arguments::from_vec(args);
@@ -44,10 +78,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     let _ = args.contains("--debug");
     let name = args
         .subcommand()
-        .map_err(|e| e.to_string())?
-        .ok_or("a command is required")?;
-    if !matches!(name.as_str(), "spec" | "check" | "discover" | "read") {
-        return Err(format!("unknown command `{name}`"));
+        .map_err(|_| "the command is not valid UTF-8 text".to_string())?
+        .ok_or("a command is required first: spec, check, discover or read")?;
+    if !COMMANDS.contains(&name.as_str()) {
+        return Err(match closest(&name, COMMANDS) {
+            Some(near) => format!("unknown command `{name}`; did you mean `{near}`?"),
+            None => {
+                format!("unknown command `{name}`; the commands are spec, check, discover and read")
+            }
+        });
     }
     let config = once(&mut args, "--config")?;
     let mut read = ReadArgs {
@@ -72,7 +111,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     if let Some(extra) = args.finish().first() {
         let extra = extra.to_string_lossy();
         return Err(if extra.starts_with('-') {
-            format!("`{name}` has no option `{extra}`")
+            no_such_option(&name, &extra)
+        } else if config.is_none() && name != "spec" {
+            format!("unexpected argument `{extra}`; did you mean `--config {extra}`?")
         } else {
             format!("unexpected argument `{extra}`")
         });
@@ -93,19 +134,79 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     })
 }
 
+/// The refusal of `option` (as typed, perhaps `--flag=value`) after
+/// `command`, with the option meant when one is close or another command's.
+fn no_such_option(command: &str, option: &str) -> String {
+    let flag = option.split('=').next().unwrap_or(option);
+    let refusal = format!("`{command}` has no option `{flag}`");
+    let own = options_of(command).iter().copied();
+    if let Some(near) = closest(flag, own.chain(["--help", "--version"])) {
+        return format!("{refusal}; did you mean `{near}`?");
+    }
+    match COMMANDS.iter().find(|c| options_of(c).contains(&flag)) {
+        Some(other) => format!("{refusal}; only `{other}` takes it"),
+        None if options_of(command).is_empty() => format!("{refusal}; it takes none"),
+        None => format!("{refusal}; it takes {}", options_of(command).join(", ")),
+    }
+}
+
 /// The value of `flag`, if given; given twice is an error rather than a
 /// silent pick of one of them.
 fn once(args: &mut pico_args::Arguments, flag: &'static str) -> Result<Option<String>, String> {
+    let missing = || format!("{flag} needs a value: {flag} {}", placeholder(flag));
     // From &str, not &OsStr: only the &str form understands `--flag=FILE`.
     let mut value = || {
-        args.opt_value_from_fn(flag, |s| Ok::<_, String>(s.to_string()))
-            .map_err(|e| e.to_string())
+        let found = args
+            .opt_value_from_fn(flag, |s| Ok::<_, String>(s.to_string()))
+            .map_err(|e| match e {
+                pico_args::Error::OptionWithoutAValue(_) => missing(),
+                _ => format!("the value of {flag} is not valid UTF-8 text"),
+            })?;
+        match found {
+            // `--config --streams x`: the value was forgotten, and the next
+            // option would otherwise be taken for a file name.
+            Some(v) if v.starts_with("--") => Err(format!("{}, not `{v}`", missing())),
+            found => Ok(found),
+        }
     };
     let first = value()?;
     if first.is_some() && value()?.is_some() {
         return Err(format!("{flag} is given twice"));
     }
     Ok(first)
+}
+
+/// The candidate closest to `word` (ignoring case and leading dashes), if
+/// it is close enough to be the likely meaning: within one edit in three
+/// characters, at least one.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let bare = |s: &str| s.trim_start_matches('-').to_lowercase();
+    let word = bare(word);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word, &bare(c)), c))
+        .filter(|(d, c)| *d <= (bare(c).chars().count() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance: single-character insertions, deletions and
+/// substitutions that turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// The `--help` text.
@@ -148,15 +249,14 @@ Config keys:
   retry_schedule_seconds  default [{schedule}]: sleeps between tries
                           of one request on 429, 408, 5xx or a network fault
   timeout_seconds         default {DEFAULT_TIMEOUT_SECONDS}: the longest one request may take
-  start_date              optional ISO-8601 date or time: where the first
-                          incremental sync of leads and events starts
+  start_date              {start_date}
 
 Streams: {streams}
 
 Exit codes:
   0  success (check: also when the API key is rejected; the answer is in
      CONNECTION_STATUS), or stdout closed early by its reader
-  1  failure, described by a TRACE ERROR on stdout
+  1  failure, described by a TRACE ERROR on stdout and one line on stderr
   2  usage error (unknown command or flag), described on stderr
 
 Example:
@@ -168,7 +268,33 @@ Example:
         version = env!("CARGO_PKG_VERSION"),
         schedule = schedule.join(", "),
         streams = crate::streams::names(),
+        start_date = wrapped(&spec_description("start_date"), 50, 26),
     )
+}
+
+/// A config key's description in the spec: one text for `spec`, `--help`
+/// and the README (a test holds the README to it).
+fn spec_description(key: &str) -> String {
+    let spec: serde_json::Value =
+        serde_json::from_str(crate::config::SPEC_JSON).unwrap_or_default();
+    let text = spec["properties"][key]["description"].as_str();
+    text.unwrap_or_default().to_string()
+}
+
+/// `text` in lines of at most `width` characters (a longer word stays
+/// whole), each after the first indented by `indent` spaces.
+fn wrapped(text: &str, width: usize, indent: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join(&format!("\n{}", " ".repeat(indent)))
 }
 
 #[cfg(test)]
@@ -210,7 +336,7 @@ mod tests {
     fn refusals_name_what_is_wrong() {
         assert_eq!(
             refusal(&["read", "--bogus", "x"]),
-            "`read` has no option `--bogus`"
+            "`read` has no option `--bogus`; it takes --config, --catalog, --streams, --state"
         );
         assert_eq!(
             refusal(&["read", "--config", "a", "--config", "b"]),
@@ -227,11 +353,46 @@ mod tests {
         );
         assert_eq!(
             refusal(&["discover", "--config", "c", "--streams", "x"]),
-            "`discover` has no option `--streams`"
+            "`discover` has no option `--streams`; only `read` takes it"
         );
         assert_eq!(
             refusal(&["frobnicate", "--config", "c"]),
-            "unknown command `frobnicate`"
+            "unknown command `frobnicate`; the commands are spec, check, discover and read"
         );
+    }
+
+    #[test]
+    fn a_close_name_is_suggested() {
+        assert_eq!(
+            refusal(&["check", "--confg", "c.json"]),
+            "`check` has no option `--confg`; did you mean `--config`?"
+        );
+        assert_eq!(
+            refusal(&["read", "--config", "c", "--stream=users"]),
+            "`read` has no option `--stream`; did you mean `--streams`?"
+        );
+        assert_eq!(
+            refusal(&["Check", "--config", "c"]),
+            "unknown command `Check`; did you mean `check`?"
+        );
+        assert_eq!(
+            refusal(&["check", "config.json"]),
+            "unexpected argument `config.json`; did you mean `--config config.json`?"
+        );
+        assert_eq!(
+            refusal(&["read", "--config", "c", "--catalog"]),
+            "--catalog needs a value: --catalog FILE"
+        );
+        assert_eq!(
+            refusal(&["read", "--config", "--streams", "users"]),
+            "--config needs a value: --config FILE, not `--streams`"
+        );
+        assert_eq!(closest("lead", ["users", "leads", "events"]), Some("leads"));
+        assert_eq!(closest("replys", ["replies", "tags"]), Some("replies"));
+        assert_eq!(closest("foo", ["users", "leads", "tags"]), None);
+        assert_eq!(closest("--catalog", ["--config", "--state"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let name = command.name();
     let mut out = Out::new();
     let code = match run(command, &mut out) {
         Ok(code) => code,
@@ -63,8 +64,33 @@ fn main() -> ExitCode {
             eprintln!("source-persistiq: {e}");
             ExitCode::from(1)
         }
-        Ok(()) => ExitCode::from(code),
+        Ok(()) => {
+            let line = failure_line(name, out.failures());
+            // After the live progress line, if any, is cleared (on drop).
+            drop(out);
+            if let Some(line) = line {
+                eprintln!("{line}");
+            }
+            ExitCode::from(code)
+        }
     }
+}
+
+/// The one plain line on stderr for a command that failed (or a check that
+/// answered FAILED): stdout may be a file nobody reads at once, or a pipe
+/// into a program that drops what is not a record. The whole story stays
+/// in the TRACE ERRORs on stdout.
+fn failure_line(command: &str, failures: &[output::Failure]) -> Option<String> {
+    let first = failures.first()?;
+    let mut line = format!("source-persistiq: {command} failed: {}", first.message);
+    let streams: Vec<&str> = failures
+        .iter()
+        .filter_map(|f| f.stream.as_deref())
+        .collect();
+    if streams.len() > 1 {
+        line.push_str(&format!(" (failed streams: {})", streams.join(", ")));
+    }
+    Some(progress::printable(&line))
 }
 
 /// Runs one command; `Ok` carries the exit code.
@@ -251,8 +277,13 @@ fn select_by_name(names: &[String], mode: SyncMode) -> Result<Vec<Selected>> {
     }
 
     if let Some(bad) = names.iter().find(|n| streams::find(n).is_none()) {
+        let all = streams::STREAMS.iter().map(|s| s.name);
+        let near = match cli::closest(bad, all) {
+            Some(name) => format!("did you mean `{name}`? "),
+            None => String::new(),
+        };
         return Err(Error::config(format!(
-            "--streams: there is no stream `{bad}`; the streams are: {}",
+            "--streams: there is no stream `{bad}`; {near}the streams are: {}",
             streams::names()
         )));
     }

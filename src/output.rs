@@ -78,6 +78,17 @@ pub enum Status {
 pub struct Out {
     buf: Vec<u8>,
     progress: Option<Progress>,
+    /// Every failure written (TRACE ERROR, CONNECTION_STATUS FAILED), for
+    /// the one plain line on stderr at exit.
+    failures: Vec<Failure>,
+}
+
+/// A failure told on stdout, remembered for the line on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    /// The stream it ended, if it ended one stream only.
+    pub stream: Option<String>,
+    pub message: String,
 }
 
 impl Out {
@@ -85,7 +96,13 @@ impl Out {
         Out {
             buf: Vec::with_capacity(1 << 20),
             progress: Progress::for_terminal(),
+            failures: Vec::new(),
         }
+    }
+
+    /// The failures written so far, in order.
+    pub fn failures(&self) -> &[Failure] {
+        &self.failures
     }
 
     /// A RECORD whose `data` is the API's own JSON for one record.
@@ -181,6 +198,10 @@ impl Out {
             },
         };
         self.message("TRACE", "trace", &trace);
+        self.failures.push(Failure {
+            stream: stream.map(|s| s.name.clone()),
+            message: err.message.clone(),
+        });
     }
 
     pub fn connection_status(&mut self, ok: bool, message: Option<&str>) {
@@ -195,6 +216,12 @@ impl Out {
             message,
         };
         self.message("CONNECTION_STATUS", "connectionStatus", &status);
+        if !ok {
+            self.failures.push(Failure {
+                stream: None,
+                message: message.unwrap_or("the check failed").to_string(),
+            });
+        }
     }
 
     /// `{"type":kind,"<key>":payload}` on one line.

@@ -230,7 +230,7 @@ impl Progress {
 
 /// `text` with control characters (newlines, escapes: from a server's error
 /// message, say) replaced by spaces, so that it stays on its one line.
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

@@ -242,11 +242,15 @@ fn the_summary_counts_every_record_written() {
     );
 }
 
-/// Usage errors name the flag that is wrong.
+/// Usage errors name the flag that is wrong, suggest the one meant when
+/// one is close, and are all in the connector's own words.
 #[test]
 fn usage_errors_name_what_is_wrong() {
-    let cases: [(&[&str], &str); 5] = [
-        (&["read", "--bogus", "x"], "`read` has no option `--bogus`"),
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["read", "--bogus", "x"],
+            "`read` has no option `--bogus`; it takes --config, --catalog, --streams, --state",
+        ),
         (
             &["read", "--config", "a.json", "--config", "b.json"],
             "--config is given twice",
@@ -264,7 +268,42 @@ fn usage_errors_name_what_is_wrong() {
             "--streams is given twice",
         ),
         (&["read"], "`read` needs --config FILE"),
-        (&["frobnicate"], "unknown command `frobnicate`"),
+        (
+            &["frobnicate"],
+            "unknown command `frobnicate`; the commands are spec, check, discover and read",
+        ),
+        (
+            &["chek", "--config", "c.json"],
+            "unknown command `chek`; did you mean `check`?",
+        ),
+        (
+            &["check", "--confg", "c.json"],
+            "`check` has no option `--confg`; did you mean `--config`?",
+        ),
+        (
+            &["read", "--config", "c.json", "--stream", "users"],
+            "`read` has no option `--stream`; did you mean `--streams`?",
+        ),
+        (
+            &["check", "--config", "c.json", "--catalog", "cat.json"],
+            "`check` has no option `--catalog`; only `read` takes it",
+        ),
+        (
+            &["check", "config.json"],
+            "unexpected argument `config.json`; did you mean `--config config.json`?",
+        ),
+        (
+            &["read", "--config", "c.json", "--catalog"],
+            "--catalog needs a value: --catalog FILE",
+        ),
+        (
+            &["read", "--config", "c.json", "--streams"],
+            "--streams needs a value: --streams NAME,...",
+        ),
+        (
+            &["read", "--config", "--streams", "users"],
+            "--config needs a value: --config FILE, not `--streams`",
+        ),
     ];
     for (args, says) in cases {
         let out = Command::new(BIN).args(args).output().unwrap();
@@ -273,12 +312,41 @@ fn usage_errors_name_what_is_wrong() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first = stderr.lines().next().unwrap_or_default();
         assert_eq!(first, format!("source-persistiq: {says}"), "{args:?}");
+        // pico-args' own words ("the '--catalog' option doesn't have an
+        // associated value") are never shown.
+        assert!(!stderr.contains('\''), "{args:?}: {stderr}");
     }
 }
 
-/// The demo example, next to the connector this test runs (`cargo test`
-/// builds the examples).
-fn demo() -> Command {
+/// `--streams lead` points at `leads`; a name close to none gets the list.
+#[test]
+fn a_mistyped_stream_name_gets_the_closest_one() {
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config("http://127.0.0.1:9/v1/"));
+    for (typed, meant) in [
+        ("lead", Some("leads")),
+        ("users,campaign_lead", Some("campaign_leads")),
+        ("Replies", Some("replies")),
+        ("nothing_like_it", None),
+    ] {
+        let run = support::run(&["read", "--config", &cfg, "--streams", typed]);
+        let message = run.the_error_saying("config_error", "there is no stream");
+        let line = run.stderr.trim_end();
+        match meant {
+            Some(name) => {
+                let hint = format!("did you mean `{name}`?");
+                assert!(message.contains(&hint), "{typed}: {message}");
+                assert!(line.contains(&hint), "{typed}: {line}");
+            }
+            None => assert!(!message.contains("did you mean"), "{message}"),
+        }
+        assert!(message.contains("campaign_leads"), "the list: {message}");
+    }
+}
+
+/// The demo example's path, next to the connector this test runs
+/// (`cargo test` builds the examples).
+fn demo_path() -> std::path::PathBuf {
     let bin = std::path::Path::new(BIN);
     let demo = bin.with_file_name("examples").join("demo");
     assert!(
@@ -286,9 +354,14 @@ fn demo() -> Command {
         "no {}: run `cargo test` (it builds the examples)",
         demo.display()
     );
-    let mut command = Command::new(demo);
-    // The demo builds the connector with $CARGO first; it is built already.
-    command.env("CARGO", "true");
+    demo
+}
+
+/// The demo as the quick start runs it: directly, not by `cargo run`
+/// (which sets $CARGO, also for this test).
+fn demo() -> Command {
+    let mut command = Command::new(demo_path());
+    command.env_remove("CARGO");
     command
 }
 
@@ -345,10 +418,160 @@ fn the_demo_summary_fits_what_the_connector_printed() {
         stderr.contains("messages by type:\n       1  CONNECTION_STATUS\n"),
         "{stderr}"
     );
+    assert!(!stderr.contains("building the connector"), "{stderr}");
+}
+
+/// The quick start builds the demo and the connector in one cargo
+/// invocation and runs the demo directly: it builds nothing more. Only
+/// under `cargo run --example demo` (which builds no binary of the
+/// package) does it build the connector first; without one, it says how.
+#[test]
+fn the_demo_builds_the_connector_only_under_cargo_run() {
+    let check = demo().arg("check").output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("cargo build"), "{stderr}");
+
+    // $CARGO as `cargo run` sets it; `true` builds nothing, successfully.
+    let under_cargo = demo().arg("check").env("CARGO", "true").output().unwrap();
+    let stderr = String::from_utf8_lossy(&under_cargo.stderr);
+    assert_eq!(under_cargo.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("building the connector first: cargo build"),
+        stderr.contains(
+            "demo: building the connector first: cargo build --release --bin source-persistiq"
+        ),
         "{stderr}"
     );
+
+    // A demo without its connector next to it: one line saying how to
+    // build both at once, and no cargo run behind the user's back.
+    let dir = TempDir::new();
+    let examples = dir.0.join("release").join("examples");
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::copy(demo_path(), examples.join("demo")).unwrap();
+    let alone = Command::new(examples.join("demo"))
+        .arg("check")
+        .env_remove("CARGO")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("demo: no connector at ")
+            && stderr.contains("cargo build --release --bin source-persistiq --example demo"),
+        "{stderr}"
+    );
+}
+
+/// The README's quick start: `demo > messages.jsonl` at a terminal shows
+/// the connector's live progress; the messages are in the file, counted
+/// in the summary, also when the file is appended to.
+#[test]
+fn the_demo_into_a_file_shows_the_live_progress() {
+    let dir = TempDir::new();
+    let file = dir.0.join("messages.jsonl");
+    let demo = demo_path();
+    let run = format!("env -u CARGO {} > {}", demo.display(), file.display());
+    let screen = on_a_terminal_with_code(&run, 0);
+    assert!(screen.contains("\r\x1b[2K"), "no live line: {screen:?}");
+    for stream in support::STREAMS {
+        let line = final_line(&screen, stream);
+        assert!(line.contains(", done in "), "{line}");
+    }
+    assert!(final_line(&screen, "leads").starts_with("leads: 1234 records, 13 pages, done in"));
+    assert!(screen.contains("    1234  RECORD leads\r\n"), "{screen:?}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let leads = written
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"RECORD","record":{"stream":"leads""#))
+        .count();
+    assert_eq!(leads, 1234);
+    assert!(!screen.contains(r#"{"type""#), "messages on the terminal");
+
+    // `>>`: only this run's messages are counted.
+    let again = format!("env -u CARGO {} >> {}", demo.display(), file.display());
+    let screen = on_a_terminal_with_code(&again, 0);
+    assert!(screen.contains("    1234  RECORD leads\r\n"), "{screen:?}");
+    let appended = std::fs::read_to_string(&file).unwrap();
+    assert!(appended.starts_with(&written) && appended.len() > written.len() + 100);
+}
+
+/// The README's lines of the live display ("At a terminal"), each as the
+/// program prints it (numbers aside), from one read of users (a 503 first),
+/// leads (slow, then failing at page 3) and a stream that does not exist.
+#[test]
+fn the_readme_shows_the_terminal_as_it_is() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n### At a terminal\n")
+        .nth(1)
+        .expect("README has '### At a terminal'");
+    let section = section.split("\n#").next().unwrap();
+    let shown: Vec<&str> = section
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .flat_map(|block| block.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(shown.len() >= 5, "{shown:?}");
+
+    let mock = leads_fail_for_good_at_page_3();
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        1,
+        Action::Status(503, vec![], String::new()),
+    ));
+    mock.add_fault(Fault::stall("leads", 2, Duration::from_millis(1100)));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json(
+        "cat.json",
+        &catalog(&["users", "leads", "nope"], "full_refresh"),
+    );
+    let screen = on_a_terminal_with_code(
+        &format!(
+            "{BIN} read --config {cfg} --catalog {cat} > {}",
+            dir.0.join("out.jsonl").display()
+        ),
+        1,
+    );
+    let drawn: Vec<String> = screen
+        .split("\r\n")
+        .flat_map(|l| l.split("\r\x1b[2K"))
+        .map(String::from)
+        .collect();
+    for line in shown {
+        let wanted = same_but_numbers(line);
+        assert!(
+            drawn.iter().any(|d| same_but_numbers(d) == wanted),
+            "the README shows {line:?}; the program drew {drawn:#?}"
+        );
+    }
+}
+
+/// `text` with every number (`12`, `0.05`, `8130`) as `#`.
+fn same_but_numbers(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
+            {
+                chars.next();
+            }
+            out.push('#');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
@@ -458,4 +681,215 @@ fn help_and_version_into_a_closed_pipe_exit_quietly() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Where a failing command's stdout goes in `the_stderr_line`.
+#[derive(Clone, Copy, Debug)]
+enum StdoutTo {
+    File,
+    Pipe,
+}
+
+/// Runs the binary with stdout to a file or a pipe and stderr captured;
+/// returns the exit code and stderr.
+fn stderr_of(args: &[&str], to: StdoutTo) -> (Option<i32>, String) {
+    let dir = TempDir::new();
+    let mut command = Command::new(BIN);
+    command.args(args).stdin(std::process::Stdio::null());
+    let out_path = dir.0.join("out.jsonl");
+    if let StdoutTo::File = to {
+        command.stdout(std::fs::File::create(&out_path).unwrap());
+    }
+    let out = command.output().unwrap();
+    let stdout = match to {
+        StdoutTo::File => std::fs::read_to_string(&out_path).unwrap(),
+        StdoutTo::Pipe => String::from_utf8(out.stdout).unwrap(),
+    };
+    assert!(
+        stdout.lines().all(|l| l.starts_with("{\"type\":")),
+        "{args:?}: {stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains(support::mock::API_KEY), "{stderr}");
+    (out.status.code(), stderr)
+}
+
+/// The one plain line a failing command leaves on stderr, checked to be
+/// one whole line saying `words`, whether stdout is a file or a pipe.
+fn the_stderr_line(args: &[&str], code: i32, words: &[&str]) -> String {
+    let mut lines = Vec::new();
+    for to in [StdoutTo::File, StdoutTo::Pipe] {
+        let (got, stderr) = stderr_of(args, to);
+        assert_eq!(got, Some(code), "{args:?} ({to:?}): {stderr}");
+        assert!(
+            stderr.ends_with('\n') && stderr.lines().count() == 1,
+            "{args:?} ({to:?}): not one line: {stderr:?}"
+        );
+        assert!(
+            stderr.starts_with("source-persistiq: "),
+            "{args:?} ({to:?}): {stderr}"
+        );
+        for w in words {
+            assert!(stderr.contains(w), "{args:?} ({to:?}): no {w:?}: {stderr}");
+        }
+        lines.push(stderr);
+    }
+    lines.swap_remove(0)
+}
+
+/// `read --config missing.json > out.jsonl` and friends: the reason is on
+/// stderr too, not only in the TRACE ERROR in the file.
+#[test]
+fn a_failing_command_says_why_on_stderr_in_one_line() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let no_key = dir.json(
+        "nokey.json",
+        &serde_json::json!({"base_url": mock.base_url()}),
+    );
+    let bad_catalog = dir.file("cat.json", "{not json");
+    let bad_state = dir.file("state.json", "[1]");
+    let missing = "/no/such/config.json";
+
+    // Config: a file that is not there, and one without the key.
+    for command in ["check", "discover", "read"] {
+        the_stderr_line(
+            &[command, "--config", missing],
+            1,
+            &[&format!("{command} failed: "), "config file", missing],
+        );
+    }
+    the_stderr_line(
+        &["read", "--config", &no_key],
+        1,
+        &["read failed: ", "api_key"],
+    );
+    the_stderr_line(&["discover", "--config", &no_key], 1, &["api_key"]);
+    // check answers FAILED with exit 0: still one line saying why.
+    the_stderr_line(
+        &["check", "--config", &no_key],
+        0,
+        &["check failed: ", "api_key"],
+    );
+    // Catalog and state.
+    the_stderr_line(
+        &["read", "--config", &cfg, "--catalog", &bad_catalog],
+        1,
+        &["catalog file"],
+    );
+    the_stderr_line(
+        &[
+            "read",
+            "--config",
+            &cfg,
+            "--streams",
+            "leads",
+            "--state",
+            &bad_state,
+        ],
+        1,
+        &["state"],
+    );
+    the_stderr_line(
+        &["read", "--config", &cfg, "--streams", "lead"],
+        1,
+        &["lead"],
+    );
+    assert!(mock.seen().is_empty(), "a request despite bad input");
+
+    // Network: nothing listens on the port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let unreachable = dir.json("net.json", &config(&format!("http://127.0.0.1:{port}/v1/")));
+    the_stderr_line(
+        &["read", "--config", &unreachable, "--streams", "users"],
+        1,
+        &["read failed: stream users"],
+    );
+    the_stderr_line(&["check", "--config", &unreachable], 0, &["check failed: "]);
+
+    // The API: a rejected key, and an answer that is no page.
+    let wrong = dir.json(
+        "wrong.json",
+        &serde_json::json!({"api_key": "wrong-key-0123456789", "base_url": mock.base_url()}),
+    );
+    the_stderr_line(
+        &["read", "--config", &wrong, "--streams", "users,tags"],
+        1,
+        &["read failed: ", "API key was rejected"],
+    );
+    the_stderr_line(
+        &["check", "--config", &wrong],
+        0,
+        &["check failed: ", "API key"],
+    );
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Status(404, vec![], String::new()),
+    ));
+    mock.add_fault(Fault::new(
+        "tags",
+        None,
+        usize::MAX,
+        Action::Status(404, vec![], String::new()),
+    ));
+    let line = the_stderr_line(
+        &[
+            "read",
+            "--config",
+            &cfg,
+            "--streams",
+            "users,lead_statuses,tags",
+        ],
+        1,
+        &[
+            "read failed: stream users",
+            "404",
+            "(failed streams: users, tags)",
+        ],
+    );
+    assert!(!line.contains("lead_statuses"), "{line}");
+
+    // Success: nothing on stderr, stdout in a file or on a pipe.
+    for to in [StdoutTo::File, StdoutTo::Pipe] {
+        let (code, stderr) = stderr_of(
+            &["read", "--config", &cfg, "--streams", "lead_statuses"],
+            to,
+        );
+        assert_eq!(code, Some(0), "{to:?}: {stderr}");
+        assert_eq!(stderr, "", "{to:?}");
+    }
+}
+
+/// `start_date` is described once, in the spec: `--help` prints that
+/// text, and the README's config table says the same (code marks aside).
+#[test]
+fn start_date_is_described_alike_in_the_spec_help_and_readme() {
+    let spec = support::run(&["spec"]);
+    let spec = &spec.of_type("SPEC")[0]["spec"]["connectionSpecification"];
+    let described = spec["properties"]["start_date"]["description"]
+        .as_str()
+        .unwrap();
+    for stream in ["leads", "events", "replies"] {
+        assert!(described.contains(stream), "{described}");
+    }
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    let help = words(&String::from_utf8(help.stdout).unwrap());
+    assert!(
+        help.contains(&format!("start_date {described}")),
+        "--help: {help}"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `start_date` |"))
+        .expect("README's config table has start_date");
+    let meaning = row.trim_end_matches('|').rsplit('|').next().unwrap();
+    assert_eq!(words(&meaning.replace('`', "")), described, "README: {row}");
 }

@@ -4,10 +4,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The connector binary next to the running example, built first (a no-op
-/// when fresh): cargo builds examples without the package's binary.
-/// Says on stderr what it builds, and lets cargo show how it goes: the
-/// first build takes a minute, which must not look like a hang.
+/// The connector binary next to the running example.
+///
+/// Run directly (`target/release/examples/demo`, after the one cargo
+/// invocation `cargo build --release --bin source-persistiq --example
+/// demo` built both), nothing is built. Run by `cargo run --example`
+/// (`$CARGO` is set), which builds an example without the package's
+/// binary, the connector is built first with a nested `cargo build` (a
+/// no-op when fresh); it says so, and lets cargo show how it goes: a first
+/// build takes a minute, which must not look like a hang.
 /// `Err` says what went wrong, for the example to report its own way.
 pub fn connector_binary() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
@@ -16,7 +21,23 @@ pub fn connector_binary() -> Result<PathBuf, String> {
         .and_then(|p| p.parent())
         .ok_or("the example is not under target/<profile>/examples")?;
     let bin = profile_dir.join(format!("source-persistiq{}", std::env::consts::EXE_SUFFIX));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = profile_dir.ends_with("release");
+    let profile = if release { " --release" } else { "" };
+    // Named after the example that prints it: demo or bench.
+    let example = exe
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "demo".into());
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return if bin.exists() {
+            Ok(bin)
+        } else {
+            Err(format!(
+                "no connector at {}; build it with this example, in one go: cargo build{profile} --bin source-persistiq --example {example}",
+                bin.display()
+            ))
+        };
+    };
     let mut build = Command::new(cargo);
     build.args(["build", "--bin", "source-persistiq"]);
     // `cargo run` gives us the package's CARGO_PKG_* and CARGO_MANIFEST_*;
@@ -36,16 +57,11 @@ pub fn connector_binary() -> Result<PathBuf, String> {
             build.env_remove(&*key);
         }
     }
-    let release = profile_dir.ends_with("release");
     if release {
         build.arg("--release");
     }
-    // Named after the example that prints it: demo or bench.
-    let example = exe.file_stem().map(|s| s.to_string_lossy().into_owned());
     eprintln!(
-        "{}: building the connector first: cargo build{} --bin source-persistiq",
-        example.as_deref().unwrap_or("example"),
-        if release { " --release" } else { "" }
+        "{example}: building the connector first: cargo build{profile} --bin source-persistiq"
     );
     match build.status() {
         Ok(s) if s.success() => Ok(bin),
