@@ -131,7 +131,7 @@ pub fn proxy(
     };
     let no_proxy = ["no_proxy", "NO_PROXY"]
         .into_iter()
-        .find_map(|var| env(var))
+        .find_map(env)
         .unwrap_or_default();
     if no_proxy_matches(&no_proxy, host) {
         return Ok(None);
