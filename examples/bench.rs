@@ -95,7 +95,7 @@ where
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("bench: {why}\nusage: cargo run --release --features bench --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH]");
+    eprintln!("bench: {why}\nusage: cargo run --release --features bench --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH] [--latency-leads L] [--https]");
     std::process::exit(2)
 }
 
