@@ -18,6 +18,9 @@
 //!   --rss-runs R        runs of each client at those sizes (default 3)
 //!   --connector PATH    the binary to measure (default: this profile's source-persistiq)
 //!   --latency-leads L   leads for the latency-shaped scenario ("0" skips; default 30000)
+//!   --https             also read the main table's leads over HTTPS (the mock
+//!                       behind a TLS front, its CA given by SSL_CERT_FILE),
+//!                       interleaved with the other clients
 //!
 //! The latency-shaped scenario is what a real user feels: the mock answers
 //! each page after 20 ms and enforces a rate window of 100 requests per
@@ -26,9 +29,10 @@
 //! the 429s the server had to send.
 //!
 //! Internal modes (the bench runs itself as these child processes):
-//!   --serve N [--delay-ms D] [--rate L/W]
+//!   --serve N [--delay-ms D] [--rate L/W] [--tls CA_FILE]
 //!                       the mock server with N leads, until stdin closes;
-//!                       then it prints how many 429s it sent
+//!                       then it prints how many 429s it sent; with --tls,
+//!                       also over HTTPS, its CA written to CA_FILE
 //!   --fetch-raw URL P   fetch pages 1..=P of leads with the bare client
 //!   --fetch-ureq URL P  the same with a ureq agent (the connector's HTTP stack)
 
@@ -36,6 +40,8 @@
 mod mock;
 #[path = "shared/connector.rs"]
 mod shared;
+#[path = "../tests/support/tls.rs"]
+mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -89,7 +95,7 @@ where
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("bench: {why}\nusage: cargo run --release --features bench --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH]");
+    eprintln!("bench: {why}\nusage: cargo run --release --features bench --example bench -- [--leads N] [--runs K] [--spec-runs M] [--rss-leads A,B] [--rss-runs R] [--connector PATH] [--latency-leads L] [--https]");
     std::process::exit(2)
 }
 
@@ -105,6 +111,7 @@ struct Settings {
     rss_leads: Vec<usize>,
     rss_runs: usize,
     connector: PathBuf,
+    https: bool,
 }
 
 fn bench(mut args: pico_args::Arguments) -> Res {
@@ -122,6 +129,7 @@ fn bench(mut args: pico_args::Arguments) -> Res {
             .map_err(|e| format!("--rss-leads: {e}"))?,
         rss_runs: opt(&mut args, "--rss-runs").unwrap_or(3),
         connector: opt::<PathBuf>(&mut args, "--connector").unwrap_or_else(connector_binary),
+        https: args.contains("--https"),
     };
     let rest = args.finish();
     if !rest.is_empty() {
@@ -183,13 +191,21 @@ struct SizeResult {
     pages: usize,
     body_bytes: u64,
     connector: Vec<Measured>,
+    /// The connector over HTTPS (`--https`), else empty.
+    https: Vec<Measured>,
     raw: Vec<Measured>,
     ureq: Vec<Measured>,
 }
 
 fn measure_size(s: &Settings, dir: &Path, leads: usize, runs: usize) -> Res<SizeResult> {
     eprintln!("bench: starting the mock with {leads} leads");
-    let server = Server::start(leads)?;
+    let ca_file = dir.join(format!("ca-{leads}.pem"));
+    let ca_text = ca_file.to_string_lossy().into_owned();
+    let https = s.https && leads == s.leads;
+    let server = match https {
+        true => Server::start_with(leads, &["--tls", &ca_text])?,
+        false => Server::start(leads)?,
+    };
     let config = dir.join(format!("config-{leads}.json"));
     let config_json = format!(
         r#"{{"api_key":"{}","base_url":"{}","retry_schedule_seconds":[0.1]}}"#,
@@ -202,6 +218,22 @@ fn measure_size(s: &Settings, dir: &Path, leads: usize, runs: usize) -> Res<Size
         c.args(["read", "--config"])
             .arg(&config)
             .args(["--streams", "leads"]);
+        c
+    };
+    let https_config = dir.join(format!("config-{leads}-https.json"));
+    if let Some(url) = &server.https_url {
+        let json = format!(
+            r#"{{"api_key":"{}","base_url":"{url}","retry_schedule_seconds":[0.1]}}"#,
+            mock::API_KEY
+        );
+        std::fs::write(&https_config, json).map_err(|e| format!("write the config: {e}"))?;
+    }
+    let over_https = || {
+        let mut c = Command::new(&s.connector);
+        c.args(["read", "--config"])
+            .arg(&https_config)
+            .args(["--streams", "leads"])
+            .env("SSL_CERT_FILE", &ca_file);
         c
     };
     let fetcher = |mode: &str| {
@@ -219,6 +251,15 @@ fn measure_size(s: &Settings, dir: &Path, leads: usize, runs: usize) -> Res<Size
             checked.records
         ));
     }
+    if https {
+        let checked = spawn_measured(&mut over_https(), Capture::CountRecords)?;
+        if checked.records != leads as u64 {
+            return Err(format!(
+                "the connector over HTTPS wrote {} leads RECORDs, expected {leads}",
+                checked.records
+            ));
+        }
+    }
     let body_bytes = spawn_measured(&mut fetcher("--fetch-raw"), Capture::Stdout)?.reported;
     let ureq_bytes = spawn_measured(&mut fetcher("--fetch-ureq"), Capture::Stdout)?.reported;
     if ureq_bytes != body_bytes {
@@ -232,15 +273,24 @@ fn measure_size(s: &Settings, dir: &Path, leads: usize, runs: usize) -> Res<Size
         pages: server.pages,
         body_bytes,
         connector: Vec::new(),
+        https: Vec::new(),
         raw: Vec::new(),
         ureq: Vec::new(),
     };
     eprintln!("bench: {leads} leads: {runs} interleaved runs of each client");
     for run in 0..runs {
         // Alternate the order too, so no client always runs right after another.
-        let order: [u8; 3] = if run % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let order: [u8; 4] = if run % 2 == 0 {
+            [0, 1, 2, 3]
+        } else {
+            [3, 2, 1, 0]
+        };
         for which in order {
             match which {
+                3 if !https => {}
+                3 => result
+                    .https
+                    .push(spawn_measured(&mut over_https(), Capture::Null)?),
                 0 => result
                     .connector
                     .push(spawn_measured(&mut connector(), Capture::Null)?),
@@ -282,10 +332,11 @@ fn print_main(m: &SizeResult, runs: usize) {
     );
     let rows = [
         ("connector: release binary, read", &m.connector),
+        ("connector over HTTPS (TLS front)", &m.https),
         ("reference: bare HTTP/1.1 keep-alive", &m.raw),
         ("reference: ureq 3 agent, bytes only", &m.ureq),
     ];
-    for (name, runs) in rows {
+    for (name, runs) in rows.into_iter().filter(|(_, r)| !r.is_empty()) {
         let wall = median(&walls(runs));
         println!(
             "  {:<38} {:>22} {:>11} {:>10.1} {:>9.1} {:>10.2}",
@@ -314,6 +365,13 @@ fn print_main(m: &SizeResult, runs: usize) {
         "  connector / bare reference, CPU:  {}   (steadier than wall on a busy machine)",
         spread(&cpu_ratios(&m.connector, &m.raw), 2)
     );
+    if !m.https.is_empty() {
+        println!(
+            "  connector HTTPS / HTTP, wall: {}   CPU: {}   (what TLS costs the connector)",
+            spread(&ratios(&m.https, &m.connector), 2),
+            spread(&cpu_ratios(&m.https, &m.connector), 2)
+        );
+    }
     let raw_wall = median(&walls(&m.raw)) / 1e3;
     println!(
         "  mock server: served the bare reference {:.0} MB/s, {} pages/s (a sequential client can draw at least this)",
@@ -372,6 +430,8 @@ struct Server {
     stdout: BufReader<ChildStdout>,
     base_url: String,
     pages: usize,
+    /// The same server over HTTPS (`--tls`).
+    https_url: Option<String>,
 }
 
 impl Server {
@@ -403,6 +463,7 @@ impl Server {
             child,
             base_url: base_url.to_string(),
             pages,
+            https_url: parts.next().map(str::to_string),
         })
     }
 }
@@ -440,13 +501,30 @@ fn serve(leads: usize, mut args: pico_args::Arguments) -> Res {
             })
         }
     };
+    let tls_ca_file = opt::<String>(&mut args, "--tls");
     let server = mock::MockServer::start(mock::Options {
         leads,
         delay,
         rate_limit,
         ..mock::Options::default()
     });
-    println!("{} {}", server.base_url(), server.page_count("leads"));
+    let front = tls_ca_file
+        .map(|path| {
+            let ca = tls::TestCa::new("bench CA");
+            std::fs::write(&path, &ca.pem).map_err(|e| format!("write {path}: {e}"))?;
+            let front = tls::TlsFront::start(server.addr, &ca.server_cert(&tls::MOCK_NAMES, false));
+            Ok::<_, String>(front)
+        })
+        .transpose()?;
+    let https_url = front
+        .as_ref()
+        .map(|f| f.base_url("localhost"))
+        .unwrap_or_default();
+    println!(
+        "{} {} {https_url}",
+        server.base_url(),
+        server.page_count("leads")
+    );
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     println!("limited {}", server.rate_limited());

@@ -5,6 +5,12 @@
 //!   cargo run --release --example demo -- check        # any connector command
 //!   cargo run --release --example demo -- --serve 8765 # only the mock server
 //!   cargo run --release --example demo -- --serve 0 --rate 5/2  # ... rate limited
+//!   cargo run --release --example demo -- --serve 0 --tls ca.pem # ... over HTTPS
+//!
+//! With `--tls CA_FILE` the mock serves HTTPS with a certificate from a CA
+//! made for this run, whose certificate goes to CA_FILE (for SSL_CERT_FILE
+//! or the config's `ca_certificate`); it is valid for localhost, 127.0.0.1
+//! and api.persistiq.test.
 //!
 //! The connector's Airbyte messages go to stdout; a summary goes to stderr.
 //! With stdout sent to a file (`> messages.jsonl`) the connector writes the
@@ -14,6 +20,8 @@
 mod mock;
 #[path = "shared/connector.rs"]
 mod shared;
+#[path = "../tests/support/tls.rs"]
+mod tls;
 
 use mock::{MockServer, Options};
 use std::collections::BTreeMap;
@@ -233,32 +241,42 @@ fn serve(port: &str, rest: &[String]) -> Result<ExitCode, String> {
     let port: u16 = port.parse().map_err(|_| {
         format!("--serve takes a port number from 0 to 65535 (0: any free port), not `{port}`")
     })?;
-    let rate_limit = match rest {
-        [] => None,
-        [flag, rate] if flag == "--rate" => {
-            let parsed = rate.split_once('/').and_then(|(l, w)| {
-                Some(mock::RateLimit {
-                    limit: l.parse().ok()?,
-                    window_secs: w.parse().ok().filter(|w: &u64| *w > 0)?,
-                })
-            });
-            Some(
-                parsed
-                    .ok_or_else(|| format!("--rate takes LIMIT/SECONDS, e.g. 5/2, not `{rate}`"))?,
-            )
+    let mut rate_limit = None;
+    let mut tls_ca_file = None;
+    let mut flags = rest.iter();
+    while let Some(flag) = flags.next() {
+        let value = flags.next();
+        match (flag.as_str(), value) {
+            ("--rate", Some(rate)) => {
+                let parsed = rate.split_once('/').and_then(|(l, w)| {
+                    Some(mock::RateLimit {
+                        limit: l.parse().ok()?,
+                        window_secs: w.parse().ok().filter(|w: &u64| *w > 0)?,
+                    })
+                });
+                rate_limit = Some(parsed.ok_or_else(|| {
+                    format!("--rate takes LIMIT/SECONDS, e.g. 5/2, not `{rate}`")
+                })?);
+            }
+            ("--tls", Some(path)) => tls_ca_file = Some(path.clone()),
+            _ => {
+                return Err(format!(
+                    "--serve PORT takes only `--rate LIMIT/SECONDS` and `--tls CA_FILE` after it, not {rest:?}"
+                ))
+            }
         }
-        other => {
-            return Err(format!(
-                "--serve PORT takes only `--rate LIMIT/SECONDS` after it, not {other:?}"
-            ))
-        }
-    };
+    }
     let options = Options {
         rate_limit,
         ..Options::default()
     };
     let bind = format!("127.0.0.1:{port}");
-    let server = MockServer::try_start_on(&bind, options).map_err(|e| {
+    // Over TLS, the plain server takes any free port behind the front.
+    let plain_bind = match tls_ca_file {
+        Some(_) => "127.0.0.1:0".to_string(),
+        None => bind.clone(),
+    };
+    let cannot_serve = |e: std::io::Error| {
         let hint = match e.kind() {
             ErrorKind::AddrInUse => {
                 "; stop what uses it or pick another port (--serve 0 picks a free one)"
@@ -267,8 +285,22 @@ fn serve(port: &str, rest: &[String]) -> Result<ExitCode, String> {
             _ => "",
         };
         format!("cannot serve on {bind}: {e}{hint}")
-    })?;
-    println!("{}", server.base_url());
+    };
+    let server = MockServer::try_start_on(&plain_bind, options).map_err(cannot_serve)?;
+    let mut _front = None;
+    let base_url = match tls_ca_file {
+        None => server.base_url(),
+        Some(path) => {
+            let ca = tls::TestCa::new("source-persistiq demo CA");
+            std::fs::write(&path, &ca.pem).map_err(|e| format!("cannot write {path}: {e}"))?;
+            let cert = ca.server_cert(&tls::MOCK_NAMES, false);
+            let front = tls::TlsFront::start_on(&bind, server.addr, &cert).map_err(cannot_serve)?;
+            let url = front.base_url("localhost");
+            _front = Some(front);
+            url
+        }
+    };
+    println!("{base_url}");
     let _ = std::io::stdout().flush();
     eprintln!(
         "demo: serving the mock PersistIq API; api_key is {}",

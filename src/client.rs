@@ -160,7 +160,8 @@ impl Client {
         if (200..300).contains(&status) {
             return self.judge_page(req, &head);
         }
-        let reason = api_reason(&self.body);
+        let request_id = request_id(&head.headers);
+        let reason = format!("{}{request_id}", api_reason(&self.body));
         match status {
             408 | 500..=599 => {
                 let mut trouble = Trouble::new(Kind::Unavailable, format!("HTTP {status}{reason}"));
@@ -171,10 +172,11 @@ impl Client {
             }
             401 | 403 => Attempt::Fail(
                 Error::config(format!(
-                    "the API key was rejected (HTTP {status}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
+                    "the API key was rejected (HTTP {status}{request_id}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
                 ))
                 .with_internal(format!("{}: HTTP {status}{reason}", req.what))
-                .with_status(status),
+                .with_status(status)
+                .stopping_sync("the API key was rejected"),
             ),
             300..=399 => {
                 let location = head
@@ -184,7 +186,7 @@ impl Client {
                     .map(|l| format!(" to {}", clip(l, QUOTE_BYTES)))
                     .unwrap_or_default();
                 Attempt::Fail(Error::system(format!(
-                    "{}: the API answered HTTP {status}, a redirect{location}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
+                    "{}: the API answered HTTP {status}, a redirect{location}{request_id}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
                     req.what
                 )).with_status(status))
             }
@@ -249,9 +251,20 @@ impl Client {
         Attempt::Page(layout)
     }
 
-    /// Sorts a transport failure: configuration mistakes fail, the rest retry.
+    /// Sorts a transport failure: configuration mistakes, certificates
+    /// and proxies that refuse fail at once, the rest retry.
     fn transport_failure(&self, e: ureq::Error, timeout: Duration) -> Attempt {
         let text = secret::mask(&e.to_string());
+        let origin = self.transport.origin();
+        let via = self.transport.via();
+        if let Some(tls) = rustls_error(&e) {
+            return Attempt::Fail(tls_failure(
+                tls,
+                self.transport.host(),
+                &via,
+                self.transport.trust(),
+            ));
+        }
         match e {
             ureq::Error::BadUri(_)
             | ureq::Error::Http(_)
@@ -259,17 +272,44 @@ impl Client {
             | ureq::Error::RequireHttpsOnly(_) => Attempt::Fail(Error::config(format!(
                 "the request could not be made ({text}); check base_url"
             ))),
-            // A certificate that does not verify will not verify in a minute either.
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
-                Attempt::Fail(Error::config(format!(
-                    "TLS with base_url's host failed ({text}); check base_url"
-                )))
+            ureq::Error::Tls(_) | ureq::Error::Pem(_) => Attempt::Fail(Error::config(format!(
+                "TLS with {} failed{via} ({text}); check base_url",
+                self.transport.host()
+            ))),
+            ureq::Error::ConnectProxyFailed(ref answer) => {
+                let status = proxy_status(answer);
+                let refused = format!(
+                    "the proxy{} refused to open a tunnel to {}",
+                    via.trim_start_matches(" through the proxy"),
+                    self.transport.host()
+                );
+                match status {
+                    Some(407) => Attempt::Fail(
+                        Error::config(format!(
+                            "{refused}: it answered HTTP 407 (proxy authentication required); give the proxy's user name and password in the proxy URL, as http://user:password@host:port"
+                        ))
+                        .stopping_sync("the proxy refused the connection"),
+                    ),
+                    Some(code @ 400..=499) => Attempt::Fail(
+                        Error::config(format!(
+                            "{refused}: it answered HTTP {code}; the proxy does not allow this host: ask the network's administrators to allow it, or check the proxy setting"
+                        ))
+                        .stopping_sync("the proxy refused the connection"),
+                    ),
+                    Some(code) => Attempt::Retry(Trouble::new(
+                        Kind::Unavailable,
+                        format!("{refused}: it answered HTTP {code}"),
+                    )),
+                    None => Attempt::Retry(Trouble::new(
+                        Kind::Unavailable,
+                        format!("{refused}: it closed the connection without an answer"),
+                    )),
+                }
             }
             ureq::Error::Timeout(_) => Attempt::Retry(Trouble::new(
                 Kind::Unavailable,
                 format!(
-                    "no answer from {} within {}",
-                    self.transport.origin(),
+                    "no answer from {origin}{via} within {}",
                     if timeout < self.timeout {
                         format!("the {:.1} s left to this command", timeout.as_secs_f64())
                     } else {
@@ -279,7 +319,7 @@ impl Client {
             )),
             _ => Attempt::Retry(Trouble::new(
                 Kind::Unavailable,
-                format!("request to {} failed: {text}", self.transport.origin()),
+                format!("request to {origin}{via} failed: {text}"),
             )),
         }
     }
@@ -329,6 +369,96 @@ fn rate_limited_until(until: SystemTime) -> Error {
         "rate limited by the API until {}; try again then",
         time::format_utc(secs)
     ))
+}
+
+/// The TLS library's error inside a ureq error: ureq hands a failed
+/// handshake over as an `io::Error` that wraps it.
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(tls) => Some(tls),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
+    }
+}
+
+/// A TLS failure with the API's host: a certificate that does not verify
+/// will not verify on a retry either, and no other stream would fare better.
+/// Says which check failed and what to do.
+fn tls_failure(e: &rustls::Error, host: &str, via: &str, trust: &str) -> Error {
+    use rustls::CertificateError as C;
+    let give_ca = "If your network inspects HTTPS with its own CA (a company proxy or firewall), give that CA's certificate (PEM) in the config key `ca_certificate`, or as a file named by SSL_CERT_FILE; otherwise check base_url";
+    let date = |t: rustls::pki_types::UnixTime| time::format_utc(t.as_secs() as i64);
+    let message = match e {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => format!(
+                "the TLS certificate of {host}{via} is signed by a CA this connector does not trust (unknown issuer; trusted: {trust}). {give_ca}"
+            ),
+            C::NotValidForName => format!(
+                "the TLS certificate presented for {host}{via} is not valid for that host name. Check base_url, or whether something else answers in the API's place"
+            ),
+            C::NotValidForNameContext { presented, .. } => format!(
+                "the TLS certificate presented for {host}{via} is not valid for that host name (it is for {}). Check base_url, or whether something else answers in the API's place",
+                clip(&presented.iter().map(|p| bare_name(p)).collect::<Vec<_>>().join(", "), QUOTE_BYTES)
+            ),
+            C::Expired => format!(
+                "the TLS certificate of {host}{via} has expired. Check this machine's clock; if it is right, the server's certificate must be renewed (or check base_url)"
+            ),
+            C::ExpiredContext { time, not_after } => format!(
+                "the TLS certificate of {host}{via} expired at {} (the time here is {}). Check this machine's clock; if it is right, the server's certificate must be renewed (or check base_url)",
+                date(*not_after),
+                date(*time)
+            ),
+            C::NotValidYet => format!(
+                "the TLS certificate of {host}{via} is not valid yet. Check this machine's clock"
+            ),
+            C::NotValidYetContext { time, not_before } => format!(
+                "the TLS certificate of {host}{via} is valid only from {} (the time here is {}). Check this machine's clock",
+                date(*not_before),
+                date(*time)
+            ),
+            other => format!(
+                "the TLS certificate of {host}{via} was refused ({}; trusted: {trust}). {give_ca}",
+                secret::mask(&format!("{other:?}"))
+            ),
+        },
+        other => format!(
+            "the TLS handshake with {host}{via} failed ({}). Check base_url: it must name an HTTPS server",
+            secret::mask(&other.to_string())
+        ),
+    };
+    Error::config(message).stopping_sync("TLS with the API's host failed")
+}
+
+/// `other.test` of the TLS library's `DnsName("other.test")` (and
+/// `127.0.0.1` of `IpAddress(127.0.0.1)`).
+fn bare_name(presented: &str) -> &str {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"')
+}
+
+/// The status a proxy answered a CONNECT with, from ureq's words for it
+/// ("proxy server responded 407/407").
+fn proxy_status(answer: &str) -> Option<u16> {
+    let rest = answer.split("responded ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// "; request id ..." when the answer names one: PersistIq's support asks
+/// for it.
+fn request_id(headers: &ureq::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| format!("; request id {}", clip(v, 100)))
+        .unwrap_or_default()
 }
 
 /// ": <reason>: <message>" from the API's error envelope, or a quote of the body.

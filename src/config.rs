@@ -2,6 +2,7 @@
 //! later step can trust it.
 
 use crate::error::{Error, Result};
+use crate::network::{self, ProxyChoice, Trust};
 use crate::secret::{self, ApiKey};
 use serde_json::{Map, Value};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -39,11 +40,24 @@ pub struct Config {
     pub timeout: Duration,
     /// Lower bound of the first incremental sync, normalised to UTC.
     pub start_date: Option<crate::time::Stamp>,
+    /// The CAs the API's certificate must chain to.
+    pub trust: Trust,
+    /// The proxy the API's tunnel goes through, if any.
+    pub proxy: Option<ProxyChoice>,
 }
 
 impl Config {
-    /// Checks a parsed config object; the error names the key at fault.
+    /// Checks a parsed config object, with the process's environment (CA
+    /// files, proxies); the error names the key or variable at fault.
     pub fn from_json(value: &Value) -> Result<Config> {
+        Config::from_json_with_env(value, &|name| std::env::var(name).ok())
+    }
+
+    /// `from_json` with the environment variables `env` gives.
+    pub fn from_json_with_env(
+        value: &Value,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
         let obj = value.as_object().ok_or_else(|| {
             Error::config(format!(
                 "config must be a JSON object, found {}",
@@ -51,13 +65,23 @@ impl Config {
             ))
         })?;
         let base = base_url(obj)?;
+        let api_key = api_key(obj)?;
+        let ca_certificate = optional_text(obj, "ca_certificate")?;
+        let proxy_url = optional_text(obj, "proxy_url")?;
+        // Plain http only ever goes to loopback; a proxy would see the key.
+        let proxy = match base.plain_http {
+            true => None,
+            false => network::proxy(proxy_url.as_deref(), &base.host, env)?,
+        };
         Ok(Config {
-            api_key: api_key(obj)?,
+            api_key,
             base_url: base.url,
             plain_http: base.plain_http,
             retry_schedule: retry_schedule(obj)?,
             timeout: timeout(obj)?,
             start_date: start_date(obj)?,
+            trust: network::trust(ca_certificate.as_deref(), env)?,
+            proxy,
         })
     }
 }
@@ -90,9 +114,24 @@ fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
     }
 }
 
+/// An optional string key; empty counts as not set (a cleared form field).
+fn optional_text(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Error::config(format!(
+            "config key `{key}` must be a string, found {}",
+            json_kind(other)
+        ))),
+    }
+}
+
 /// A checked base_url.
 struct BaseUrl {
     url: String,
+    /// Lower case, IPv6 in brackets.
+    host: String,
     plain_http: bool,
 }
 
@@ -146,7 +185,11 @@ fn check_base_url(raw: &str) -> Result<BaseUrl, String> {
     if !url.ends_with('/') {
         url.push('/');
     }
-    Ok(BaseUrl { url, plain_http })
+    Ok(BaseUrl {
+        url,
+        host: host.to_ascii_lowercase(),
+        plain_http,
+    })
 }
 
 /// Loopback hosts, where plain http cannot leak the key off the machine.

@@ -37,6 +37,9 @@ pub struct Error {
     pub output_closed: bool,
     /// The HTTP status that caused the error, when the API answered.
     pub http_status: Option<u16>,
+    /// Why no later stream of a sync can be read either (a rejected key, a
+    /// certificate that is not trusted): the sync stops at this error.
+    pub stops_sync: Option<&'static str>,
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             internal: None,
             output_closed: false,
             http_status: None,
+            stops_sync: None,
         }
     }
 
@@ -77,6 +81,12 @@ impl Error {
 
     pub fn with_status(mut self, status: u16) -> Error {
         self.http_status = Some(status);
+        self
+    }
+
+    /// Marks an error no other stream could avoid, saying why.
+    pub fn stopping_sync(mut self, why: &'static str) -> Error {
+        self.stops_sync = Some(why);
         self
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod config;
 mod error;
+mod network;
 mod output;
 mod page;
 mod progress;

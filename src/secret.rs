@@ -17,6 +17,9 @@ const MASK: &str = "[redacted]";
 /// The forms of the key to mask, set once the config has been read.
 static FORMS: OnceLock<Vec<String>> = OnceLock::new();
 
+/// The forms of the proxy's password (`proxy_url`), masked as the key is.
+static PROXY_FORMS: OnceLock<Vec<String>> = OnceLock::new();
+
 /// The PersistIq API key. `Debug` and `Display` print `[redacted]`; only
 /// `expose` gives the key, for the one header that carries it.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,8 +53,21 @@ impl fmt::Display for ApiKey {
 /// Only the first call counts; a key too short to mask safely is ignored
 /// (the config refuses it).
 pub fn protect(key: &str) {
+    if let Some(forms) = forms(key) {
+        let _ = FORMS.set(forms);
+    }
+}
+
+/// From now on, `mask` also hides the proxy's password, in the same forms.
+pub fn protect_also(password: &str) {
+    if let Some(forms) = forms(password) {
+        let _ = PROXY_FORMS.set(forms);
+    }
+}
+
+fn forms(key: &str) -> Option<Vec<String>> {
     if key.chars().count() < MIN_KEY_CHARS {
-        return;
+        return None;
     }
     let json = serde_json::to_string(key).unwrap_or_default();
     let json = json.trim_matches('"').to_string();
@@ -75,13 +91,15 @@ pub fn protect(key: &str) {
     // inside it could break it up.
     forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     forms.dedup();
-    let _ = FORMS.set(forms);
+    Some(forms)
 }
 
 /// `text` from outside with every form of the key replaced by `[redacted]`.
 pub fn mask(text: &str) -> String {
     let mut out = text.to_string();
-    for form in FORMS.get().map(Vec::as_slice).unwrap_or_default() {
+    let key = FORMS.get().map(Vec::as_slice).unwrap_or_default();
+    let proxy = PROXY_FORMS.get().map(Vec::as_slice).unwrap_or_default();
+    for form in key.iter().chain(proxy) {
         if out.contains(form.as_str()) {
             out = out.replace(form.as_str(), MASK);
         }

@@ -35,8 +35,9 @@ pub const MAX_PAGE: u64 = 1_000_000;
 /// Reads the selected streams in catalog order. Returns whether every
 /// stream completed; a failed stream has had its TRACE ERROR and INCOMPLETE
 /// status written, and the next streams are still attempted, unless the
-/// API rejected the key: then no stream can be read, and each gets its
-/// INCOMPLETE status after the one error.
+/// error is one no stream can avoid (the API rejected the key, its
+/// certificate is not trusted): then each gets its INCOMPLETE status after
+/// the one error.
 pub fn read(
     client: &mut Client,
     selected: &[Selected],
@@ -48,12 +49,12 @@ pub fn read(
     let mut failed = Vec::new();
     let mut unknown = Vec::new();
     let mut total = 0;
-    let mut rejected = false;
+    let mut stopped: Option<&str> = None;
     for sel in selected {
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
-        if rejected {
+        if let Some(why) = stopped {
             out.status(&id, Status::Incomplete);
-            out.progress_failed(&sel.name, 0, "not read: the API key was rejected");
+            out.progress_failed(&sel.name, 0, &format!("not read: {why}"));
             failed.push(sel.name.as_str());
             continue;
         }
@@ -86,7 +87,7 @@ pub fn read(
             Ok(()) => {}
             Err(e) if e.output_closed => return Err(e),
             Err(e) => {
-                rejected = matches!(e.http_status, Some(401 | 403));
+                stopped = e.stops_sync;
                 out.progress_failed(&sel.name, written, &e.message);
                 out.trace_error(&e, Some(&id));
                 out.status(&id, Status::Incomplete);

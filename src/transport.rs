@@ -24,6 +24,10 @@ pub struct Transport {
     api_key: String,
     /// The agent's own timeout (`timeout_seconds`).
     timeout: Duration,
+    /// Where the trusted CAs come from, for messages.
+    trust: String,
+    /// The proxy, for messages: `http://host:port` and where it was set.
+    proxy: Option<(String, String)>,
 }
 
 /// The head of an answer; its body went into the caller's buffer.
@@ -54,9 +58,16 @@ impl Transport {
             .timeout_global(Some(config.timeout))
             .user_agent(concat!("source-persistiq/", env!("CARGO_PKG_VERSION")))
             .accept("application/json");
-        if config.plain_http {
-            // Plain http only ever goes to loopback; a proxy would see the key.
-            builder = builder.proxy(None);
+        // Always set, so that ureq's own reading of the environment (which
+        // differs from curl's) never applies: the config decided. Plain
+        // http only ever goes to loopback; a proxy would see the key.
+        let proxy = config.proxy.as_ref().filter(|_| !config.plain_http);
+        builder = builder.proxy(proxy.map(|p| p.proxy.clone()));
+        if let Some(roots) = &config.trust.roots {
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots.clone())))
+                .build();
+            builder = builder.tls_config(tls);
         }
         let resolver = CachingResolver::default();
         Transport {
@@ -69,6 +80,34 @@ impl Transport {
             base_url: config.base_url.clone(),
             api_key: config.api_key.expose().to_string(),
             timeout: config.timeout,
+            trust: config.trust.source.clone(),
+            proxy: config
+                .proxy
+                .as_ref()
+                .map(|p| (p.shown.clone(), p.source.clone())),
+        }
+    }
+
+    /// Where the trusted CAs come from ("the built-in Mozilla roots").
+    pub fn trust(&self) -> &str {
+        &self.trust
+    }
+
+    /// " through the proxy http://host:port (from HTTPS_PROXY)", or nothing.
+    pub fn via(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map(|(shown, source)| format!(" through the proxy {shown} (from {source})"))
+            .unwrap_or_default()
+    }
+
+    /// base_url's host, as certificates name it.
+    pub fn host(&self) -> &str {
+        let origin = self.origin();
+        let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+        match authority.rfind(':') {
+            Some(i) if !authority[i..].contains(']') => &authority[..i],
+            _ => authority,
         }
     }
 

@@ -55,7 +55,17 @@ def rate_limited_base_url(tmp_path_factory) -> str:
     yield from _serve_mock(tmp_path_factory, "--rate", "5/2")
 
 
-def _serve_mock(tmp_path_factory, *flags):
+@pytest.fixture(scope="session")
+def https_mock(tmp_path_factory):
+    """The mock over HTTPS, its certificate from a CA made for this session:
+    (base_url, path of the CA's PEM file)."""
+    ca_file = tmp_path_factory.mktemp("https-mock") / "ca.pem"
+    for url in _serve_mock(tmp_path_factory, "--tls", str(ca_file), pattern=r"https://localhost:\d+/v1/"):
+        ca_file.chmod(0o644)
+        yield url, ca_file
+
+
+def _serve_mock(tmp_path_factory, *flags, pattern=r"http://127\.0\.0\.1:\d+/v1/"):
     _require(MOCK, "cargo build --release --example demo")
     log = (tmp_path_factory.mktemp("mock") / "stderr.log").open("wb")
     proc = subprocess.Popen(
@@ -67,7 +77,7 @@ def _serve_mock(tmp_path_factory, *flags):
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline().decode().strip() if ready else ""
-        if not re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/", line):
+        if not re.fullmatch(pattern, line):
             pytest.fail(f"the mock did not print its base_url (got {line!r}, exit {proc.poll()})", pytrace=False)
         yield line
     finally:

@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from conftest import REPO, Run, run_connector, write_json
+from conftest import API_KEY, REPO, Run, run_connector, write_json
 from expected import EXPECTED_COUNTS, count_of
 
 IMAGE = os.environ.get("SPQ_IMAGE", "ghcr.io/source-persistiq/source-persistiq:dev-amd64")
@@ -387,3 +387,30 @@ def test_busybox_kill_stops_the_connector_within_a_second(image, control, tmp_pa
     assert run.returncode == 0, run.describe()
     assert run.stdout == "connector exit: 143\n", run.describe()
     assert seconds < 5, f"took {seconds:.1f} s from the signal to the container's exit"
+
+
+def test_read_over_https_trusts_a_mounted_ca_named_by_ssl_cert_file(image, control, tmp_path, https_mock):
+    """A company CA as an image user gives it: a mounted file and SSL_CERT_FILE."""
+    base_url, ca_file = https_mock
+    config = {"api_key": API_KEY, "base_url": base_url, "retry_schedule_seconds": [0.05, 0.05]}
+    catalog = {"streams": [{"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                            "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+                           for name in ("users", "campaigns", "tags")]}
+    source = mounted(tmp_path, "source", {"connectorConfig.json": config, "catalog.json": catalog})
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    cas.chmod(0o755)
+    (cas / "corp-ca.pem").write_bytes(ca_file.read_bytes())
+    (cas / "corp-ca.pem").chmod(0o644)
+    command = "read --config /source/connectorConfig.json --catalog /source/catalog.json"
+    untrusted = platform_run(command, control, mounts=[(source, "/source")])
+    assert untrusted.returncode == 1, untrusted.describe()
+    (error,) = [m["trace"]["error"] for m in of_type(untrusted.stdout, "TRACE") if m["trace"]["type"] == "ERROR"]
+    assert error["failure_type"] == "config_error" and "SSL_CERT_FILE" in error["message"], error
+    run = platform_run(command, control, mounts=[(source, "/source"), (cas, "/etc/corp")],
+                       env=["SSL_CERT_FILE=/etc/corp/corp-ca.pem"])
+    assert run.returncode == 0, run.describe()
+    counts = {}
+    for record in of_type(run.stdout, "RECORD"):
+        counts[record["record"]["stream"]] = counts.get(record["record"]["stream"], 0) + 1
+    assert counts == {name: count_of(name) for name in ("users", "campaigns", "tags")}

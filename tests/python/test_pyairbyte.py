@@ -205,3 +205,43 @@ def test_second_sync_rereads_full_refresh_streams_and_adds_only_changed_rows(fir
                 assert len(resent) < len(after_ms), f"{name}: the incremental sync re-read every row"
             else:
                 assert len(rewritten) == len(after_ms), f"{name}: a full-refresh stream was not read again"
+
+
+HTTPS_SCRIPT = """
+import json, os, sys
+import airbyte as ab
+
+source = ab.get_source(
+    "source-persistiq",
+    config=json.loads(os.environ["SPQ_CONFIG"]),
+    local_executable=os.environ["SOURCE_PERSISTIQ_BIN"],
+)
+source.check()
+source.select_streams(["users", "campaigns", "tags"])
+result = source.read(cache=ab.new_local_cache("https"))
+for name, dataset in result.streams.items():
+    print(f"{name}: {len(dataset)} rows")
+"""
+
+
+def test_pyairbyte_reads_over_https_with_the_ca_in_the_config(connector, https_mock, tmp_path):
+    """A platform or PyAirbyte user gives the company CA in the config: `ca_certificate`."""
+    base_url, ca_file = https_mock
+    config = {"api_key": API_KEY, "base_url": base_url, "retry_schedule_seconds": [0.05, 0.05],
+              "ca_certificate": ca_file.read_text()}
+    script = tmp_path / "https_sync.py"
+    script.write_text(HTTPS_SCRIPT, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AIRBYTE_") and k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")}
+    env.update({"AIRBYTE_OFFLINE_MODE": "1", "DO_NOT_TRACK": "1", "SOURCE_PERSISTIQ_BIN": str(connector),
+                "SPQ_CONFIG": json.dumps(config)})
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, timeout=600)
+    out = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr.decode()[-5000:]}"
+    assert printed_counts(out) == {name: count_of(name) for name in ("users", "campaigns", "tags")}, out
+    # Without the CA the same check fails, saying what to do.
+    del config["ca_certificate"]
+    check = run_connector(connector, "check", "--config", write_json(tmp_path / "no-ca.json", config))
+    (status,) = [m for m in map(json.loads, check.lines) if m["type"] == "CONNECTION_STATUS"]
+    assert status["connectionStatus"]["status"] == "FAILED"
+    assert "ca_certificate" in status["connectionStatus"]["message"]

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test crate uses a different part of it
 
 pub mod mock;
+pub mod tls;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,589 @@
+//! HTTPS end to end, through the release binary: the mock served over TLS
+//! with a CA made for this run, each way of trusting a CA and which wins,
+//! certificate errors that fail at once saying what to do, CONNECT proxies
+//! (from the environment and from `proxy_url`), and handshakes that stall.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::mock::{Action, Fault, MockServer, Options, API_KEY};
+use support::tls::{ConnectProxy, ProxyMode, Staller, TestCa, TlsFront, MOCK_NAMES};
+use support::*;
+
+/// Every variable that could change how the binary reaches the mock; the
+/// tests' own environment must not leak into a case.
+const NETWORK_VARS: [&str; 12] = [
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+];
+
+/// The mock behind a TLS front whose certificate a CA of this run signed.
+struct Https {
+    mock: MockServer,
+    front: TlsFront,
+    ca: TestCa,
+    dir: TempDir,
+    /// The CA's certificate in a file.
+    ca_file: String,
+}
+
+impl Https {
+    fn start(names: &[&str], expired: bool) -> Https {
+        let mock = MockServer::start(Options::default());
+        let ca = TestCa::new("Test Corp Inspection CA");
+        let front = TlsFront::start(mock.addr, &ca.server_cert(names, expired));
+        let dir = TempDir::new();
+        let ca_file = dir.file("corp-ca.pem", &ca.pem);
+        Https {
+            mock,
+            front,
+            ca,
+            dir,
+            ca_file,
+        }
+    }
+
+    fn usual() -> Https {
+        Https::start(&MOCK_NAMES, false)
+    }
+
+    /// The test config for `https://HOST:PORT/v1/`.
+    fn config(&self, host: &str) -> Value {
+        config(&self.front.base_url(host))
+    }
+
+    /// A file holding another CA's certificate, one the mock's is not from.
+    fn other_ca_file(&self) -> String {
+        self.dir
+            .file("other-ca.pem", &TestCa::new("Some Other CA").pem)
+    }
+
+    fn check(&self, cfg: &Value, env: &[(&str, &str)]) -> Run {
+        let path = self.dir.json("check.json", cfg);
+        connector(&["check", "--config", &path], env, &[])
+    }
+
+    fn read(&self, cfg: &Value, streams: &[&str], env: &[(&str, &str)]) -> Run {
+        let path = self.dir.json("read.json", cfg);
+        let cat = self.dir.json("cat.json", &catalog(streams, "full_refresh"));
+        connector(&["read", "--config", &path, "--catalog", &cat], env, &[])
+    }
+}
+
+/// Runs the binary with exactly `env` of the network variables; checks that
+/// neither the key nor any of `secrets` appears in its output.
+fn connector(args: &[&str], env: &[(&str, &str)], secrets: &[&str]) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null());
+    for var in NETWORK_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let mut all = vec![API_KEY];
+    all.extend_from_slice(secrets);
+    finish(cmd.output().expect("run the binary"), &all)
+}
+
+/// The CONNECTION_STATUS of a check run.
+fn status(run: &Run) -> (String, String) {
+    let s = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    (
+        s["status"].as_str().unwrap().to_string(),
+        s["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn succeeded(run: &Run, case: &str) {
+    assert_eq!(status(run).0, "SUCCEEDED", "{case}: {}", run.stdout);
+}
+
+/// The check's FAILED message, after checking it came in under `within`.
+fn failed_at_once(run: &Run, took: Duration, case: &str) -> String {
+    let (s, message) = status(run);
+    assert_eq!(s, "FAILED", "{case}: {}", run.stdout);
+    assert!(
+        took < Duration::from_secs(3),
+        "{case}: took {took:?}: {message}"
+    );
+    assert!(
+        run.logs("WARN").is_empty(),
+        "{case}: retried: {}",
+        run.stdout
+    );
+    message
+}
+
+/// Every RECORD line, with its `emitted_at` cut off.
+fn record_lines(run: &Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"RECORD""#))
+        .map(|l| l[..l.rfind(r#","emitted_at":"#).expect("emitted_at")].to_string())
+        .collect()
+}
+
+#[test]
+fn every_stream_over_https_is_byte_for_byte_what_http_gives() {
+    let https = Https::usual();
+    let dir = TempDir::new();
+    let plain = read(&dir, &config(&https.mock.base_url()), None);
+    assert_eq!(plain.code, Some(0), "{}", plain.stdout);
+    let cfg = https.dir.json("c.json", &https.config("localhost"));
+    let tls = connector(
+        &["read", "--config", &cfg],
+        &[("SSL_CERT_FILE", &https.ca_file)],
+        &[],
+    );
+    assert_eq!(tls.code, Some(0), "{}", tls.stdout);
+    for stream in STREAMS {
+        assert!(!tls.record_data(stream).is_empty(), "{stream}: no records");
+        assert_eq!(
+            tls.statuses(stream),
+            plain.statuses(stream),
+            "{stream} statuses"
+        );
+    }
+    let (over_tls, over_http) = (record_lines(&tls), record_lines(&plain));
+    assert_eq!(over_tls.len(), over_http.len());
+    assert!(over_tls == over_http, "the records differ");
+}
+
+#[test]
+fn each_ca_source_is_trusted() {
+    let https = Https::usual();
+    let cfg = https.config("localhost");
+    for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"] {
+        succeeded(&https.check(&cfg, &[(var, &https.ca_file)]), var);
+    }
+    let mut with_key = cfg.clone();
+    with_key["ca_certificate"] = json!(https.ca.pem);
+    succeeded(&https.check(&with_key, &[]), "ca_certificate");
+    // A bundle of several certificates: the one that signed is not first.
+    let bundle = https.dir.file(
+        "bundle.pem",
+        &format!("{}{}", TestCa::new("First In Bundle").pem, https.ca.pem),
+    );
+    succeeded(&https.check(&cfg, &[("SSL_CERT_FILE", &bundle)]), "bundle");
+    // An IP address in base_url is checked against the certificate's too.
+    let by_ip = https.config("127.0.0.1");
+    succeeded(
+        &https.check(&by_ip, &[("SSL_CERT_FILE", &https.ca_file)]),
+        "by IP",
+    );
+}
+
+/// `ca_certificate` wins over `SSL_CERT_FILE`, which wins over
+/// `REQUESTS_CA_BUNDLE`; whichever is used replaces the others.
+#[test]
+fn the_ca_sources_replace_each_other_in_order() {
+    let https = Https::usual();
+    let other = https.other_ca_file();
+    let cfg = https.config("localhost");
+    let run = https.check(
+        &cfg,
+        &[
+            ("SSL_CERT_FILE", &other),
+            ("REQUESTS_CA_BUNDLE", &https.ca_file),
+        ],
+    );
+    let (s, message) = status(&run);
+    assert_eq!(s, "FAILED", "SSL_CERT_FILE wins: {}", run.stdout);
+    assert!(
+        message.contains(&format!("trusted: the CAs in SSL_CERT_FILE ({other})")),
+        "{message}"
+    );
+    succeeded(
+        &https.check(
+            &cfg,
+            &[
+                ("SSL_CERT_FILE", &https.ca_file),
+                ("REQUESTS_CA_BUNDLE", &other),
+            ],
+        ),
+        "SSL_CERT_FILE over REQUESTS_CA_BUNDLE",
+    );
+    let mut with_key = cfg.clone();
+    with_key["ca_certificate"] = json!(https.ca.pem);
+    succeeded(
+        &https.check(&with_key, &[("SSL_CERT_FILE", &other)]),
+        "ca_certificate over SSL_CERT_FILE",
+    );
+    with_key["ca_certificate"] = json!(TestCa::new("Not The Mock's").pem);
+    let run = https.check(&with_key, &[("SSL_CERT_FILE", &https.ca_file)]);
+    let (s, message) = status(&run);
+    assert_eq!(s, "FAILED", "ca_certificate replaces: {}", run.stdout);
+    assert!(message.contains("config key `ca_certificate`"), "{message}");
+}
+
+#[test]
+fn an_unusable_ca_is_a_config_error_naming_its_source() {
+    let https = Https::usual();
+    let cfg = https.config("localhost");
+    let empty = https.dir.file("empty.pem", "# no certificates here\n");
+    let garbage = https.dir.file(
+        "garbage.pem",
+        "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    );
+    let cases = [
+        (
+            "SSL_CERT_FILE",
+            "/nonexistent/ca.pem".to_string(),
+            "SSL_CERT_FILE (/nonexistent/ca.pem) cannot be read",
+        ),
+        ("REQUESTS_CA_BUNDLE", empty.clone(), "holds no certificate"),
+        (
+            "SSL_CERT_FILE",
+            garbage.clone(),
+            "certificate 1 of 1 cannot be parsed",
+        ),
+    ];
+    for (var, path, words) in &cases {
+        let run = https.check(&cfg, &[(var, path)]);
+        let (s, message) = status(&run);
+        assert_eq!(s, "FAILED", "{var}={path}");
+        assert!(
+            message.contains(var) && message.contains(words),
+            "{message}"
+        );
+        // read fails the same way, as a config error, before any request.
+        let run = https.read(&cfg, &["users"], &[(var, path)]);
+        run.the_error_saying("config_error", words);
+    }
+    let mut bad_key = cfg.clone();
+    bad_key["ca_certificate"] = json!("MIIB...pasted without its BEGIN line");
+    let run = https.read(&bad_key, &["users"], &[]);
+    run.the_error_saying("config_error", "`ca_certificate` holds no certificate");
+    assert!(https.mock.seen().is_empty(), "a request was made");
+}
+
+/// What a user behind a company proxy that re-signs TLS sees first: fast,
+/// one error, what to do.
+#[test]
+fn an_untrusted_ca_fails_at_once_saying_what_to_do() {
+    let https = Https::usual();
+    // The default retry schedule: a retried certificate error takes minutes.
+    let cfg = json!({"api_key": API_KEY, "base_url": https.front.base_url("localhost")});
+    let started = Instant::now();
+    let run = https.check(&cfg, &[]);
+    let message = failed_at_once(&run, started.elapsed(), "check");
+    for words in [
+        "certificate of localhost",
+        "unknown issuer",
+        "trusted: the built-in Mozilla roots",
+        "ca_certificate",
+        "SSL_CERT_FILE",
+    ] {
+        assert!(message.contains(words), "{words}: {message}");
+    }
+    let started = Instant::now();
+    let run = https.read(&cfg, &["users", "leads", "campaigns"], &[]);
+    assert!(started.elapsed() < Duration::from_secs(3), "read retried");
+    run.the_error_saying("config_error", "unknown issuer");
+    for stream in ["users", "leads", "campaigns"] {
+        assert_eq!(
+            run.statuses(stream).last().unwrap(),
+            "INCOMPLETE",
+            "{stream}"
+        );
+    }
+}
+
+#[test]
+fn a_certificate_for_another_host_fails_at_once_naming_both() {
+    let https = Https::start(&["other.test"], false);
+    let cfg = json!({"api_key": API_KEY, "base_url": https.front.base_url("localhost")});
+    let env = [("SSL_CERT_FILE", https.ca_file.as_str())];
+    let started = Instant::now();
+    let message = failed_at_once(&https.check(&cfg, &env), started.elapsed(), "check");
+    assert!(
+        message.contains(
+            "presented for localhost is not valid for that host name (it is for other.test)"
+        ) && message.contains("base_url"),
+        "{message}"
+    );
+    let run = https.read(&cfg, &["users", "tags"], &env);
+    run.the_error_saying("config_error", "not valid for that host name");
+}
+
+#[test]
+fn an_expired_certificate_fails_at_once_saying_when() {
+    let https = Https::start(&MOCK_NAMES, true);
+    let cfg = json!({"api_key": API_KEY, "base_url": https.front.base_url("localhost")});
+    let env = [("SSL_CERT_FILE", https.ca_file.as_str())];
+    let started = Instant::now();
+    let message = failed_at_once(&https.check(&cfg, &env), started.elapsed(), "check");
+    assert!(
+        message.contains("certificate of localhost expired at 2020-01-03T00:00:00Z")
+            && message.contains("clock"),
+        "{message}"
+    );
+    let run = https.read(&cfg, &["users"], &env);
+    run.the_error_saying("config_error", "expired at 2020-01-03");
+}
+
+/// A host only the proxy knows: the binary cannot resolve it, so every
+/// record came through the tunnel, and the proxy saw only CONNECT.
+#[test]
+fn the_environments_proxy_carries_the_tunnel_and_sees_no_key() {
+    let https = Https::usual();
+    let cfg = https.config("api.persistiq.test");
+    for var in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+        let proxy = ConnectProxy::start(ProxyMode::Tunnel {
+            host: "api.persistiq.test".into(),
+            to: https.front.addr,
+            auth: None,
+        });
+        let url = proxy.url(None);
+        let run = https.read(
+            &cfg,
+            &["users", "campaigns"],
+            &[(var, &url), ("SSL_CERT_FILE", &https.ca_file)],
+        );
+        assert_eq!(run.code, Some(0), "{var}: {}", run.stdout);
+        assert_eq!(
+            run.record_data("campaigns"),
+            https.mock.records("campaigns")
+        );
+        let heads = proxy.heads();
+        assert!(!heads.is_empty(), "{var}: the proxy saw nothing");
+        let connect = format!(
+            "CONNECT api.persistiq.test:{} HTTP/1.1",
+            https.front.addr.port()
+        );
+        for head in &heads {
+            assert!(head.starts_with(&connect), "{var}: {head}");
+        }
+        // One tunnel, reused for every page.
+        assert_eq!(heads.len(), 1, "{var}: {heads:?}");
+        let sent = proxy.sent_text();
+        assert!(!sent.contains(API_KEY), "{var}: the proxy saw the key");
+        assert!(!sent.contains("x-api-key"), "{var}: the proxy saw a header");
+    }
+    // The mock behind the tunnel did get the key.
+    assert!(https
+        .mock
+        .seen()
+        .iter()
+        .all(|s| s.api_key.as_deref() == Some(API_KEY)));
+}
+
+/// `proxy_url` with credentials: they go to the proxy only, and are never
+/// printed; it wins over the environment's proxy.
+#[test]
+fn proxy_url_with_credentials_carries_the_tunnel() {
+    let https = Https::usual();
+    let password = "pr0xy-pa55word-77";
+    let expected = format!(
+        "Basic {}",
+        base64(format!("corp-user:{password}").as_bytes())
+    );
+    let proxy = ConnectProxy::start(ProxyMode::Tunnel {
+        host: "api.persistiq.test".into(),
+        to: https.front.addr,
+        auth: Some(expected.clone()),
+    });
+    let refusing = ConnectProxy::start(ProxyMode::Refuse(403));
+    let mut cfg = https.config("api.persistiq.test");
+    cfg["proxy_url"] = json!(proxy.url(Some(&format!("corp-user:{password}"))));
+    cfg["ca_certificate"] = json!(https.ca.pem);
+    let path = https.dir.json("c.json", &cfg);
+    let refusing_url = refusing.url(None);
+    let run = connector(
+        &["read", "--config", &path, "--streams", "users,tags"],
+        &[("HTTPS_PROXY", &refusing_url)],
+        &[password],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("tags"), https.mock.records("tags"));
+    let heads = proxy.heads();
+    assert!(
+        heads[0].contains(&format!("Proxy-Authorization: {expected}")),
+        "{heads:?}"
+    );
+    assert!(!proxy.sent_text().contains(API_KEY));
+    assert!(
+        refusing.heads().is_empty(),
+        "the environment's proxy was used"
+    );
+}
+
+#[test]
+fn no_proxy_exempts_the_host_as_curl_does() {
+    let https = Https::usual();
+    let trap = ConnectProxy::start(ProxyMode::Refuse(403));
+    let url = trap.url(None);
+    let cfg = https.config("localhost");
+    for no_proxy in ["localhost", "example.com, LOCALHOST", "*"] {
+        let run = https.check(
+            &cfg,
+            &[
+                ("HTTPS_PROXY", &url),
+                ("NO_PROXY", no_proxy),
+                ("SSL_CERT_FILE", &https.ca_file),
+            ],
+        );
+        succeeded(&run, no_proxy);
+    }
+    // A name that is not the host's (nor a domain of it) exempts nothing.
+    let run = https.check(
+        &cfg,
+        &[
+            ("HTTPS_PROXY", &url),
+            ("no_proxy", "calhost"),
+            ("SSL_CERT_FILE", &https.ca_file),
+        ],
+    );
+    assert_eq!(status(&run).0, "FAILED", "{}", run.stdout);
+    assert_eq!(trap.heads().len(), 1);
+}
+
+/// A proxy that wants credentials, or refuses the host: a config error at
+/// once, naming the proxy and its answer, never the credentials.
+#[test]
+fn a_proxy_that_refuses_says_so_at_once() {
+    let https = Https::usual();
+    let proxy = ConnectProxy::start(ProxyMode::Tunnel {
+        host: "api.persistiq.test".into(),
+        to: https.front.addr,
+        auth: Some("Basic nobody-has-this".into()),
+    });
+    let password = "wr0ng-pa55word-99";
+    let env = [("SSL_CERT_FILE", https.ca_file.as_str())];
+    let mut cfg = https.config("api.persistiq.test");
+    cfg["retry_schedule_seconds"] = json!([1, 2, 5]);
+    cfg["proxy_url"] = json!(proxy.url(Some(&format!("corp-user:{password}"))));
+    let path = https.dir.json("c.json", &cfg);
+    let started = Instant::now();
+    let run = connector(&["check", "--config", &path], &env, &[password]);
+    let message = failed_at_once(&run, started.elapsed(), "407");
+    let shown = format!("http://127.0.0.1:{} (from proxy_url)", proxy.addr.port());
+    assert!(
+        message.contains(&format!(
+            "the proxy {shown} refused to open a tunnel to api.persistiq.test"
+        )) && message.contains("HTTP 407"),
+        "{message}"
+    );
+    let run = connector(
+        &["read", "--config", &path, "--streams", "users,tags"],
+        &env,
+        &[password],
+    );
+    run.the_error_saying("config_error", "HTTP 407");
+
+    let refusing = ConnectProxy::start(ProxyMode::Refuse(403));
+    let mut cfg = https.config("api.persistiq.test");
+    cfg["retry_schedule_seconds"] = json!([1, 2, 5]);
+    let url = refusing.url(None);
+    let started = Instant::now();
+    let run = https.check(&cfg, &[("HTTPS_PROXY", &url), env[0]]);
+    let message = failed_at_once(&run, started.elapsed(), "403");
+    assert!(
+        message.contains("(from HTTPS_PROXY)") && message.contains("HTTP 403"),
+        "{message}"
+    );
+}
+
+/// A proxy that hangs up is a network fault: retried, then named.
+#[test]
+fn a_proxy_that_hangs_up_is_retried_and_named() {
+    let https = Https::usual();
+    let proxy = ConnectProxy::start(ProxyMode::Hangup);
+    let url = proxy.url(None);
+    let cfg = https.config("api.persistiq.test");
+    let run = https.read(&cfg, &["users"], &[("HTTPS_PROXY", &url)]);
+    let message =
+        run.the_error_saying("transient_error", "closed the connection without an answer");
+    assert!(message.contains(&format!("the proxy {url}")), "{message}");
+    assert_eq!(proxy.heads().len(), 3, "one try and two retries");
+}
+
+/// A server that accepts and never completes the handshake: bounded by
+/// timeout_seconds, retried like any timeout.
+#[test]
+fn a_stalled_handshake_times_out_and_is_retried() {
+    let staller = Staller::start();
+    let dir = TempDir::new();
+    let mut cfg = config(&format!("https://127.0.0.1:{}/v1/", staller.addr.port()));
+    cfg["timeout_seconds"] = json!(0.3);
+    let started = Instant::now();
+    let run = read(&dir, &cfg, Some(&["users"]));
+    let took = started.elapsed();
+    run.the_error_saying("transient_error", "within timeout_seconds (0.3 s)");
+    assert_eq!(run.logs("WARN").len(), 2, "two retries: {}", run.stdout);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// PersistIq's support asks for the request id of a failed request.
+#[test]
+fn an_api_error_gives_its_request_id() {
+    let mock = MockServer::start(Options::default());
+    let id = ("x-request-id".to_string(), "6f1c2a9e-77b0-4c1d".to_string());
+    let body = r#"{"status":"error","error":{"reason":"oops","message":"broken"}}"#;
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Status(500, vec![id.clone()], body.into()),
+    ));
+    mock.add_fault(Fault::new(
+        "tags",
+        None,
+        usize::MAX,
+        Action::Status(401, vec![id], body.into()),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
+    run.the_error_saying(
+        "transient_error",
+        "HTTP 500: oops: broken; request id 6f1c2a9e-77b0-4c1d",
+    );
+    let run = read(&dir, &config(&mock.base_url()), Some(&["tags"]));
+    run.the_error_saying("config_error", "request id 6f1c2a9e-77b0-4c1d");
+}
+
+/// Standard base64, for the expected `Proxy-Authorization`.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The two new keys as the platform shows them: the proxy URL (which may
+/// hold a password) secret, the CA multiline and not secret.
+#[test]
+fn the_spec_marks_the_proxy_secret_and_the_ca_multiline() {
+    let run = run(&["spec"]);
+    let spec = &run.of_type("SPEC")[0]["spec"]["connectionSpecification"]["properties"];
+    assert_eq!(spec["proxy_url"]["airbyte_secret"], true);
+    assert_eq!(spec["ca_certificate"]["multiline"], true);
+    assert!(spec["ca_certificate"]["airbyte_secret"].is_null());
+    let why = spec["ca_certificate"]["description"].as_str().unwrap();
+    assert!(why.contains("instead of"), "{why}");
+}
