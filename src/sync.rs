@@ -375,7 +375,13 @@ impl Checkpoint {
     /// `None` between two parents).
     fn in_progress(&self, at: Option<&Resume>) -> Value {
         let mut resume = json!({"cursor": self.next.as_ref().map(|s| &s.text)});
-        if let Some(at) = at {
+        // A parent an earlier attempt stopped in keeps its page until this
+        // run reads it, whatever parents it reads first.
+        let pending = self
+            .resume
+            .as_ref()
+            .filter(|r| r.parent.as_ref().is_some_and(|p| !self.done.contains(p)));
+        if let Some(at) = at.or(pending) {
             resume["page"] = json!(at.page);
             if let Some(parent) = &at.parent {
                 resume["parent"] = json!(parent);

@@ -22,6 +22,8 @@ mod faults;
 mod golden;
 #[path = "inputs.rs"]
 mod inputs;
+#[path = "living.rs"]
+mod living;
 #[path = "packaging.rs"]
 mod packaging;
 #[path = "replies.rs"]

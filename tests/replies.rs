@@ -571,7 +571,9 @@ fn a_run_killed_mid_campaign_resumes_at_that_campaigns_page() {
         .expect("a checkpoint")
         .0
         .clone();
-    let (parent, page) = resume_of(&last, None).parent.expect("a campaign in progress");
+    let (parent, page) = resume_of(&last, None)
+        .parent
+        .expect("a campaign in progress");
     assert_eq!(parent, campaign_id(BIG_REPLIES_CAMPAIGN), "{last}");
     // Page 3's answer never came; on a fast link page 2 waited for it.
     assert!([2, 3].contains(&page), "{last}");

@@ -433,7 +433,10 @@ fn apply(shared: &Shared, change: &Change) {
             if let Some(i) = position(&data, c) {
                 data.lists.get_mut("campaigns").unwrap().records.remove(i);
             }
-            for path in [format!("campaigns/{}/leads", campaign_id(c)), replies_path(c)] {
+            for path in [
+                format!("campaigns/{}/leads", campaign_id(c)),
+                replies_path(c),
+            ] {
                 data.lists.remove(&path);
                 data.pages.remove(&path);
             }
