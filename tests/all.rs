@@ -16,6 +16,8 @@
 
 #[path = "connector.rs"]
 mod connector;
+#[path = "echo.rs"]
+mod echo;
 #[path = "faults.rs"]
 mod faults;
 #[path = "golden.rs"]
