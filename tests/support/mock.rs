@@ -123,6 +123,8 @@ pub enum Change {
     InsertCampaign { c: usize, at: usize },
     /// Campaign c moves to position `to` of the list.
     MoveCampaign { c: usize, to: usize },
+    /// The records at these positions of the list at `path` are deleted.
+    DeleteRecords { path: String, at: Vec<usize> },
 }
 
 /// A fault: for requests whose path equals `path` (and page equals `page`
@@ -428,8 +430,21 @@ fn apply(shared: &Shared, change: &Change) {
             .iter()
             .position(|r| r.json.contains(&format!("\"id\":{}", q(&campaign_id(c)))))
     };
-    match *change {
-        Change::DeleteCampaign(c) => {
+    match change {
+        Change::DeleteRecords { path, at } => {
+            if let Some(list) = data.lists.get_mut(path) {
+                let mut at = at.clone();
+                at.sort_unstable();
+                for i in at.into_iter().rev() {
+                    if i < list.records.len() {
+                        list.records.remove(i);
+                    }
+                }
+            }
+            data.render(path, o.pretty);
+            return;
+        }
+        &Change::DeleteCampaign(c) => {
             if let Some(i) = position(&data, c) {
                 data.lists.get_mut("campaigns").unwrap().records.remove(i);
             }
@@ -441,7 +456,7 @@ fn apply(shared: &Shared, change: &Change) {
                 data.pages.remove(&path);
             }
         }
-        Change::InsertCampaign { c, at } => {
+        &Change::InsertCampaign { c, at } => {
             let list = data.lists.get_mut("campaigns").unwrap();
             let at = at.min(list.records.len());
             list.records.insert(
@@ -471,7 +486,7 @@ fn apply(shared: &Shared, change: &Change) {
             );
             data.render(&replies_path(c), o.pretty);
         }
-        Change::MoveCampaign { c, to } => {
+        &Change::MoveCampaign { c, to } => {
             if let Some(i) = position(&data, c) {
                 let list = data.lists.get_mut("campaigns").unwrap();
                 let rec = list.records.remove(i);
