@@ -133,7 +133,7 @@ pub fn read(
 /// How one stream is read this time: in full, or from a cursor.
 enum Plan {
     Full,
-    Incremental(Checkpoint),
+    Incremental(Box<Checkpoint>),
 }
 
 /// An incremental stream's position.
@@ -285,7 +285,7 @@ impl Plan {
                 ),
             );
         }
-        Ok(Plan::Incremental(Checkpoint {
+        Ok(Plan::Incremental(Box::new(Checkpoint {
             spec,
             since,
             next,
@@ -294,7 +294,7 @@ impl Plan {
             per_parent,
             done,
             held,
-        }))
+        })))
     }
 }
 
