@@ -34,9 +34,32 @@ pub struct Request<'a> {
     pub field: Option<&'a str>,
     /// Whether the list is paged; only then can an answer be stale.
     pub paged: bool,
-    /// The record array of the page before, as sent (empty for the first):
-    /// ids are unique, so an answer with the same records is a stale copy.
-    pub previous: &'a [u8],
+    /// The record arrays of the list's earlier pages: ids are unique, so
+    /// an answer with the records of one of them is a stale copy.
+    pub seen: &'a Fingerprints,
+}
+
+/// A 64-bit hash of each record array a list has served: memory stays
+/// flat (8 bytes a page) however long the list.
+#[derive(Default)]
+pub struct Fingerprints(std::collections::HashSet<u64>);
+
+impl Fingerprints {
+    fn of(items: &[u8]) -> u64 {
+        use std::hash::Hasher;
+        // Fixed keys: the same bytes hash the same for the whole run.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        hasher.write(items);
+        hasher.finish()
+    }
+
+    pub fn insert(&mut self, items: &[u8]) {
+        self.0.insert(Fingerprints::of(items));
+    }
+
+    pub fn contains(&self, items: &[u8]) -> bool {
+        self.0.contains(&Fingerprints::of(items))
+    }
 }
 
 /// The client. Reuses one connection and one body buffer across pages.
@@ -161,20 +184,22 @@ impl Client {
             return self.judge_page(req, &head);
         }
         let request_id = request_id(&head.headers);
-        let reason = format!("{}{request_id}", api_reason(&self.body));
         match status {
             408 | 500..=599 => {
+                let reason = format!("{}{request_id}", api_reason(&self.body));
                 let mut trouble = Trouble::new(Kind::Unavailable, format!("HTTP {status}{reason}"));
                 // Only Retry-After: a rate window's reset says nothing of
                 // when a server that failed will be back.
                 trouble.server_wait = advice.retry_after;
                 Attempt::Retry(trouble)
             }
+            // The body of a rejection is never quoted: it may echo the key
+            // in a form masking does not know.
             401 | 403 => Attempt::Fail(
                 Error::config(format!(
                     "the API key was rejected (HTTP {status}{request_id}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
                 ))
-                .with_internal(format!("{}: HTTP {status}{reason}", req.what))
+                .with_internal(format!("{}: HTTP {status}{request_id}", req.what))
                 .with_status(status)
                 .stopping_sync("the API key was rejected"),
             ),
@@ -191,7 +216,11 @@ impl Client {
                 )).with_status(status))
             }
             _ => Attempt::Fail(
-                Error::system(format!("{}: the API answered HTTP {status}{reason}", req.what))
+                Error::system(format!(
+                    "{}: the API answered HTTP {status}{}{request_id}",
+                    req.what,
+                    api_reason(&self.body)
+                ))
                     .with_status(status),
             ),
         }
@@ -240,8 +269,8 @@ impl Client {
             return Attempt::Page(layout);
         }
         let page = layout.page(&self.body);
-        if !page.records.is_empty() && page.items == req.previous {
-            let why = "the page repeats the records of the page before (a stale copy from a cache or proxy?)";
+        if !page.records.is_empty() && req.seen.contains(page.items) {
+            let why = "the page repeats the records of an earlier page (a stale copy from a cache or proxy?)";
             return Attempt::Retry(Trouble::new(Kind::BadBody, why));
         }
         if page.records.is_empty() && page.has_more {

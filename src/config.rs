@@ -87,7 +87,12 @@ impl Config {
 }
 
 fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
-    match obj.get("api_key") {
+    // Whitespace around a key is a paste's, not the key's.
+    let trimmed = match obj.get("api_key") {
+        Some(Value::String(s)) => Some(Value::String(s.trim().to_string())),
+        _ => None,
+    };
+    match trimmed.as_ref().or(obj.get("api_key")) {
         None | Some(Value::Null) => Err(Error::config(
             "config key `api_key` is missing: set it to the key from PersistIq's Settings > Integrations",
         )),
@@ -98,6 +103,9 @@ fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
         Some(Value::String(s)) if s.bytes().any(|b| b < 0x20 || b == 0x7f) => Err(
             Error::config("config key `api_key` contains control characters"),
         ),
+        Some(Value::String(s)) if s.chars().any(char::is_whitespace) => Err(Error::config(
+            "config key `api_key` has whitespace inside it; a PersistIq key has none: copy the whole key again from PersistIq's Settings > Integrations",
+        )),
         // Masking a key this short in server text would garble it, and no
         // PersistIq key is this short: a paste cut off is likelier.
         Some(Value::String(s)) if s.chars().count() < secret::MIN_KEY_CHARS => {

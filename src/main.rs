@@ -175,7 +175,7 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
             collection: "users",
             field: None,
             paged: false,
-            previous: &[],
+            seen: &Default::default(),
         },
         out,
     );

@@ -5,15 +5,17 @@
 //! (paging, a parent stream, an incremental cursor) is data this module reads.
 
 use crate::catalog::{Selected, State, SyncMode};
-use crate::client::{encode, Client, Request};
+use crate::client::{encode, Client, Fingerprints, Request};
 use crate::error::{Error, Result};
 use crate::output::{Out, RecordEnd, Status, StreamId};
 use crate::page::Page;
 use crate::progress::count;
+use crate::secret::mask;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
 use crate::time::{self, Stamp};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 /// Empty pages in a row while the server still says `has_more`: then it
@@ -31,6 +33,14 @@ const SYNC_START_MARGIN_SECS: i64 = 300;
 /// records at PersistIq's page sizes, far past any real account, and far
 /// from where `page + 1` could overflow.
 pub const MAX_PAGE: u64 = 1_000_000;
+
+/// Listings of a parent stream before its snapshot must hold: two in a row
+/// that agree make the snapshot; a list that keeps changing fails.
+const MAX_LISTINGS: u32 = 5;
+
+/// Times a child list that answers 404 while its parent is still listed is
+/// read again before the stream fails.
+const MAX_NOT_FOUND_RETRIES: u32 = 2;
 
 /// Reads the selected streams in catalog order. Returns whether every
 /// stream completed; a failed stream has had its TRACE ERROR and INCOMPLETE
@@ -124,7 +134,7 @@ pub fn read(
 /// How one stream is read this time: in full, or from a cursor.
 enum Plan {
     Full,
-    Incremental(Checkpoint),
+    Incremental(Box<Checkpoint>),
 }
 
 /// An incremental stream's position.
@@ -149,6 +159,15 @@ struct Checkpoint {
     ceiling: Stamp,
     /// Where an interrupted run stopped, if this run resumes one.
     resume: Option<Resume>,
+    /// For a stream read per parent: the parents whose lists this sync
+    /// has read to their end. A resume reads every other listed parent,
+    /// whatever order the API lists them in now.
+    per_parent: bool,
+    done: BTreeSet<String>,
+    /// A page came back empty though more followed and was taken as it is,
+    /// in this attempt or an earlier one of the same sync: the cursor must
+    /// not move past what that page may have hidden.
+    held: bool,
 }
 
 /// The next page to read: of the stream's one list, or of one parent's.
@@ -157,6 +176,15 @@ struct Resume {
     /// The parent record's id, for a stream read per parent.
     parent: Option<String>,
     page: u64,
+}
+
+/// One listing of a parent stream's ids.
+struct Listing {
+    ids: Vec<String>,
+    /// An empty page that said `has_more` was taken as it is.
+    took_empty: bool,
+    /// An id listed twice: the list moved while it was being read.
+    repeated: Option<String>,
 }
 
 impl Plan {
@@ -207,12 +235,19 @@ impl Plan {
             Some(cursor) => Some(cursor),
             None => start_date.cloned(),
         };
-        let (resume, mut next) = match saved.and_then(|m| m.get("resume")) {
-            None | Some(Value::Null) => (None, None),
+        let per_parent = def.parent.is_some();
+        let (resume, done, held, mut next) = match saved.and_then(|m| m.get("resume")) {
+            None | Some(Value::Null) => (None, BTreeSet::new(), false, None),
             Some(Value::Object(resume)) => {
-                let parsed = parse_resume(resume, def.parent.is_some()).map_err(|w| bad(&w))?;
+                let parsed = parse_resume(resume, per_parent).map_err(|w| bad(&w))?;
+                let done = parse_done(resume, per_parent).map_err(|w| bad(&w))?;
+                let held = match resume.get("empty") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(bad("`resume.empty` must be true or false")),
+                };
                 let next = stamp_at(resume.get("cursor"), "resume.cursor").map_err(|w| bad(&w))?;
-                (Some(parsed), next)
+                (parsed, done, held, next)
             }
             Some(_) => return Err(bad("`resume` must be an object")),
         };
@@ -229,27 +264,38 @@ impl Plan {
         if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
             next = Some(ceiling.clone());
         }
-        if let Some(r) = &resume {
-            let parent = r
-                .parent
-                .as_ref()
-                .map(|p| format!(" of {p}"))
-                .unwrap_or_default();
+        if resume.is_some() || !done.is_empty() {
+            let at = match &resume {
+                Some(Resume {
+                    parent: Some(p),
+                    page,
+                }) => format!(" at page {page} of {}", mask(p)),
+                Some(Resume { page, .. }) => format!(" at page {page}"),
+                None => String::new(),
+            };
+            let finished = if per_parent {
+                format!(", {} already read", count(done.len() as u64, "parent"))
+            } else {
+                String::new()
+            };
             out.log(
                 "INFO",
                 &format!(
-                    "stream {}: resuming an interrupted sync at page {}{parent}",
-                    def.name, r.page
+                    "stream {}: resuming an interrupted sync{at}{finished}",
+                    def.name
                 ),
             );
         }
-        Ok(Plan::Incremental(Checkpoint {
+        Ok(Plan::Incremental(Box::new(Checkpoint {
             spec,
             since,
             next,
             ceiling,
             resume,
-        }))
+            per_parent,
+            done,
+            held,
+        })))
     }
 }
 
@@ -276,21 +322,45 @@ fn stamp_at(value: Option<&Value>, what: &str) -> Result<Option<Stamp>, String> 
 }
 
 /// `resume`'s page (from 1 to `MAX_PAGE`) and, for a stream read per
-/// parent, its parent id.
-fn parse_resume(resume: &Map<String, Value>, per_parent: bool) -> Result<Resume, String> {
-    let page = resume
-        .get("page")
-        .and_then(Value::as_u64)
-        .filter(|p| (1..=MAX_PAGE).contains(p))
-        .ok_or(format!(
-            "`resume.page` must be a page number from 1 to {MAX_PAGE}"
-        ))?;
+/// parent, its parent id. A stream read per parent that stopped between
+/// two parents has neither.
+fn parse_resume(resume: &Map<String, Value>, per_parent: bool) -> Result<Option<Resume>, String> {
+    let no_parent = "`resume.parent` must be the id of a parent record";
     let parent = match (per_parent, resume.get("parent")) {
         (true, Some(Value::String(p))) if !p.is_empty() => Some(p.clone()),
-        (true, _) => return Err("`resume.parent` must be the id of a parent record".into()),
+        (true, None | Some(Value::Null)) => None,
+        (true, _) => return Err(no_parent.into()),
         (false, _) => None,
     };
-    Ok(Resume { parent, page })
+    let page = match resume.get("page") {
+        None | Some(Value::Null) if per_parent && parent.is_none() => return Ok(None),
+        page => page
+            .and_then(Value::as_u64)
+            .filter(|p| (1..=MAX_PAGE).contains(p))
+            .ok_or(format!(
+                "`resume.page` must be a page number from 1 to {MAX_PAGE}"
+            ))?,
+    };
+    if per_parent && parent.is_none() {
+        return Err(no_parent.into());
+    }
+    Ok(Some(Resume { parent, page }))
+}
+
+/// `resume.done`: the ids of the parents already read to their end.
+fn parse_done(resume: &Map<String, Value>, per_parent: bool) -> Result<BTreeSet<String>, String> {
+    match resume.get("done") {
+        None | Some(Value::Null) => Ok(BTreeSet::new()),
+        Some(Value::Array(ids)) if per_parent => ids
+            .iter()
+            .map(|id| match id {
+                Value::String(id) if !id.is_empty() => Ok(id.clone()),
+                _ => Err("`resume.done` must hold parent ids (strings)".to_string()),
+            })
+            .collect(),
+        Some(_) if per_parent => Err("`resume.done` must be an array of parent ids".into()),
+        Some(_) => Ok(BTreeSet::new()),
+    }
 }
 
 impl Checkpoint {
@@ -302,11 +372,27 @@ impl Checkpoint {
             .unwrap_or_default()
     }
 
-    /// The state to resume from at `at`.
-    fn in_progress(&self, at: &Resume) -> Value {
-        let mut resume = json!({"page": at.page, "cursor": self.next.as_ref().map(|s| &s.text)});
-        if let Some(parent) = &at.parent {
-            resume["parent"] = json!(parent);
+    /// The state to resume from at `at` (for a stream read per parent,
+    /// `None` between two parents).
+    fn in_progress(&self, at: Option<&Resume>) -> Value {
+        let mut resume = json!({"cursor": self.next.as_ref().map(|s| &s.text)});
+        // A parent an earlier attempt stopped in keeps its page until this
+        // run reads it, whatever parents it reads first.
+        let pending = self
+            .resume
+            .as_ref()
+            .filter(|r| r.parent.as_ref().is_some_and(|p| !self.done.contains(p)));
+        if let Some(at) = at.or(pending) {
+            resume["page"] = json!(at.page);
+            if let Some(parent) = &at.parent {
+                resume["parent"] = json!(parent);
+            }
+        }
+        if self.per_parent {
+            resume["done"] = json!(self.done);
+        }
+        if self.held {
+            resume["empty"] = json!(true);
         }
         if let Cursor::Field(_) = self.spec.cursor {
             // A sync-start cursor's `cursor` is this time already.
@@ -369,9 +455,8 @@ struct StreamRun<'a> {
     records: u64,
     /// Records since this stream's previous STATE, for its `recordCount`.
     unstated: u64,
-    /// A page came back empty though more followed, and was taken as it is:
-    /// the cursor must not move past what it may have hidden.
-    took_empty: bool,
+    /// The page the current list was asking for when it failed.
+    failed_page: u64,
 }
 
 impl<'a> StreamRun<'a> {
@@ -384,7 +469,7 @@ impl<'a> StreamRun<'a> {
             pages: 0,
             records: 0,
             unstated: 0,
-            took_empty: false,
+            failed_page: 1,
         }
     }
 
@@ -403,7 +488,7 @@ impl<'a> StreamRun<'a> {
         }
         let final_state = match &self.plan {
             Plan::Full => json!({"__ab_no_cursor_state_message": true}),
-            Plan::Incremental(c) if self.took_empty => {
+            Plan::Incremental(c) if c.held => {
                 out.log(
                     "WARN",
                     &format!(
@@ -442,6 +527,11 @@ impl<'a> StreamRun<'a> {
     /// Walks one list endpoint from `first_page` to its end, writing its
     /// records; an incremental stream checkpoints after every page that
     /// wrote records. `parent` is the parent record's id of a child list.
+    ///
+    /// Records and the STATE that covers them reach stdout in one write, so
+    /// that no signal can leave one without the other; the last page of a
+    /// stream without a parent is left for `sync` to write with the final
+    /// STATE.
     fn read_list(
         &mut self,
         client: &mut Client,
@@ -455,37 +545,41 @@ impl<'a> StreamRun<'a> {
             Plan::Full => String::new(),
         };
         let label = match parent {
-            Some(p) => format!("stream {} ({p})", self.id.name),
+            Some(p) => format!("stream {} ({})", self.id.name, mask(p)),
             None => format!("stream {}", self.id.name),
         };
         let mut pager = Pager::new(path, filter, self.def, label, first_page);
         pager.field = self.plan.cursor_field();
-        while let Some(page) = pager.next(client, self.id, out)? {
-            self.took_empty |= pager.took_empty;
+        loop {
+            self.failed_page = pager.page;
+            let Some(page) = pager.next(client, self.id, out)? else {
+                break;
+            };
             self.write(&page, out);
-            if let Plan::Incremental(c) = &self.plan {
-                // A per-parent list checkpoints after its last page too: the
-                // next parent's id is not known yet, and page + 1 of this one
-                // is empty, a cheap place to resume at.
-                let at = pager.next_page().or(parent.map(|_| pager.page));
-                if let (Some(page), true) = (at, self.unstated > 0) {
-                    let at = Resume {
+            let at = pager.next_page();
+            if let Plan::Incremental(c) = &mut self.plan {
+                c.held |= pager.took_empty;
+                if let (None, Some(p)) = (at, parent) {
+                    c.done.insert(p.to_string());
+                }
+                // The last page of a list without a parent is covered by
+                // the final STATE.
+                if self.unstated > 0 && (at.is_some() || parent.is_some()) {
+                    let at = at.map(|page| Resume {
                         parent: parent.map(str::to_string),
                         page,
-                    };
-                    out.state(self.id, &c.in_progress(&at), self.unstated);
+                    });
+                    out.state(self.id, &c.in_progress(at.as_ref()), self.unstated);
                     self.unstated = 0;
                 }
             }
-            self.page_done(out)?;
+            self.page_done(out, at.is_some() || parent.is_some())?;
         }
         Ok(())
     }
 
-    /// Walks the parent stream's pages, and for each parent record the
-    /// child list under its id. A parent that vanished in between (404) is
-    /// skipped with a warning. A resumed run skips the parents before the
-    /// one it stopped in; if that parent is gone, every parent is read.
+    /// Takes a snapshot of the parent stream's ids, then reads the child
+    /// list of every parent in it that this sync has not read yet.
     fn read_per_parent(&mut self, client: &mut Client, parent: &str, out: &mut Out) -> Result<()> {
         let parent_def = streams::find(parent).ok_or_else(|| {
             Error::system(format!(
@@ -493,55 +587,38 @@ impl<'a> StreamRun<'a> {
                 self.def.name
             ))
         })?;
-        let mut resume = self.resume().cloned();
-        let (mut found, mut missing) = (0u64, 0u64);
-        loop {
-            let label = format!("stream {} (listing {parent})", self.id.name);
-            let mut parents = Pager::new(
-                parent_def.path.to_string(),
-                String::new(),
-                parent_def,
-                label,
-                1,
-            );
-            parents.field = Some("id");
-            while let Some(page) = parents.next(client, self.id, out)? {
-                self.mark_running(out);
-                let ids = self.parent_ids(&page, parent, out);
-                for parent_id in ids {
-                    let first_page = match &resume {
-                        Some(r) if r.parent.as_deref() == Some(parent_id.as_str()) => r.page,
-                        Some(_) => continue,
-                        None => 1,
-                    };
-                    resume = None;
-                    let path = self.def.path.replace("{parent_id}", &encode(&parent_id));
-                    match self.read_list(client, path, Some(&parent_id), first_page, out) {
-                        Ok(()) => found += 1,
-                        Err(e) if e.http_status == Some(404) => {
-                            missing += 1;
-                            out.log(
-                                "WARN",
-                                &format!(
-                                    "stream {}: {parent} {parent_id} was not found (deleted during the sync?); skipped",
-                                    self.id.name
-                                ),
-                            );
-                            out.flush()?;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+        let listed = self.snapshot(client, parent_def, out)?;
+        let resume = self.resume().cloned();
+        let done = match &self.plan {
+            Plan::Incremental(c) => c.done.clone(),
+            Plan::Full => BTreeSet::new(),
+        };
+        if let Some(lost) = resume.as_ref().and_then(|r| r.parent.as_ref()) {
+            if !listed.contains(lost) {
+                out.log(
+                    "WARN",
+                    &format!(
+                        "stream {}: the {parent} record {} that the interrupted sync stopped in is no longer listed; every {parent} this sync has not finished is read (again, for those it had begun)",
+                        self.id.name,
+                        mask(lost)
+                    ),
+                );
             }
-            let Some(lost) = resume.take() else { break };
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {}: the {parent} record {} that the interrupted sync stopped in is gone; reading every {parent} again",
-                    self.id.name,
-                    lost.parent.unwrap_or_default()
-                ),
-            );
+        }
+        let (mut found, mut missing) = (0u64, 0u64);
+        for parent_id in &listed {
+            if done.contains(parent_id) {
+                continue;
+            }
+            let first_page = match &resume {
+                Some(r) if r.parent.as_deref() == Some(parent_id.as_str()) => r.page,
+                _ => 1,
+            };
+            if self.read_child(client, parent_def, parent_id, first_page, out)? {
+                found += 1;
+            } else {
+                missing += 1;
+            }
         }
         // One parent deleted mid-sync is news; all of them is a wrong endpoint.
         if found == 0 && missing > 0 {
@@ -551,6 +628,154 @@ impl<'a> StreamRun<'a> {
             )));
         }
         Ok(())
+    }
+
+    /// Reads one parent's child list; false if the parent turned out to be
+    /// deleted. A 404 means deleted only once a fresh listing of the
+    /// parents no longer has it; otherwise the list is read again from the
+    /// page that failed, and then the stream fails.
+    fn read_child(
+        &mut self,
+        client: &mut Client,
+        parent_def: &StreamDef,
+        parent_id: &str,
+        first_page: u64,
+        out: &mut Out,
+    ) -> Result<bool> {
+        let path = self.def.path.replace("{parent_id}", &encode(parent_id));
+        let mut page = first_page;
+        let mut retries = 0;
+        loop {
+            let err = match self.read_list(client, path.clone(), Some(parent_id), page, out) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.http_status == Some(404) => e,
+                Err(e) => return Err(e),
+            };
+            page = self.failed_page;
+            let listing = self.list_parents(client, parent_def, out)?;
+            if listing.repeated.is_none() && !listing.ids.iter().any(|id| id == parent_id) {
+                out.log(
+                    "WARN",
+                    &format!(
+                        "stream {}: {} {} was not found and is no longer listed (deleted during the sync); skipped",
+                        self.id.name,
+                        parent_def.name,
+                        mask(parent_id)
+                    ),
+                );
+                out.flush()?;
+                return Ok(false);
+            }
+            if retries == MAX_NOT_FOUND_RETRIES {
+                return Err(Error::system(format!(
+                    "{}; {} {} is still listed, so it was not deleted: the endpoint {} may be wrong",
+                    err.message,
+                    parent_def.name,
+                    mask(parent_id),
+                    self.def.path
+                ))
+                .with_status(404));
+            }
+            retries += 1;
+            out.log(
+                "WARN",
+                &format!(
+                    "stream {}: the list of {} {} answered HTTP 404, yet it is still listed; reading it again from page {page} (retry {retries} of {MAX_NOT_FOUND_RETRIES})",
+                    self.id.name,
+                    parent_def.name,
+                    mask(parent_id)
+                ),
+            );
+            out.flush()?;
+        }
+    }
+
+    /// The ids of every parent record, as one consistent snapshot: the
+    /// list is read until two listings in a row agree and neither had an
+    /// id twice, since a parent added or deleted while the list is paged
+    /// shifts the others across page bounds (one seen twice, one never).
+    fn snapshot(
+        &mut self,
+        client: &mut Client,
+        parent_def: &StreamDef,
+        out: &mut Out,
+    ) -> Result<Vec<String>> {
+        let parent = parent_def.name;
+        let mut previous: Option<Listing> = None;
+        for _ in 0..MAX_LISTINGS {
+            let listing = self.list_parents(client, parent_def, out)?;
+            if let Some(id) = &listing.repeated {
+                out.log(
+                    "WARN",
+                    &format!(
+                        "stream {}: {parent} {} was listed twice (the list changed while it was read); listing the {parent} again",
+                        self.id.name,
+                        mask(id)
+                    ),
+                );
+                previous = None;
+                continue;
+            }
+            match previous.take() {
+                Some(prev) if prev.ids == listing.ids => {
+                    if let Plan::Incremental(c) = &mut self.plan {
+                        c.held |= prev.took_empty || listing.took_empty;
+                    }
+                    return Ok(listing.ids);
+                }
+                Some(prev) => out.log(
+                    "WARN",
+                    &format!(
+                        "stream {}: the {parent} changed between two listings ({} then {}); listing them again",
+                        self.id.name,
+                        prev.ids.len(),
+                        listing.ids.len()
+                    ),
+                ),
+                None => {}
+            }
+            previous = Some(listing);
+        }
+        Err(Error::transient(format!(
+            "stream {}: the {parent} list changed during each of {MAX_LISTINGS} listings, so no consistent snapshot of it could be taken; nothing of the stream was read. Try again once the account is quieter",
+            self.id.name
+        )))
+    }
+
+    /// One listing of the parent stream's ids, in the API's order.
+    fn list_parents(
+        &mut self,
+        client: &mut Client,
+        parent_def: &StreamDef,
+        out: &mut Out,
+    ) -> Result<Listing> {
+        let label = format!("stream {} (listing {})", self.id.name, parent_def.name);
+        let mut pager = Pager::new(
+            parent_def.path.to_string(),
+            String::new(),
+            parent_def,
+            label,
+            1,
+        );
+        pager.field = Some("id");
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        let mut repeated = None;
+        while let Some(page) = pager.next(client, self.id, out)? {
+            self.mark_running(out);
+            for id in self.parent_ids(&page, parent_def.name, out) {
+                if seen.insert(id.clone()) {
+                    ids.push(id);
+                } else {
+                    repeated.get_or_insert(id);
+                }
+            }
+        }
+        Ok(Listing {
+            ids,
+            took_empty: pager.took_empty,
+            repeated,
+        })
     }
 
     /// The ids of a page of parent records.
@@ -600,7 +825,8 @@ impl<'a> StreamRun<'a> {
         self.unstated += written;
     }
 
-    fn page_done(&mut self, out: &mut Out) -> Result<()> {
+    /// Counts a page; with `flush`, hands its lines to stdout.
+    fn page_done(&mut self, out: &mut Out, flush: bool) -> Result<()> {
         self.pages += 1;
         out.progress_page(&self.id.name, self.pages, self.records);
         if self.pages % PROGRESS_EVERY_PAGES == 0 {
@@ -614,7 +840,10 @@ impl<'a> StreamRun<'a> {
                 ),
             );
         }
-        out.flush()
+        if flush {
+            out.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -639,8 +868,8 @@ struct Pager {
     /// An empty page that said `has_more` was taken as it is: it may have
     /// been a glitch hiding records.
     took_empty: bool,
-    /// The previous page's record array, to tell a stale copy of it.
-    previous: Vec<u8>,
+    /// Every page's record array so far, to tell a stale copy of any.
+    seen: Fingerprints,
 }
 
 impl Pager {
@@ -656,7 +885,7 @@ impl Pager {
             done: false,
             idle_pages: 0,
             took_empty: false,
-            previous: Vec::new(),
+            seen: Fingerprints::default(),
         }
     }
 
@@ -698,11 +927,12 @@ impl Pager {
             collection: self.collection,
             field: self.field,
             paged: self.paged,
-            previous: &self.previous,
+            seen: &self.seen,
         };
         let page = client.get_page(&request, out)?;
-        self.previous.clear();
-        self.previous.extend_from_slice(page.items);
+        if self.paged && !page.records.is_empty() {
+            self.seen.insert(page.items);
+        }
         if !self.paged && page.has_more {
             out.log(
                 "WARN",
@@ -714,11 +944,14 @@ impl Pager {
             self.page = self.page.saturating_add(1);
             return Ok(Some(page));
         }
-        self.page = self.page.checked_add(1).ok_or_else(|| {
-            Error::system(format!(
-                "{what}: the API says more pages follow past the last page number"
-            ))
-        })?;
+        if self.page >= MAX_PAGE {
+            // Its records are not written: the last checkpoint, at most
+            // this page, stays one a later run accepts.
+            return Err(Error::system(format!(
+                "{what}: the server never stopped paging: page {MAX_PAGE}, the last page this source reads of a list, still says more pages follow; stopping rather than reading forever"
+            )));
+        }
+        self.page += 1;
         self.took_empty |= page.records.is_empty();
         self.idle_pages = if page.records.is_empty() {
             self.idle_pages + 1

@@ -16,12 +16,16 @@
 
 #[path = "connector.rs"]
 mod connector;
+#[path = "echo.rs"]
+mod echo;
 #[path = "faults.rs"]
 mod faults;
 #[path = "golden.rs"]
 mod golden;
 #[path = "inputs.rs"]
 mod inputs;
+#[path = "living.rs"]
+mod living;
 #[path = "network.rs"]
 mod network;
 #[path = "packaging.rs"]

@@ -145,10 +145,20 @@ fn replies_output(run: &Run) -> Vec<Line> {
         .collect()
 }
 
-/// The (parent, page, cursor) of an in-progress checkpoint, after checking
-/// its shape: `{"sent_at": <since>, "resume": {"parent": "<campaign id>",
-/// "page": N, "cursor": <greatest sent_at so far or null>}}`.
-fn resume_of(state: &Value, since: Option<&str>) -> (String, usize, Value) {
+/// Where an in-progress checkpoint resumes.
+struct At {
+    /// The campaign and page to go on at; none between two campaigns.
+    parent: Option<(String, usize)>,
+    /// The campaigns read to their end.
+    done: Vec<String>,
+    cursor: Value,
+}
+
+/// An in-progress checkpoint, after checking its shape: `{"sent_at":
+/// <since>, "resume": {"parent": "<campaign id>", "page": N, "done":
+/// [<campaign ids>], "cursor": <greatest sent_at so far or null>,
+/// "started": <time>}}`, without parent and page between campaigns.
+fn resume_of(state: &Value, since: Option<&str>) -> At {
     let keys: Vec<&String> = state.as_object().expect("state object").keys().collect();
     assert_eq!(keys, ["resume", "sent_at"], "{state}");
     assert_eq!(
@@ -159,32 +169,55 @@ fn resume_of(state: &Value, since: Option<&str>) -> (String, usize, Value) {
     let resume = state["resume"].as_object().expect("resume object");
     let mut keys: Vec<&String> = resume.keys().collect();
     keys.sort();
-    assert_eq!(keys, ["cursor", "page", "parent", "started"], "{state}");
-    let parent = resume["parent"]
-        .as_str()
-        .expect("resume.parent: a campaign id");
-    let page = resume["page"]
-        .as_u64()
-        .filter(|p| *p >= 1)
-        .expect("resume.page: from 1");
+    let parent = if resume.contains_key("parent") {
+        assert_eq!(
+            keys,
+            ["cursor", "done", "page", "parent", "started"],
+            "{state}"
+        );
+        let parent = resume["parent"]
+            .as_str()
+            .expect("resume.parent: a campaign id");
+        let page = resume["page"]
+            .as_u64()
+            .filter(|p| *p >= 1)
+            .expect("resume.page: from 1");
+        Some((parent.to_string(), page as usize))
+    } else {
+        assert_eq!(keys, ["cursor", "done", "started"], "{state}");
+        None
+    };
+    let done = resume["done"]
+        .as_array()
+        .expect("resume.done: campaign ids")
+        .iter()
+        .map(|id| id.as_str().expect("a campaign id").to_string())
+        .collect();
     assert!(
         resume["cursor"].is_null() || resume["cursor"].is_string(),
         "{state}"
     );
-    (parent.to_string(), page as usize, resume["cursor"].clone())
+    At {
+        parent,
+        done,
+        cursor: resume["cursor"].clone(),
+    }
 }
 
 /// What a run started from no checkpoint has written once it may resume
-/// at `parent`'s page `page`: every list before `parent`, and `parent`'s
-/// pages before `page`.
-fn written_before(lists: &[(String, Vec<String>)], parent: &str, page: usize) -> Vec<String> {
-    let at = lists
-        .iter()
-        .position(|(id, _)| id == parent)
-        .unwrap_or_else(|| panic!("resume.parent {parent} is no campaign"));
-    let mut out: Vec<String> = lists[..at].iter().flat_map(|(_, l)| l.clone()).collect();
-    let own = &lists[at].1;
-    out.extend_from_slice(&own[..own.len().min((page - 1) * PAGE_SIZE)]);
+/// at `at`: every list done, and the pages before the resume page of the
+/// list in progress, in list order.
+fn written_before(lists: &[(String, Vec<String>)], at: &At) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, list) in lists {
+        if at.done.contains(id) {
+            out.extend_from_slice(list);
+        } else if let Some((parent, page)) = &at.parent {
+            if parent == id {
+                out.extend_from_slice(&list[..list.len().min((page - 1) * PAGE_SIZE)]);
+            }
+        }
+    }
     out
 }
 
@@ -200,9 +233,9 @@ fn check_checkpoints(run: &Run, lists: &[(String, Vec<String>)], since: Option<&
             Line::Record(r) => written.push(r),
             Line::State(state) if state.get("resume").is_some() => {
                 checkpoints += 1;
-                let (parent, page, cursor) = resume_of(&state, since);
-                assert_eq!(cursor, json!(greatest_sent_at(&written)), "{state}");
-                let expected = written_before(lists, &parent, page);
+                let at = resume_of(&state, since);
+                assert_eq!(at.cursor, json!(greatest_sent_at(&written)), "{state}");
+                let expected = written_before(lists, &at);
                 assert!(
                     written == expected,
                     "{state} after {} replies; resuming there would read {} of them",
@@ -538,7 +571,9 @@ fn a_run_killed_mid_campaign_resumes_at_that_campaigns_page() {
         .expect("a checkpoint")
         .0
         .clone();
-    let (parent, page, _) = resume_of(&last, None);
+    let (parent, page) = resume_of(&last, None)
+        .parent
+        .expect("a campaign in progress");
     assert_eq!(parent, campaign_id(BIG_REPLIES_CAMPAIGN), "{last}");
     // Page 3's answer never came; on a fast link page 2 waited for it.
     assert!([2, 3].contains(&page), "{last}");
@@ -637,8 +672,14 @@ fn a_run_killed_between_campaigns_resumes_at_the_next_campaign() {
 fn a_campaign_deleted_mid_sync_is_skipped_with_a_warning() {
     for mode in ["full_refresh", "incremental"] {
         let mock = MockServer::start(Options::default());
-        let gone = mock.delete_replies(3);
-        assert_eq!(gone.len(), 3);
+        // Deleted just before its replies are asked for: the list is 404
+        // and a fresh listing of the campaigns no longer has it.
+        mock.add_fault(Fault::new(
+            &mock::replies_path(3),
+            None,
+            1,
+            mock::Action::Change(mock::Change::DeleteCampaign(3)),
+        ));
         let dir = TempDir::new();
         let run = read_mode(&mock, &dir, &[STREAM], mode, None, json!({}));
         assert_complete(&run);
@@ -661,7 +702,7 @@ fn a_resume_campaign_deleted_since_is_skipped_and_the_rest_read() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
     let first = killed_at_the_big_campaigns_page_3(&mock, &dir);
-    mock.delete_replies(BIG_REPLIES_CAMPAIGN);
+    mock.change(&mock::Change::DeleteCampaign(BIG_REPLIES_CAMPAIGN));
     let second = read_incremental(&mock, &dir, STREAM, Some(&state_file(&first)));
     assert_complete(&second);
     let warns = second.logs("WARN");

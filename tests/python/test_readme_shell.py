@@ -102,13 +102,38 @@ def test_cron_paragraph_keeps_leads_incremental(shell):
     first = (shell.cwd / "leads.jsonl").read_text().splitlines()
     assert len(first) == EXPECTED_COUNTS["leads"]
     state = json.loads((shell.cwd / "leads-state.json").read_text())
-    final = state[-1]["state"]["stream"]["stream_state"]
+    final = state[-1]["stream"]["stream_state"]
     assert final["updated_after"], state[-1]
     # The second run starts from that state: nothing changed, nothing appended.
     shell(cron)
     assert (shell.cwd / "leads.jsonl").read_text().splitlines() == first
     run = [json.loads(line) for line in (shell.cwd / "run.jsonl").read_text().splitlines()]
     assert not [m for m in run if m["type"] == "RECORD"]
+
+
+def test_cron_paragraph_keeps_the_last_good_state_over_a_failed_run(shell, tmp_path):
+    # As cron runs it: /bin/sh -c, no errexit, so every line runs.
+    cron = paragraph("leads-state.json")
+    config = json.loads((shell.cwd / "config.json").read_text())
+    work = tmp_path / "cron"
+    work.mkdir()
+
+    def run(base_url):
+        (work / "config.json").write_text(json.dumps({**config, "base_url": base_url, "retry_schedule_seconds": [0]}))
+        return subprocess.run(["bash", "-c", cron], cwd=work, env=shell.env, capture_output=True, timeout=300)
+
+    assert run(config["base_url"]).returncode == 0
+    leads = (work / "leads.jsonl").read_text().splitlines()
+    assert len(leads) == EXPECTED_COUNTS["leads"]
+    good = (work / "leads-state.json").read_text()
+    assert json.loads(good)[-1]["stream"]["stream_state"]["updated_after"]
+    # Nothing listens on port 9 of loopback: the run fails without a STATE.
+    failed = run("http://127.0.0.1:9/v1/")
+    assert failed.returncode != 0
+    assert (work / "leads-state.json").read_text() == good
+    # The next run goes on from the last good state: nothing appended twice.
+    assert run(config["base_url"]).returncode == 0
+    assert (work / "leads.jsonl").read_text().splitlines() == leads
 
 
 def test_try_it_block_uses_the_mock_key():

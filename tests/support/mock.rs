@@ -102,6 +102,29 @@ pub enum Action {
     CloseFor(Duration, u16, bool),
     /// A 200 whose body is this many bytes of JSON-ish filler.
     Huge(usize),
+    /// Change the account, then serve the request as usual: the account
+    /// changes between this request and the one before.
+    Change(Change),
+    /// Serve this earlier page's body instead (a cache answering page 1
+    /// for page 3).
+    RepeatPage(u64),
+    /// Serve a page of 100 fresh records that says `has_more`, whatever
+    /// page is asked for: a server that never stops paging.
+    Endless,
+}
+
+/// A change to the account's campaigns, as a user makes one during a sync.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Campaign c is deleted: gone from the list, its lists answer 404.
+    DeleteCampaign(usize),
+    /// A new campaign c (an index past the account's) is created at
+    /// position `at` of the list, with c % 3 leads and c % 4 replies.
+    InsertCampaign { c: usize, at: usize },
+    /// Campaign c moves to position `to` of the list.
+    MoveCampaign { c: usize, to: usize },
+    /// The records at these positions of the list at `path` are deleted.
+    DeleteRecords { path: String, at: Vec<usize> },
 }
 
 /// A fault: for requests whose path equals `path` (and page equals `page`
@@ -276,19 +299,37 @@ impl MockServer {
             .unwrap_or_default()
     }
 
+    /// The ids of the campaigns, in the order the list serves them now.
+    pub fn campaign_ids(&self) -> Vec<String> {
+        self.records("campaigns")
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(r).expect("a campaign is JSON");
+                v["id"].as_str().expect("a campaign id").to_string()
+            })
+            .collect()
+    }
+
     /// Every campaign lead of every campaign, in campaign order.
     pub fn campaign_leads(&self) -> Vec<String> {
-        (0..self.shared.options.campaigns)
-            .flat_map(|c| self.records(&format!("campaigns/{}/leads", id("c", c))))
+        self.campaign_ids()
+            .iter()
+            .flat_map(|c| self.records(&format!("campaigns/{c}/leads")))
             .collect()
     }
 
     /// Every reply of every campaign, in campaign order, each list in its
     /// page order, exactly as served.
     pub fn replies(&self) -> Vec<String> {
-        (0..self.shared.options.campaigns)
-            .flat_map(|c| self.records(&replies_path(c)))
+        self.campaign_ids()
+            .iter()
+            .flat_map(|c| self.records(&format!("campaigns/{c}/replies")))
             .collect()
+    }
+
+    /// Changes the account's campaigns now.
+    pub fn change(&self, change: &Change) {
+        apply(&self.shared, change);
     }
 
     /// Appends `n` replies to campaign `c`'s list, each sent after every
@@ -376,6 +417,85 @@ impl Drop for MockServer {
             let _ = h.join();
         }
     }
+}
+
+/// Applies a change to the account's campaigns, pages re-rendered.
+fn apply(shared: &Shared, change: &Change) {
+    let o = &shared.options;
+    let mut data = shared.data.lock().unwrap();
+    let campaign_id = |c: usize| id("c", c);
+    let position = |data: &Data, c: usize| {
+        data.lists["campaigns"]
+            .records
+            .iter()
+            .position(|r| r.json.contains(&format!("\"id\":{}", q(&campaign_id(c)))))
+    };
+    match change {
+        Change::DeleteRecords { path, at } => {
+            if let Some(list) = data.lists.get_mut(path) {
+                let mut at = at.clone();
+                at.sort_unstable();
+                for i in at.into_iter().rev() {
+                    if i < list.records.len() {
+                        list.records.remove(i);
+                    }
+                }
+            }
+            data.render(path, o.pretty);
+            return;
+        }
+        &Change::DeleteCampaign(c) => {
+            if let Some(i) = position(&data, c) {
+                data.lists.get_mut("campaigns").unwrap().records.remove(i);
+            }
+            for path in [
+                format!("campaigns/{}/leads", campaign_id(c)),
+                replies_path(c),
+            ] {
+                data.lists.remove(&path);
+                data.pages.remove(&path);
+            }
+        }
+        &Change::InsertCampaign { c, at } => {
+            let list = data.lists.get_mut("campaigns").unwrap();
+            let at = at.min(list.records.len());
+            list.records.insert(
+                at,
+                Rec {
+                    json: campaign(c, o.users),
+                    time: 0,
+                },
+            );
+            let (leads, users) = (o.leads.max(1), o.users);
+            let members = (0..c % 3)
+                .map(|k| campaign_lead(c, k, leads, users))
+                .collect();
+            let path = format!("campaigns/{}/leads", campaign_id(c));
+            data.lists
+                .insert(path.clone(), List::new("campaign_leads", true, members));
+            data.render(&path, o.pretty);
+            let replies = (0..c % 4)
+                .map(|k| reply(c, k, reply_sent_at(c, k), leads, users))
+                .collect();
+            data.lists.insert(
+                replies_path(c),
+                List {
+                    records: replies,
+                    ..List::new("replies", true, Vec::new())
+                },
+            );
+            data.render(&replies_path(c), o.pretty);
+        }
+        &Change::MoveCampaign { c, to } => {
+            if let Some(i) = position(&data, c) {
+                let list = data.lists.get_mut("campaigns").unwrap();
+                let rec = list.records.remove(i);
+                let to = to.min(list.records.len());
+                list.records.insert(to, rec);
+            }
+        }
+    }
+    data.render("campaigns", o.pretty);
 }
 
 // ---------------------------------------------------------------- data
@@ -1090,6 +1210,22 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
         }
         Some(Action::Headers(h)) => extra_headers.extend(h),
         Some(Action::CloseFor(..)) => unreachable!("answered as closed above"),
+        Some(Action::Change(change)) => apply(shared, &change),
+        Some(Action::RepeatPage(earlier)) => {
+            let body = page_body(shared, &path, query, earlier).unwrap_or_default();
+            return send(w, 200, &[], &body);
+        }
+        Some(Action::Endless) => {
+            let coll = collection_of(shared, &path);
+            let records: Vec<String> = (0..PAGE_SIZE)
+                .map(|k| format!(r#"{{"id":"x_{page}_{k}","name":"fresh"}}"#))
+                .collect();
+            let body = format!(
+                r#"{{"status":"success","errors":[],"has_more":true,"next_page":null,"{coll}":[{}]}}"#,
+                records.join(",")
+            );
+            return send(w, 200, &[], body.as_bytes());
+        }
         Some(Action::Huge(n)) => {
             let mut body = b"{\"users\":[\"".to_vec();
             body.resize(n, b'x');
