@@ -5,13 +5,14 @@
 //! (paging, a parent stream, an incremental cursor) is data this module reads.
 
 use crate::catalog::{Selected, State, SyncMode};
-use crate::client::{encode, Client, Request};
+use crate::client::{Client, Request};
 use crate::error::{Error, Result};
-use crate::output::{Out, RecordEnd, Status, StreamId};
+use crate::output::{log, Level, Out, RecordEnd, Status, StreamId};
 use crate::page::Page;
-use crate::progress::count;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
+use crate::text::count;
 use crate::time::{self, Stamp};
+use crate::url::encode;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::time::Instant;
@@ -58,13 +59,13 @@ pub fn read(
             continue;
         }
         let Some(def) = streams::find(&sel.name) else {
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {} is not a stream of this source and was skipped; the streams are: {}",
-                    sel.name,
-                    streams::names()
-                ),
+            log!(
+                out,
+                Warn,
+                "stream {} is not a stream of this source and was skipped; the streams \
+                 are: {}",
+                sel.name,
+                streams::names()
             );
             out.status(&id, Status::Incomplete);
             out.progress_failed(&sel.name, 0, "not a stream of this source");
@@ -109,12 +110,9 @@ pub fn read(
         ));
     }
     if failed.is_empty() {
-        out.log("INFO", &summary);
+        out.log(Level::Info, &summary);
     } else {
-        out.log(
-            "ERROR",
-            &format!("{summary}; failed: {}", failed.join(", ")),
-        );
+        log!(out, Error, "{summary}; failed: {}", failed.join(", "));
     }
     out.flush()?;
     Ok(failed.is_empty())
@@ -177,12 +175,11 @@ impl Plan {
         let Some(spec) = def.incremental else {
             if mode == SyncMode::Incremental {
                 // PyAirbyte asks for incremental on every stream; a full read is the honest answer.
-                out.log(
-                    "INFO",
-                    &format!(
-                        "stream {} supports only full_refresh; reading it in full",
-                        def.name
-                    ),
+                log!(
+                    out,
+                    Info,
+                    "stream {} supports only full_refresh; reading it in full",
+                    def.name
                 );
             }
             return Ok(Plan::Full);
@@ -234,12 +231,12 @@ impl Plan {
                 .as_ref()
                 .map(|p| format!(" of {p}"))
                 .unwrap_or_default();
-            out.log(
-                "INFO",
-                &format!(
-                    "stream {}: resuming an interrupted sync at page {}{parent}",
-                    def.name, r.page
-                ),
+            log!(
+                out,
+                Info,
+                "stream {}: resuming an interrupted sync at page {}{parent}",
+                def.name,
+                r.page
             );
         }
         Ok(Plan::Incremental(Checkpoint {
@@ -269,7 +266,7 @@ fn stamp_at(value: Option<&Value>, what: &str) -> Result<Option<Stamp>, String> 
         }),
         Some(other) => Err(format!(
             "`{what}` must be a time string, found {}",
-            crate::config::json_kind(other)
+            crate::input::json_kind(other)
         )),
     }
 }
@@ -403,12 +400,12 @@ impl<'a> StreamRun<'a> {
         let final_state = match &self.plan {
             Plan::Full => json!({"__ab_no_cursor_state_message": true}),
             Plan::Incremental(c) if self.took_empty => {
-                out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: a page came back empty though more followed; the cursor stays where it was, so that the next sync reads that range again",
-                        self.id.name
-                    ),
+                log!(
+                    out,
+                    Warn,
+                    "stream {}: a page came back empty though more followed; the cursor stays \
+                     where it was, so that the next sync reads that range again",
+                    self.id.name
                 );
                 c.unmoved()
             }
@@ -417,15 +414,14 @@ impl<'a> StreamRun<'a> {
         out.state(self.id, &final_state, self.unstated);
         out.status(self.id, Status::Complete);
         out.progress_done(&self.id.name, self.pages, self.records);
-        out.log(
-            "INFO",
-            &format!(
-                "stream {}: {} in {}, {:.1} s",
-                self.id.name,
-                count(self.records, "record"),
-                count(self.pages, "page"),
-                started.elapsed().as_secs_f64()
-            ),
+        log!(
+            out,
+            Info,
+            "stream {}: {} in {}, {:.1} s",
+            self.id.name,
+            count(self.records, "record"),
+            count(self.pages, "page"),
+            started.elapsed().as_secs_f64()
         );
         out.flush()
     }
@@ -519,12 +515,12 @@ impl<'a> StreamRun<'a> {
                         Ok(()) => found += 1,
                         Err(e) if e.http_status == Some(404) => {
                             missing += 1;
-                            out.log(
-                                "WARN",
-                                &format!(
-                                    "stream {}: {parent} {parent_id} was not found (deleted during the sync?); skipped",
-                                    self.id.name
-                                ),
+                            log!(
+                                out,
+                                Warn,
+                                "stream {}: {parent} {parent_id} was not found (deleted during the \
+                                 sync?); skipped",
+                                self.id.name
                             );
                             out.flush()?;
                         }
@@ -533,13 +529,13 @@ impl<'a> StreamRun<'a> {
                 }
             }
             let Some(lost) = resume.take() else { break };
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {}: the {parent} record {} that the interrupted sync stopped in is gone; reading every {parent} again",
-                    self.id.name,
-                    lost.parent.unwrap_or_default()
-                ),
+            log!(
+                out,
+                Warn,
+                "stream {}: the {parent} record {} that the interrupted sync stopped in \
+                 is gone; reading every {parent} again",
+                self.id.name,
+                lost.parent.unwrap_or_default()
             );
         }
         // One parent deleted mid-sync is news; all of them is a wrong endpoint.
@@ -560,13 +556,13 @@ impl<'a> StreamRun<'a> {
             .filter_map(|r| r.field_str().map(Cow::into_owned))
             .collect();
         if ids.len() < page.records.len() {
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {}: {} {parent} records have no string `id`; their children cannot be listed",
-                    self.id.name,
-                    page.records.len() - ids.len()
-                ),
+            log!(
+                out,
+                Warn,
+                "stream {}: {} {parent} records have no string `id`; their children \
+                 cannot be listed",
+                self.id.name,
+                page.records.len() - ids.len()
             );
         }
         ids
@@ -603,14 +599,13 @@ impl<'a> StreamRun<'a> {
         self.pages += 1;
         out.progress_page(&self.id.name, self.pages, self.records);
         if self.pages % PROGRESS_EVERY_PAGES == 0 {
-            out.log(
-                "INFO",
-                &format!(
-                    "stream {}: {} pages, {} so far",
-                    self.id.name,
-                    self.pages,
-                    count(self.records, "record")
-                ),
+            log!(
+                out,
+                Info,
+                "stream {}: {} pages, {} so far",
+                self.id.name,
+                self.pages,
+                count(self.records, "record")
             );
         }
         out.flush()
@@ -703,9 +698,11 @@ impl Pager {
         self.previous.clear();
         self.previous.extend_from_slice(page.items);
         if !self.paged && page.has_more {
-            out.log(
-                "WARN",
-                &format!("{what}: the API says more follows, but this list takes no page parameter; read its one answer"),
+            log!(
+                out,
+                Warn,
+                "{what}: the API says more follows, but this list takes no page \
+                 parameter; read its one answer"
             );
         }
         if !self.paged || !page.has_more {
