@@ -3,6 +3,9 @@
 //! `main` parses the flags, runs one command, and is the one place where a
 //! failure becomes a TRACE ERROR and an exit code.
 
+// Unsafe code is allowed only where a module says why it needs it.
+#![deny(unsafe_code)]
+
 mod catalog;
 mod cli;
 mod client;
