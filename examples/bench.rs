@@ -1,4 +1,4 @@
-//! Throughput and memory benchmark of the release connector (issue 5).
+//! Throughput and memory benchmark of the release connector.
 //!
 //!   cargo run --release --features bench --example bench
 //!   cargo run --release --features bench --example bench -- --leads 100000 --runs 7 --rss-leads 10000,1000000

@@ -2,10 +2,10 @@
 //! state file. Both are parsed leniently (Airbyte adds fields over time) but
 //! every field we rely on is checked before any request is made.
 
-use crate::config::json_kind;
 use crate::error::{Error, Result};
+use crate::input::json_kind;
+use crate::streams;
 use serde_json::Value;
-use std::path::Path;
 
 /// How the catalog asks for a stream to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,22 +21,6 @@ pub struct Selected {
     /// Echoed back exactly in every message of the stream.
     pub namespace: Option<String>,
     pub sync_mode: SyncMode,
-}
-
-/// Reads a JSON file; `what` names it in errors ("config", "catalog", ...).
-pub fn read_json_file(path: &Path, what: &str) -> Result<Value> {
-    let text = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read the {what} file {}: {e}",
-            path.display()
-        ))
-    })?;
-    serde_json::from_slice(&text).map_err(|e| {
-        Error::config(format!(
-            "the {what} file {} is not valid JSON: {e}",
-            path.display()
-        ))
-    })
 }
 
 /// The streams of a ConfiguredAirbyteCatalog, in catalog order.
@@ -183,6 +167,53 @@ impl State {
             .rev()
             .find(|(name, _)| name == stream)
             .map(|(_, v)| v)
+    }
+}
+
+/// The streams named on the command line.
+pub fn select_by_name(names: &[String], mode: SyncMode) -> Result<Vec<Selected>> {
+    if names.is_empty() {
+        // `--streams "$EMPTY"` is a mistake, not a request for everything.
+        return Err(Error::config(format!(
+            "--streams names no stream; name some of: {} (or leave --streams out to read all)",
+            streams::names()
+        )));
+    }
+
+    if let Some(bad) = names.iter().find(|n| streams::find(n).is_none()) {
+        let all = streams::STREAMS.iter().map(|s| s.name);
+        let near = match crate::cli::closest(bad, all) {
+            Some(name) => format!("did you mean `{name}`? "),
+            None => String::new(),
+        };
+        return Err(Error::config(format!(
+            "--streams: there is no stream `{bad}`; {near}the streams are: {}",
+            streams::names()
+        )));
+    }
+    // Each stream once, in the order first named: `users,users` must not
+    // write every user twice.
+    let mut picked: Vec<Selected> = Vec::new();
+    for name in names {
+        if !picked.iter().any(|p| p.name == *name) {
+            picked.push(selected(name, mode));
+        }
+    }
+    Ok(picked)
+}
+
+/// A stream picked without a catalog: `mode` where the stream supports
+/// it, else full refresh.
+pub fn selected(name: &str, mode: SyncMode) -> Selected {
+    let incremental = streams::find(name).is_some_and(|s| s.incremental.is_some());
+    Selected {
+        name: name.to_string(),
+        namespace: None,
+        sync_mode: if incremental {
+            mode
+        } else {
+            SyncMode::FullRefresh
+        },
     }
 }
 

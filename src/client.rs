@@ -8,7 +8,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::output::{Out, StreamId};
+use crate::output::{Level, Out, StreamId};
 use crate::page::{self, Layout, Page};
 use crate::rate::{Advice, ServerWait};
 use crate::retry::{self, Kind, Next, Trouble};
@@ -121,7 +121,7 @@ impl Client {
                 (Next::Retry(sleep), _) => sleep,
                 (_, Some(layout)) => {
                     let note = format!("{}: {}; taken as it is", req.what, trouble.why);
-                    out.log("WARN", &note);
+                    out.log(Level::Warn, &note);
                     return Ok(layout.page(&self.body));
                 }
                 (Next::OutOfTime, None) => return Err(out_of_time(req.what, &trouble)),
@@ -147,7 +147,8 @@ impl Client {
                     out.rate_limited(stream, trouble.server_wait.map(|w| w.until_ms()));
                 }
             }
-            out.pause("WARN", &note, sleep)?;
+            out.waiting(Level::Warn, &note)?;
+            std::thread::sleep(sleep);
         }
     }
 
@@ -372,7 +373,9 @@ impl Client {
             req.what,
             wait.as_secs_f64()
         );
-        out.pause("INFO", &note, wait)
+        out.waiting(Level::Info, &note)?;
+        std::thread::sleep(wait);
+        Ok(())
     }
 }
 
@@ -541,32 +544,12 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Percent-encodes a query value or a path segment: everything but ASCII
-/// letters, digits, `-` and `_`, so that no value can add a path step
-/// (`/`, `..`), a query or an authority to a URL.
-pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn encoding_and_quotes() {
-        assert_eq!(
-            encode("2024-01-02T03:04:05+00:00"),
-            "2024-01-02T03%3A04%3A05%2B00%3A00"
-        );
-        assert_eq!(encode("../x@y"), "%2E%2E%2Fx%40y");
+    fn api_reasons_and_quotes() {
         let body = br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#;
         assert_eq!(api_reason(body), ": bad_params: no");
         assert!(api_reason(b"<html>oops").contains("<html>oops"));

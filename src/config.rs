@@ -2,6 +2,7 @@
 //! later step can trust it.
 
 use crate::error::{Error, Result};
+use crate::input::json_kind;
 use crate::network::{self, ProxyChoice, Trust};
 use crate::secret::{self, ApiKey};
 use serde_json::{Map, Value};
@@ -277,18 +278,6 @@ fn seconds(value: &Value, positive: bool) -> Option<Duration> {
     let s = value.as_f64()?;
     let low_ok = if positive { s > 0.0 } else { s >= 0.0 };
     (low_ok && s <= MAX_SECONDS).then(|| Duration::from_secs_f64(s))
-}
-
-/// "a string", "an array", ... for error messages.
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,14 @@
 //! The one error type of the connector. Each error knows its Airbyte
 //! `failure_type`; `main` turns it into a TRACE message and an exit code.
+//!
+//! Errors are made by named constructors only: there is no blanket
+//! conversion from `std::io::Error`, because the same io error means
+//! different things (a closed stdout, an unreadable config file) and must
+//! say which.
 
 use std::fmt;
+use std::io;
+use std::path::Path;
 
 /// Airbyte's `failure_type`: who has to act to fix the failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,14 +61,17 @@ impl Error {
         }
     }
 
+    /// The user must fix the config, catalog, state or command line.
     pub fn config(message: impl Into<String>) -> Error {
         Error::new(FailureType::Config, message)
     }
 
+    /// A later attempt may succeed.
     pub fn transient(message: impl Into<String>) -> Error {
         Error::new(FailureType::Transient, message)
     }
 
+    /// Neither the user nor time will fix it.
     pub fn system(message: impl Into<String>) -> Error {
         Error::new(FailureType::System, message)
     }
@@ -74,11 +84,32 @@ impl Error {
         }
     }
 
+    /// Writing to stdout failed: a broken pipe means the reader left,
+    /// anything else is a real failure to report.
+    pub fn stdout(e: &io::Error) -> Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Error::output_closed()
+        } else {
+            Error::system(format!("writing to stdout failed: {e}"))
+        }
+    }
+
+    /// A file the user named could not be read; `what` says which one
+    /// ("config", "catalog", "state").
+    pub fn unreadable(what: &str, path: &Path, e: &io::Error) -> Error {
+        Error::config(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    }
+
+    /// Detail for the logs, beside the message.
     pub fn with_internal(mut self, internal: impl Into<String>) -> Error {
         self.internal = Some(internal.into());
         self
     }
 
+    /// The HTTP status the API answered with.
     pub fn with_status(mut self, status: u16) -> Error {
         self.http_status = Some(status);
         self
@@ -97,16 +128,28 @@ impl fmt::Display for Error {
     }
 }
 
-impl From<std::io::Error> for Error {
-    /// Only stdout writes reach this conversion; a broken pipe means the
-    /// reader left, anything else is a real failure to report.
-    fn from(e: std::io::Error) -> Error {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Error::output_closed()
-        } else {
-            Error::system(format!("writing to stdout failed: {e}"))
-        }
+impl std::error::Error for Error {}
+
+/// The connector's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_says_where_it_arose() {
+        let gone = io::Error::new(io::ErrorKind::NotFound, "No such file or directory");
+        let config = Error::unreadable("config", Path::new("c.json"), &gone);
+        assert_eq!(config.failure, FailureType::Config);
+        assert!(config
+            .message
+            .starts_with("cannot read the config file c.json"));
+        let full = io::Error::new(io::ErrorKind::StorageFull, "No space left on device");
+        assert!(Error::stdout(&full)
+            .message
+            .starts_with("writing to stdout"));
+        let pipe = io::Error::new(io::ErrorKind::BrokenPipe, "Broken pipe");
+        assert!(Error::stdout(&pipe).output_closed);
     }
 }
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

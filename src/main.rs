@@ -3,11 +3,15 @@
 //! `main` parses the flags, runs one command, and is the one place where a
 //! failure becomes a TRACE ERROR and an exit code.
 
+// Unsafe code is allowed only where a module says why it needs it.
+#![deny(unsafe_code)]
+
 mod catalog;
 mod cli;
 mod client;
 mod config;
 mod error;
+mod input;
 mod network;
 mod output;
 mod page;
@@ -18,14 +22,17 @@ mod secret;
 mod signals;
 mod streams;
 mod sync;
+mod text;
 mod time;
 mod transport;
+mod url;
 
-use catalog::{read_json_file, Selected, State, SyncMode};
+use catalog::{State, SyncMode};
 use cli::{Command, ReadArgs};
 use config::Config;
-use error::{Error, Result};
-use output::Out;
+use error::Result;
+use input::read_json_file;
+use output::{log, Out};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::io::Write;
@@ -237,10 +244,10 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
     };
     let selected = match (&args.catalog, &args.streams) {
         (Some(path), _) => catalog::parse_catalog(&read_json_file(path, "catalog")?)?,
-        (None, Some(names)) => select_by_name(names, mode)?,
+        (None, Some(names)) => catalog::select_by_name(names, mode)?,
         (None, None) => streams::STREAMS
             .iter()
-            .map(|s| selected(s.name, mode))
+            .map(|s| catalog::selected(s.name, mode))
             .collect(),
     };
     let state = match &args.state {
@@ -248,12 +255,13 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
         None => State::default(),
     };
     if state.unread > 0 {
-        out.log(
-            "WARN",
-            &format!(
-                "the state file has {} entries this source cannot use; it reads per-stream states (the `state` objects of STATE messages, or the STATE lines of a previous run); streams without one start from scratch",
-                state.unread
-            ),
+        log!(
+            out,
+            Warn,
+            "the state file has {} entries this source cannot use; it reads \
+             per-stream states (the `state` objects of STATE messages, or the STATE \
+             lines of a previous run); streams without one start from scratch",
+            state.unread
         );
     }
     let mut client = client::Client::new(&config, None);
@@ -265,51 +273,4 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
         out,
     )?;
     Ok(if all_complete { 0 } else { 1 })
-}
-
-/// The streams named on the command line.
-fn select_by_name(names: &[String], mode: SyncMode) -> Result<Vec<Selected>> {
-    if names.is_empty() {
-        // `--streams "$EMPTY"` is a mistake, not a request for everything.
-        return Err(Error::config(format!(
-            "--streams names no stream; name some of: {} (or leave --streams out to read all)",
-            streams::names()
-        )));
-    }
-
-    if let Some(bad) = names.iter().find(|n| streams::find(n).is_none()) {
-        let all = streams::STREAMS.iter().map(|s| s.name);
-        let near = match cli::closest(bad, all) {
-            Some(name) => format!("did you mean `{name}`? "),
-            None => String::new(),
-        };
-        return Err(Error::config(format!(
-            "--streams: there is no stream `{bad}`; {near}the streams are: {}",
-            streams::names()
-        )));
-    }
-    // Each stream once, in the order first named: `users,users` must not
-    // write every user twice.
-    let mut picked: Vec<Selected> = Vec::new();
-    for name in names {
-        if !picked.iter().any(|p| p.name == *name) {
-            picked.push(selected(name, mode));
-        }
-    }
-    Ok(picked)
-}
-
-/// A stream picked without a catalog: `mode` where the stream supports
-/// it, else full refresh.
-fn selected(name: &str, mode: SyncMode) -> Selected {
-    let incremental = streams::find(name).is_some_and(|s| s.incremental.is_some());
-    Selected {
-        name: name.to_string(),
-        namespace: None,
-        sync_mode: if incremental {
-            mode
-        } else {
-            SyncMode::FullRefresh
-        },
-    }
 }

@@ -9,19 +9,12 @@ use crate::error::{Error, Result};
 use crate::page::Record;
 use crate::progress::Progress;
 use crate::signals;
+use crate::time::now_ms;
 use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
+use std::fmt;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch, as the protocol's timestamps want.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// The stream a message belongs to, pre-rendered once per stream.
 #[derive(Clone, Debug)]
@@ -66,12 +59,46 @@ impl RecordEnd {
 }
 
 /// STREAM_STATUS values.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Started,
     Running,
     Complete,
     Incomplete,
+}
+
+/// Why a stream is in its status; only RATE_LIMITED is ever said.
+#[derive(Serialize)]
+struct Reason {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limited: Option<RateLimited>,
+}
+
+/// When the API's rate window opens again.
+#[derive(Serialize)]
+struct RateLimited {
+    /// Epoch milliseconds.
+    quota_reset: u64,
+}
+
+/// A formatted LOG line: `log!(out, Warn, "stream {name}: ...")`.
+macro_rules! log {
+    ($out:expr, $level:ident, $($format:tt)+) => {
+        $out.log($crate::output::Level::$level, format_args!($($format)+))
+    };
+}
+pub(crate) use log;
+
+/// The level of a LOG message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
 }
 
 /// The stdout writer. Everything the connector says goes through it.
@@ -114,59 +141,98 @@ impl Out {
 
     /// A per-stream STATE; `records` counts the stream's records since its previous STATE.
     pub fn state(&mut self, stream: &StreamId, stream_state: &serde_json::Value, records: u64) {
-        let state = stream_state.to_string();
-        // recordCount is a double that must carry a decimal point.
-        let line = format!(
-            "{{\"type\":\"STATE\",\"state\":{{\"type\":\"STREAM\",\"stream\":{{\"stream_descriptor\":{},\"stream_state\":{}}},\"sourceStats\":{{\"recordCount\":{}.0}}}}}}\n",
-            stream.descriptor.get(),
-            state,
-            records
-        );
-        self.buf.extend_from_slice(line.as_bytes());
+        #[derive(Serialize)]
+        struct State<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            stream: StreamState<'a>,
+            #[serde(rename = "sourceStats")]
+            source_stats: SourceStats,
+        }
+        #[derive(Serialize)]
+        struct StreamState<'a> {
+            stream_descriptor: &'a RawValue,
+            stream_state: &'a serde_json::Value,
+        }
+        #[derive(Serialize)]
+        struct SourceStats {
+            /// A number with a decimal point in the protocol's schema:
+            /// serde_json writes a whole f64 as `12.0`.
+            #[serde(rename = "recordCount")]
+            record_count: f64,
+        }
+        let state = State {
+            kind: "STREAM",
+            stream: StreamState {
+                stream_descriptor: &stream.descriptor,
+                stream_state,
+            },
+            source_stats: SourceStats {
+                record_count: records as f64,
+            },
+        };
+        self.message("STATE", "state", &state);
     }
 
+    /// A STREAM_STATUS without reasons.
     pub fn status(&mut self, stream: &StreamId, status: Status) {
-        let status = match status {
-            Status::Started => "STARTED",
-            Status::Running => "RUNNING",
-            Status::Complete => "COMPLETE",
-            Status::Incomplete => "INCOMPLETE",
-        };
-        self.stream_status(stream, status, "");
+        self.stream_status(stream, status, None);
     }
 
     /// STREAM_STATUS RUNNING with the reason RATE_LIMITED: the stream waits
     /// for the API's rate window, until `quota_reset` (epoch ms) if known.
     /// The platform shows it until records flow again.
     pub fn rate_limited(&mut self, stream: &StreamId, quota_reset: Option<u64>) {
-        let reason = match quota_reset {
-            Some(ms) => format!(
-                ",\"reasons\":[{{\"type\":\"RATE_LIMITED\",\"rate_limited\":{{\"quota_reset\":{ms}}}}}]"
-            ),
-            None => ",\"reasons\":[{\"type\":\"RATE_LIMITED\"}]".to_string(),
+        let reason = Reason {
+            kind: "RATE_LIMITED",
+            rate_limited: quota_reset.map(|quota_reset| RateLimited { quota_reset }),
         };
-        self.stream_status(stream, "RUNNING", &reason);
+        self.stream_status(stream, Status::Running, Some(reason));
     }
 
-    /// A STREAM_STATUS line; `extra` is more members of `stream_status`.
-    fn stream_status(&mut self, stream: &StreamId, status: &str, extra: &str) {
-        let line = format!(
-            "{{\"type\":\"TRACE\",\"trace\":{{\"type\":\"STREAM_STATUS\",\"emitted_at\":{},\"stream_status\":{{\"stream_descriptor\":{},\"status\":\"{}\"{}}}}}}}\n",
-            now_ms(),
-            stream.descriptor.get(),
-            status,
-            extra
-        );
-        self.buf.extend_from_slice(line.as_bytes());
+    fn stream_status(&mut self, stream: &StreamId, status: Status, reason: Option<Reason>) {
+        #[derive(Serialize)]
+        struct Trace<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            emitted_at: u64,
+            stream_status: StreamStatus<'a>,
+        }
+        #[derive(Serialize)]
+        struct StreamStatus<'a> {
+            stream_descriptor: &'a RawValue,
+            status: Status,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reasons: Option<[Reason; 1]>,
+        }
+        let trace = Trace {
+            kind: "STREAM_STATUS",
+            emitted_at: now_ms(),
+            stream_status: StreamStatus {
+                stream_descriptor: &stream.descriptor,
+                status,
+                reasons: reason.map(|r| [r]),
+            },
+        };
+        self.message("TRACE", "trace", &trace);
     }
 
-    pub fn log(&mut self, level: &str, message: &str) {
+    /// A LOG line: `out.log(Level::Warn, format_args!("..."))`.
+    pub fn log(&mut self, level: Level, message: impl fmt::Display) {
         #[derive(Serialize)]
         struct Log<'a> {
-            level: &'a str,
+            level: Level,
             message: &'a str,
         }
-        self.message("LOG", "log", &Log { level, message });
+        let message = message.to_string();
+        self.message(
+            "LOG",
+            "log",
+            &Log {
+                level,
+                message: &message,
+            },
+        );
     }
 
     /// A TRACE ERROR carrying the error's failure_type (and stream, if any).
@@ -251,16 +317,14 @@ impl Out {
         }
     }
 
-    /// Says why the sync waits (a LOG at `level`, and on the progress
-    /// line), then waits.
-    pub fn pause(&mut self, level: &str, why: &str, wait: Duration) -> Result<()> {
+    /// Says why the sync is about to wait: a LOG at `level`, the progress
+    /// line, and everything gathered so far out on stdout. The caller waits.
+    pub fn waiting(&mut self, level: Level, why: &str) -> Result<()> {
         self.log(level, why);
         if let Some(p) = &mut self.progress {
             p.wait(why);
         }
-        self.flush()?;
-        std::thread::sleep(wait);
-        Ok(())
+        self.flush()
     }
 
     /// Live progress: a stream's final counts.
@@ -288,6 +352,6 @@ impl Out {
             stdout.write_all(&self.buf).and_then(|_| stdout.flush())
         });
         self.buf.clear();
-        written.map_err(Error::from)
+        written.map_err(|e| Error::stdout(&e))
     }
 }

@@ -5,8 +5,7 @@
 //!
 //! A hand-written scanner rather than serde_json: validating, splitting and
 //! noticing layout whitespace in one pass was the largest share of a sync's
-//! CPU when done as serde_json validation plus a second minifying pass
-//! (issue 5). serde_json is still the reference it is tested against.
+//! CPU when done as serde_json validation plus a second minifying pass. serde_json is still the reference it is tested against.
 //!
 //! What it accepts is what serde_json accepts when it reads the page into
 //! a `Value`: the same grammar, strings with the same escapes and no lone
@@ -517,6 +516,7 @@ impl<'a> Scanner<'a> {
 /// a page, sixteen bytes at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
+#[allow(unsafe_code)] // SSE2 intrinsics: see the SAFETY note
 fn skip_plain(b: &[u8], mut i: usize) -> usize {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are

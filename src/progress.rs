@@ -13,6 +13,7 @@
 //! Each stream ends with one line of its own, kept on screen: its counts
 //! when it completed, or that it failed and why in a few words.
 
+use crate::text::count;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -26,11 +27,6 @@ const RATE_AFTER: Duration = Duration::from_secs(1);
 /// The longest reason a failed stream's final line quotes; the whole
 /// message is in the TRACE ERROR on stdout.
 const REASON_CHARS: usize = 80;
-
-/// "1 page", "2 pages".
-pub fn count(n: u64, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
 
 /// Where stdout goes, as far as the live line cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

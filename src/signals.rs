@@ -4,6 +4,7 @@
 //! default action), so a sync blocked in a slow request or a retry sleep
 //! stops within a second. While a write is under way it only records the
 //! signal; the writer finishes its whole lines and then re-raises it.
+#![allow(unsafe_code)] // calls into the C library: a SAFETY note on each
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 

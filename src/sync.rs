@@ -5,14 +5,15 @@
 //! (paging, a parent stream, an incremental cursor) is data this module reads.
 
 use crate::catalog::{Selected, State, SyncMode};
-use crate::client::{encode, Client, Fingerprints, Request};
+use crate::client::{Client, Fingerprints, Request};
 use crate::error::{Error, Result};
-use crate::output::{Out, RecordEnd, Status, StreamId};
+use crate::output::{log, Level, Out, RecordEnd, Status, StreamId};
 use crate::page::Page;
-use crate::progress::count;
 use crate::secret::mask;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
+use crate::text::count;
 use crate::time::{self, Stamp};
+use crate::url::encode;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
@@ -69,13 +70,13 @@ pub fn read(
             continue;
         }
         let Some(def) = streams::find(&sel.name) else {
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {} is not a stream of this source and was skipped; the streams are: {}",
-                    sel.name,
-                    streams::names()
-                ),
+            log!(
+                out,
+                Warn,
+                "stream {} is not a stream of this source and was skipped; the streams \
+                 are: {}",
+                sel.name,
+                streams::names()
             );
             out.status(&id, Status::Incomplete);
             out.progress_failed(&sel.name, 0, "not a stream of this source");
@@ -120,12 +121,9 @@ pub fn read(
         ));
     }
     if failed.is_empty() {
-        out.log("INFO", &summary);
+        out.log(Level::Info, &summary);
     } else {
-        out.log(
-            "ERROR",
-            &format!("{summary}; failed: {}", failed.join(", ")),
-        );
+        log!(out, Error, "{summary}; failed: {}", failed.join(", "));
     }
     out.flush()?;
     Ok(failed.is_empty())
@@ -206,12 +204,11 @@ impl Plan {
         let Some(spec) = def.incremental else {
             if mode == SyncMode::Incremental {
                 // PyAirbyte asks for incremental on every stream; a full read is the honest answer.
-                out.log(
-                    "INFO",
-                    &format!(
-                        "stream {} supports only full_refresh; reading it in full",
-                        def.name
-                    ),
+                log!(
+                    out,
+                    Info,
+                    "stream {} supports only full_refresh; reading it in full",
+                    def.name
                 );
             }
             return Ok(Plan::Full);
@@ -278,12 +275,11 @@ impl Plan {
             } else {
                 String::new()
             };
-            out.log(
-                "INFO",
-                &format!(
-                    "stream {}: resuming an interrupted sync{at}{finished}",
-                    def.name
-                ),
+            log!(
+                out,
+                Info,
+                "stream {}: resuming an interrupted sync{at}{finished}",
+                def.name
             );
         }
         Ok(Plan::Incremental(Box::new(Checkpoint {
@@ -316,7 +312,7 @@ fn stamp_at(value: Option<&Value>, what: &str) -> Result<Option<Stamp>, String> 
         }),
         Some(other) => Err(format!(
             "`{what}` must be a time string, found {}",
-            crate::config::json_kind(other)
+            crate::input::json_kind(other)
         )),
     }
 }
@@ -489,12 +485,12 @@ impl<'a> StreamRun<'a> {
         let final_state = match &self.plan {
             Plan::Full => json!({"__ab_no_cursor_state_message": true}),
             Plan::Incremental(c) if c.held => {
-                out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: a page came back empty though more followed; the cursor stays where it was, so that the next sync reads that range again",
-                        self.id.name
-                    ),
+                log!(
+                    out,
+                    Warn,
+                    "stream {}: a page came back empty though more followed; the cursor stays \
+                     where it was, so that the next sync reads that range again",
+                    self.id.name
                 );
                 c.unmoved()
             }
@@ -503,15 +499,14 @@ impl<'a> StreamRun<'a> {
         out.state(self.id, &final_state, self.unstated);
         out.status(self.id, Status::Complete);
         out.progress_done(&self.id.name, self.pages, self.records);
-        out.log(
-            "INFO",
-            &format!(
-                "stream {}: {} in {}, {:.1} s",
-                self.id.name,
-                count(self.records, "record"),
-                count(self.pages, "page"),
-                started.elapsed().as_secs_f64()
-            ),
+        log!(
+            out,
+            Info,
+            "stream {}: {} in {}, {:.1} s",
+            self.id.name,
+            count(self.records, "record"),
+            count(self.pages, "page"),
+            started.elapsed().as_secs_f64()
         );
         out.flush()
     }
@@ -595,13 +590,14 @@ impl<'a> StreamRun<'a> {
         };
         if let Some(lost) = resume.as_ref().and_then(|r| r.parent.as_ref()) {
             if !listed.contains(lost) {
-                out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: the {parent} record {} that the interrupted sync stopped in is no longer listed; every {parent} this sync has not finished is read (again, for those it had begun)",
-                        self.id.name,
-                        mask(lost)
-                    ),
+                log!(
+                    out,
+                    Warn,
+                    "stream {}: the {parent} record {} that the interrupted sync stopped in is no \
+                     longer listed; every {parent} this sync has not finished is read (again, for \
+                     those it had begun)",
+                    self.id.name,
+                    mask(lost)
                 );
             }
         }
@@ -654,14 +650,14 @@ impl<'a> StreamRun<'a> {
             page = self.failed_page;
             let listing = self.list_parents(client, parent_def, out)?;
             if listing.repeated.is_none() && !listing.ids.iter().any(|id| id == parent_id) {
-                out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: {} {} was not found and is no longer listed (deleted during the sync); skipped",
-                        self.id.name,
-                        parent_def.name,
-                        mask(parent_id)
-                    ),
+                log!(
+                    out,
+                    Warn,
+                    "stream {}: {} {} was not found and is no longer listed (deleted during the \
+                     sync); skipped",
+                    self.id.name,
+                    parent_def.name,
+                    mask(parent_id)
                 );
                 out.flush()?;
                 return Ok(false);
@@ -677,14 +673,14 @@ impl<'a> StreamRun<'a> {
                 .with_status(404));
             }
             retries += 1;
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {}: the list of {} {} answered HTTP 404, yet it is still listed; reading it again from page {page} (retry {retries} of {MAX_NOT_FOUND_RETRIES})",
-                    self.id.name,
-                    parent_def.name,
-                    mask(parent_id)
-                ),
+            log!(
+                out,
+                Warn,
+                "stream {}: the list of {} {} answered HTTP 404, yet it is still listed; reading \
+                 it again from page {page} (retry {retries} of {MAX_NOT_FOUND_RETRIES})",
+                self.id.name,
+                parent_def.name,
+                mask(parent_id)
             );
             out.flush()?;
         }
@@ -705,13 +701,13 @@ impl<'a> StreamRun<'a> {
         for _ in 0..MAX_LISTINGS {
             let listing = self.list_parents(client, parent_def, out)?;
             if let Some(id) = &listing.repeated {
-                out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: {parent} {} was listed twice (the list changed while it was read); listing the {parent} again",
-                        self.id.name,
-                        mask(id)
-                    ),
+                log!(
+                    out,
+                    Warn,
+                    "stream {}: {parent} {} was listed twice (the list changed while it was \
+                     read); listing the {parent} again",
+                    self.id.name,
+                    mask(id)
                 );
                 previous = None;
                 continue;
@@ -723,14 +719,14 @@ impl<'a> StreamRun<'a> {
                     }
                     return Ok(listing.ids);
                 }
-                Some(prev) => out.log(
-                    "WARN",
-                    &format!(
-                        "stream {}: the {parent} changed between two listings ({} then {}); listing them again",
-                        self.id.name,
-                        prev.ids.len(),
-                        listing.ids.len()
-                    ),
+                Some(prev) => log!(
+                    out,
+                    Warn,
+                    "stream {}: the {parent} changed between two listings ({} then \
+                                   {}); listing them again",
+                    self.id.name,
+                    prev.ids.len(),
+                    listing.ids.len()
                 ),
                 None => {}
             }
@@ -786,13 +782,13 @@ impl<'a> StreamRun<'a> {
             .filter_map(|r| r.field_str().map(Cow::into_owned))
             .collect();
         if ids.len() < page.records.len() {
-            out.log(
-                "WARN",
-                &format!(
-                    "stream {}: {} {parent} records have no string `id`; their children cannot be listed",
-                    self.id.name,
-                    page.records.len() - ids.len()
-                ),
+            log!(
+                out,
+                Warn,
+                "stream {}: {} {parent} records have no string `id`; their children \
+                 cannot be listed",
+                self.id.name,
+                page.records.len() - ids.len()
             );
         }
         ids
@@ -830,14 +826,13 @@ impl<'a> StreamRun<'a> {
         self.pages += 1;
         out.progress_page(&self.id.name, self.pages, self.records);
         if self.pages % PROGRESS_EVERY_PAGES == 0 {
-            out.log(
-                "INFO",
-                &format!(
-                    "stream {}: {} pages, {} so far",
-                    self.id.name,
-                    self.pages,
-                    count(self.records, "record")
-                ),
+            log!(
+                out,
+                Info,
+                "stream {}: {} pages, {} so far",
+                self.id.name,
+                self.pages,
+                count(self.records, "record")
             );
         }
         if flush {
@@ -934,9 +929,11 @@ impl Pager {
             self.seen.insert(page.items);
         }
         if !self.paged && page.has_more {
-            out.log(
-                "WARN",
-                &format!("{what}: the API says more follows, but this list takes no page parameter; read its one answer"),
+            log!(
+                out,
+                Warn,
+                "{what}: the API says more follows, but this list takes no page \
+                 parameter; read its one answer"
             );
         }
         if !self.paged || !page.has_more {

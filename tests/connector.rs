@@ -1,7 +1,7 @@
 //! spec, check, discover and read, through the release binary, against the
 //! loopback mock.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::mock::{Action, Fault, MockServer, Options, API_KEY};

@@ -1,7 +1,7 @@
 //! The key as servers echo it back: trimmed, JSON-escaped in every way,
 //! percent-encoded in any case. No form of it may reach the output.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::mock::{Action, Fault, MockServer, Options};

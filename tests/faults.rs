@@ -2,7 +2,7 @@
 //! release binary: retried faults end with exactly the records of a clean
 //! run, the others fail loudly, and the key never leaks.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

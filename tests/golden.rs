@@ -1,12 +1,12 @@
-//! The connector's output, byte for byte, against a golden file written
-//! before the throughput work (issue 5): optimisations must not change a
-//! single byte of what is emitted. Timestamps and LOG lines (which carry
-//! timings) are masked; everything else is compared as is.
+//! The connector's output, byte for byte, against a golden file:
+//! optimisations must not change a single byte of what is emitted.
+//! Timestamps and LOG lines (which carry timings) are masked; everything
+//! else is compared as is.
 //!
 //! `SPQ_BLESS=1 cargo test --release --test all golden::` rewrites the file, for a
 //! deliberate change of output.
 
-mod support;
+use crate::support;
 
 use support::mock::{MockServer, Options};
 use support::*;

@@ -1,7 +1,7 @@
 //! Bad input is refused clearly, garbage never panics, and the process
 //! behaves in pipelines and under signals.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
@@ -110,6 +110,22 @@ fn unreadable_or_non_json_config_files_exit_1() {
             let run = run(&[cmd, "--config", path]);
             let error = run.the_error("config_error", &format!("{cmd} {path}"));
             assert!(error["message"].as_str().unwrap().contains("config file"));
+        }
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_named_for_what_it_is() {
+    let dir = TempDir::new();
+    let config = dir.json("config.json", &json!({"api_key": API_KEY}));
+    let a_dir = path_str(&dir.0);
+    for path in [a_dir.as_str(), "/no/such/file.json"] {
+        let words = format!("cannot read the config file {path}");
+        run(&["read", "--config", path]).the_error_saying("config_error", &words);
+        for what in ["catalog", "state"] {
+            let run = run(&["read", "--config", &config, &format!("--{what}"), path]);
+            let words = format!("cannot read the {what} file {path}");
+            run.the_error_saying("config_error", &words);
         }
     }
 }

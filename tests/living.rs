@@ -5,7 +5,7 @@
 //! and resumed: what the runs wrote together is compared with what the
 //! account holds at the end.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::io::Read;

@@ -3,7 +3,7 @@
 //! certificate errors that fail at once saying what to do, CONNECT proxies
 //! (from the environment and from `proxy_url`), and handshakes that stall.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};

@@ -1,11 +1,11 @@
-//! The `replies` stream (issue 15): every campaign's replies, read per
+//! The `replies` stream: every campaign's replies, read per
 //! campaign like `campaign_leads`, in full refresh and incrementally on
 //! `sent_at`. One cursor for the whole stream, sent as `start_at` (on or
 //! after: inclusive) to every campaign's list; a checkpoint after every
 //! page that says which campaign and which page to resume at; a campaign
 //! deleted mid-sync (404) skipped with a WARN.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! complete and exact records, cursors that move only when a stream
 //! completes, and resumption from a mid-stream checkpoint.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Terminal and script ergonomics: live progress only at a terminal,
 //! `--streams`, `--help` and `--version`, usage messages, and the demo.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! key and proxies, and the state a cron job keeps. Through the release
 //! binary against the loopback mock.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};

@@ -1,6 +1,5 @@
 //! Shared helpers of the integration tests: run the real binary, write
 //! input files, and read its output back as Airbyte messages.
-#![allow(dead_code)] // each test crate uses a different part of it
 
 pub mod mock;
 pub mod tls;
@@ -32,12 +31,9 @@ pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new() -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        // Each test file has its own copy of this module (and of N) in the
-        // one test binary (tests/all.rs): the module path keeps them apart.
         let dir = std::env::temp_dir().join(format!(
-            "spq-test-{}-{}-{}",
+            "spq-test-{}-{}",
             std::process::id(),
-            module_path!().replace("::", "-"),
             N.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).unwrap();
