@@ -148,7 +148,8 @@ fn bench(mut args: pico_args::Arguments) -> Res {
 fn run_all(s: &Settings, dir: &Path) -> Res {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "source-persistiq bench: {} on {cpus} CPUs; figures are medians (min..max) of interleaved runs",
+        "source-persistiq bench: {} on {cpus} CPUs; figures are medians (min..max) of interleaved \
+         runs",
         s.connector.display()
     );
     println!("MB = 10^6 bytes of page bodies as served; MiB = 2^20 bytes; RSS = peak resident set (wait4 ru_maxrss)");
@@ -159,7 +160,8 @@ fn run_all(s: &Settings, dir: &Path) -> Res {
     let spec = measure_spec(s)?;
     println!();
     println!(
-        "spec, process start to exit: {} ms over {} runs, peak RSS {:.2} MiB   (target <= {TARGET_SPEC_MS} ms: {})",
+        "spec, process start to exit: {} ms over {} runs, peak RSS {:.2} MiB   (target <= \
+         {TARGET_SPEC_MS} ms: {})",
         spread(&walls(&spec), 2),
         spec.len(),
         median(&rss_mibs(&spec)),
@@ -179,7 +181,8 @@ fn run_all(s: &Settings, dir: &Path) -> Res {
     sizes.sort_by_key(|m| m.leads);
     print_by_size(&sizes);
     println!(
-        "RSS floor: a forked child starts with the bench's anonymous memory ({:.2} MiB here) counted in its RSS, so figures above that are the child's own",
+        "RSS floor: a forked child starts with the bench's anonymous memory ({:.2} MiB here) \
+         counted in its RSS, so figures above that are the child's own",
         anon_rss_mib().unwrap_or(f64::NAN)
     );
     Ok(())
@@ -350,7 +353,8 @@ fn print_main(m: &SizeResult, runs: usize) {
     }
     let ratio = ratios(&m.connector, &m.raw);
     println!(
-        "  connector / bare reference, wall: {}   (one request in flight: the page's check and write are not overlapped)",
+        "connector / bare reference, wall: {}   (one request in flight: the page's check and \
+         write are not overlapped)",
         spread(&ratio, 2)
     );
     println!(
@@ -374,7 +378,8 @@ fn print_main(m: &SizeResult, runs: usize) {
     }
     let raw_wall = median(&walls(&m.raw)) / 1e3;
     println!(
-        "  mock server: served the bare reference {:.0} MB/s, {} pages/s (a sequential client can draw at least this)",
+        "mock server: served the bare reference {:.0} MB/s, {} pages/s (a sequential client can \
+         draw at least this)",
         m.body_bytes as f64 / MB / raw_wall,
         thousands((m.pages as f64 / raw_wall) as u64)
     );
@@ -405,7 +410,8 @@ fn print_by_size(sizes: &[SizeResult]) {
         if sizes.len() > 1 {
             let growth = rss_at(big) - rss_at(small);
             println!(
-                "  growth {} -> {} leads: {:+.2} MiB (target <= {TARGET_RSS_GROWTH_MIB} MiB: {}); at {}: {:.2} MiB (target <= {TARGET_RSS_MIB} MiB: {})",
+                "growth {} -> {} leads: {:+.2} MiB (target <= {TARGET_RSS_GROWTH_MIB} MiB: {}); \
+                 at {}: {:.2} MiB (target <= {TARGET_RSS_MIB} MiB: {})",
                 thousands(small.leads as u64),
                 thousands(big.leads as u64),
                 growth,
@@ -577,11 +583,13 @@ fn measure_latency(s: &Settings, dir: &Path) -> Res {
     let wall = run.wall.as_secs_f64();
     println!();
     println!(
-        "latency-shaped: {pages} pages, {} ms a round trip, {LATENCY_LIMIT} requests per {LATENCY_WINDOW_SECS} s window",
+        "latency-shaped: {pages} pages, {} ms a round trip, {LATENCY_LIMIT} requests per \
+         {LATENCY_WINDOW_SECS} s window",
         LATENCY_DELAY.as_millis()
     );
     println!(
-        "  wall {wall:.2} s, floor {floor:.2} s, wall / floor {:.3}   (target <= 1.05: {}); 429s: {limited}   (target 0: {})",
+        "wall {wall:.2} s, floor {floor:.2} s, wall / floor {:.3}   (target <= 1.05: {}); 429s: \
+         {limited}   (target 0: {})",
         wall / floor,
         verdict(wall / floor <= 1.05),
         verdict(limited == 0)
@@ -895,7 +903,8 @@ fn anon_rss_mib() -> Option<f64> {
 fn connector_binary() -> PathBuf {
     if !shared::is_release() {
         eprintln!(
-            "bench: warning: not a release build; run with `cargo run --release --features bench --example bench`"
+            "bench: warning: not a release build; run with `cargo run --release --features bench \
+             --example bench`"
         );
     }
     shared::connector_binary().unwrap_or_else(|e| usage(&e))

@@ -261,7 +261,8 @@ fn serve(port: &str, rest: &[String]) -> Result<ExitCode, String> {
             ("--tls", Some(path)) => tls_ca_file = Some(path.clone()),
             _ => {
                 return Err(format!(
-                    "--serve PORT takes only `--rate LIMIT/SECONDS` and `--tls CA_FILE` after it, not {rest:?}"
+                    "--serve PORT takes only `--rate LIMIT/SECONDS` and `--tls CA_FILE` after it, \
+                     not {rest:?}"
                 ))
             }
         }

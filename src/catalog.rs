@@ -27,13 +27,20 @@ pub struct Selected {
 pub fn parse_catalog(value: &Value) -> Result<Vec<Selected>> {
     if value.get("type").and_then(Value::as_str) == Some("CATALOG") {
         return Err(Error::config(
-            "the catalog file holds discover's CATALOG message; read needs a configured catalog: {\"streams\": [{\"stream\": {...}, \"sync_mode\": \"full_refresh\", \"destination_sync_mode\": \"overwrite\"}]} (or use --streams)",
+            "the catalog file holds discover's CATALOG message; read needs a configured catalog: \
+             {\"streams\": [{\"stream\": {...}, \"sync_mode\": \"full_refresh\", \
+             \"destination_sync_mode\": \"overwrite\"}]} (or use --streams)",
         ));
     }
     let streams = value
         .get("streams")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::config("the catalog has no `streams` array: it must be a configured catalog, {\"streams\": [{\"stream\": {...}, \"sync_mode\": ...}]}"))?;
+        .ok_or_else(|| {
+            Error::config(
+                "the catalog has no `streams` array: it must be a configured catalog, \
+                 {\"streams\": [{\"stream\": {...}, \"sync_mode\": ...}]}",
+            )
+        })?;
     let selected: Vec<Selected> = streams
         .iter()
         .enumerate()

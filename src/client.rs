@@ -198,7 +198,8 @@ impl Client {
             // in a form masking does not know.
             401 | 403 => Attempt::Fail(
                 Error::config(format!(
-                    "the API key was rejected (HTTP {status}{request_id}): check the API key in the config (PersistIq: Settings > Integrations > API Key)"
+                    "the API key was rejected (HTTP {status}{request_id}): check the API key in \
+                     the config (PersistIq: Settings > Integrations > API Key)"
                 ))
                 .with_internal(format!("{}: HTTP {status}{request_id}", req.what))
                 .with_status(status)
@@ -211,10 +212,15 @@ impl Client {
                     .and_then(|l| l.to_str().ok())
                     .map(|l| format!(" to {}", clip(l, QUOTE_BYTES)))
                     .unwrap_or_default();
-                Attempt::Fail(Error::system(format!(
-                    "{}: the API answered HTTP {status}, a redirect{location}{request_id}; redirects are not followed so that the API key stays with base_url's origin. Check base_url",
-                    req.what
-                )).with_status(status))
+                Attempt::Fail(
+                    Error::system(format!(
+                        "{}: the API answered HTTP {status}, a redirect{location}{request_id}; \
+                     redirects are not followed so that the API key stays with base_url's origin. \
+                     Check base_url",
+                        req.what
+                    ))
+                    .with_status(status),
+                )
             }
             _ => Attempt::Fail(
                 Error::system(format!(
@@ -222,7 +228,7 @@ impl Client {
                     req.what,
                     api_reason(&self.body)
                 ))
-                    .with_status(status),
+                .with_status(status),
             ),
         }
     }
@@ -245,7 +251,8 @@ impl Client {
             BodyRead::Whole => {}
             BodyRead::TooLarge => {
                 return Attempt::Fail(Error::system(format!(
-                    "{}: the answer is too large (over {} MiB); no page of the API is that large, so base_url may point at something else",
+                    "{}: the answer is too large (over {} MiB); no page of the API is that large, \
+                     so base_url may point at something else",
                     req.what,
                     MAX_BODY_BYTES >> 20
                 )))
@@ -271,7 +278,8 @@ impl Client {
         }
         let page = layout.page(&self.body);
         if !page.records.is_empty() && req.seen.contains(page.items) {
-            let why = "the page repeats the records of an earlier page (a stale copy from a cache or proxy?)";
+            let why = "the page repeats the records of an earlier page (a stale copy from a \
+                       cache or proxy?)";
             return Attempt::Retry(Trouble::new(Kind::BadBody, why));
         }
         if page.records.is_empty() && page.has_more {
@@ -316,13 +324,17 @@ impl Client {
                 match status {
                     Some(407) => Attempt::Fail(
                         Error::config(format!(
-                            "{refused}: it answered HTTP 407 (proxy authentication required); give the proxy's user name and password in the proxy URL, as http://user:password@host:port"
+                            "{refused}: it answered HTTP 407 (proxy authentication required); \
+                             give the proxy's user name and password in the proxy URL, as \
+                             http://user:password@host:port"
                         ))
                         .stopping_sync("the proxy refused the connection"),
                     ),
                     Some(code @ 400..=499) => Attempt::Fail(
                         Error::config(format!(
-                            "{refused}: it answered HTTP {code}; the proxy does not allow this host: ask the network's administrators to allow it, or check the proxy setting"
+                            "{refused}: it answered HTTP {code}; the proxy does not allow this \
+                             host: ask the network's administrators to allow it, or check the \
+                             proxy setting"
                         ))
                         .stopping_sync("the proxy refused the connection"),
                     ),
@@ -418,25 +430,41 @@ fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
 /// Says which check failed and what to do.
 fn tls_failure(e: &rustls::Error, host: &str, via: &str, trust: &str) -> Error {
     use rustls::CertificateError as C;
-    let give_ca = "If your network inspects HTTPS with its own CA (a company proxy or firewall), give that CA's certificate (PEM) in the config key `ca_certificate`, or as a file named by SSL_CERT_FILE; otherwise check base_url";
+    let give_ca = "If your network inspects HTTPS with its own CA (a company proxy or \
+                   firewall), give that CA's certificate (PEM) in the config key \
+                   `ca_certificate`, or as a file named by SSL_CERT_FILE; otherwise check base_url";
     let date = |t: rustls::pki_types::UnixTime| time::format_utc(t.as_secs() as i64);
     let message = match e {
         rustls::Error::InvalidCertificate(cert) => match cert {
             C::UnknownIssuer => format!(
-                "the TLS certificate of {host}{via} is signed by a CA this connector does not trust (unknown issuer; trusted: {trust}). {give_ca}"
+                "the TLS certificate of {host}{via} is signed by a CA this connector does not \
+                 trust (unknown issuer; trusted: {trust}). {give_ca}"
             ),
             C::NotValidForName => format!(
-                "the TLS certificate presented for {host}{via} is not valid for that host name. Check base_url, or whether something else answers in the API's place"
+                "the TLS certificate presented for {host}{via} is not valid for that host name. \
+                 Check base_url, or whether something else answers in the API's place"
             ),
             C::NotValidForNameContext { presented, .. } => format!(
-                "the TLS certificate presented for {host}{via} is not valid for that host name (it is for {}). Check base_url, or whether something else answers in the API's place",
-                clip(&presented.iter().map(|p| bare_name(p)).collect::<Vec<_>>().join(", "), QUOTE_BYTES)
+                "the TLS certificate presented for {host}{via} is not valid for that host name \
+                 (it is for {}). Check base_url, or whether something else answers in the API's \
+                 place",
+                clip(
+                    &presented
+                        .iter()
+                        .map(|p| bare_name(p))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    QUOTE_BYTES
+                )
             ),
             C::Expired => format!(
-                "the TLS certificate of {host}{via} has expired. Check this machine's clock; if it is right, the server's certificate must be renewed (or check base_url)"
+                "the TLS certificate of {host}{via} has expired. Check this machine's clock; if \
+                 it is right, the server's certificate must be renewed (or check base_url)"
             ),
             C::ExpiredContext { time, not_after } => format!(
-                "the TLS certificate of {host}{via} expired at {} (the time here is {}). Check this machine's clock; if it is right, the server's certificate must be renewed (or check base_url)",
+                "the TLS certificate of {host}{via} expired at {} (the time here is {}). Check \
+                 this machine's clock; if it is right, the server's certificate must be renewed \
+                 (or check base_url)",
                 date(*not_after),
                 date(*time)
             ),
@@ -444,7 +472,8 @@ fn tls_failure(e: &rustls::Error, host: &str, via: &str, trust: &str) -> Error {
                 "the TLS certificate of {host}{via} is not valid yet. Check this machine's clock"
             ),
             C::NotValidYetContext { time, not_before } => format!(
-                "the TLS certificate of {host}{via} is valid only from {} (the time here is {}). Check this machine's clock",
+                "the TLS certificate of {host}{via} is valid only from {} (the time here is {}). \
+                 Check this machine's clock",
                 date(*not_before),
                 date(*time)
             ),
@@ -454,7 +483,8 @@ fn tls_failure(e: &rustls::Error, host: &str, via: &str, trust: &str) -> Error {
             ),
         },
         other => format!(
-            "the TLS handshake with {host}{via} failed ({}). Check base_url: it must name an HTTPS server",
+            "the TLS handshake with {host}{via} failed ({}). Check base_url: it must name an \
+             HTTPS server",
             secret::mask(&other.to_string())
         ),
     };

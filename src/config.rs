@@ -95,23 +95,26 @@ fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
     };
     match trimmed.as_ref().or(obj.get("api_key")) {
         None | Some(Value::Null) => Err(Error::config(
-            "config key `api_key` is missing: set it to the key from PersistIq's Settings > Integrations",
+            "config key `api_key` is missing: set it to the key from PersistIq's Settings > \
+             Integrations",
         )),
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(Error::config("config key `api_key` is empty"))
         }
         // A key that cannot travel in an HTTP header would fail every request.
-        Some(Value::String(s)) if s.bytes().any(|b| b < 0x20 || b == 0x7f) => Err(
-            Error::config("config key `api_key` contains control characters"),
-        ),
+        Some(Value::String(s)) if s.bytes().any(|b| b < 0x20 || b == 0x7f) => Err(Error::config(
+            "config key `api_key` contains control characters",
+        )),
         Some(Value::String(s)) if s.chars().any(char::is_whitespace) => Err(Error::config(
-            "config key `api_key` has whitespace inside it; a PersistIq key has none: copy the whole key again from PersistIq's Settings > Integrations",
+            "config key `api_key` has whitespace inside it; a PersistIq key has none: copy the \
+             whole key again from PersistIq's Settings > Integrations",
         )),
         // Masking a key this short in server text would garble it, and no
         // PersistIq key is this short: a paste cut off is likelier.
         Some(Value::String(s)) if s.chars().count() < secret::MIN_KEY_CHARS => {
             Err(Error::config(format!(
-                "config key `api_key` is only {} characters long; it looks truncated: copy the whole key from PersistIq's Settings > Integrations",
+                "config key `api_key` is only {} characters long; it looks truncated: copy the \
+                 whole key from PersistIq's Settings > Integrations",
                 s.chars().count()
             )))
         }
@@ -224,7 +227,8 @@ fn retry_schedule(obj: &Map<String, Value>) -> Result<Vec<Duration>> {
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(Error::config(format!(
-                "config key `retry_schedule_seconds` must be an array of seconds such as [1, 5, 30], found {}",
+                "config key `retry_schedule_seconds` must be an array of seconds such as [1, 5, \
+                 30], found {}",
                 json_kind(other)
             )))
         }
@@ -235,7 +239,8 @@ fn retry_schedule(obj: &Map<String, Value>) -> Result<Vec<Duration>> {
         .map(|(i, item)| {
             seconds(item, false).ok_or_else(|| {
                 Error::config(format!(
-                    "config key `retry_schedule_seconds` item {i} must be a number of seconds from 0 to {MAX_SECONDS}, found {item}"
+                    "config key `retry_schedule_seconds` item {i} must be a number of seconds \
+                     from 0 to {MAX_SECONDS}, found {item}"
                 ))
             })
         })
@@ -249,7 +254,8 @@ fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
             .filter(|t| t.as_secs_f64() >= MIN_TIMEOUT_SECONDS)
             .ok_or_else(|| {
                 Error::config(format!(
-                    "config key `timeout_seconds` must be a number of seconds from {MIN_TIMEOUT_SECONDS} to {MAX_SECONDS}, found {v}"
+                    "config key `timeout_seconds` must be a number of seconds from \
+                     {MIN_TIMEOUT_SECONDS} to {MAX_SECONDS}, found {v}"
                 ))
             }),
     }
@@ -258,7 +264,8 @@ fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
 fn start_date(obj: &Map<String, Value>) -> Result<Option<crate::time::Stamp>> {
     let bad = |found: &str| {
         Error::config(format!(
-            "config key `start_date` must be an ISO-8601 date or time such as 2024-01-31 or 2024-01-31T12:00:00Z, found {found}"
+            "config key `start_date` must be an ISO-8601 date or time such as 2024-01-31 or \
+             2024-01-31T12:00:00Z, found {found}"
         ))
     };
     match obj.get("start_date") {

@@ -88,7 +88,8 @@ fn certificates(pem: &[u8], name: &str) -> Result<Vec<Certificate<'static>>> {
     }
     if certs.is_empty() {
         return Err(Error::config(format!(
-            "{name} holds no certificate: expected PEM text with one or more -----BEGIN CERTIFICATE----- blocks"
+            "{name} holds no certificate: expected PEM text with one or more -----BEGIN \
+             CERTIFICATE----- blocks"
         )));
     }
     for (i, cert) in certs.iter().enumerate() {
@@ -119,7 +120,8 @@ pub fn proxy(
     if let Some(url) = proxy_url {
         return parse_proxy(url, "proxy_url").map(Some).map_err(|why| {
             Error::config(format!(
-                "config key `proxy_url` is not usable ({why}); expected http://[user:password@]host:port"
+                "config key `proxy_url` is not usable ({why}); expected \
+                 http://[user:password@]host:port"
             ))
         });
     }
@@ -138,7 +140,8 @@ pub fn proxy(
     }
     parse_proxy(&url, var).map(Some).map_err(|why| {
         Error::config(format!(
-            "the environment variable {var} is not a usable proxy URL ({why}); expected http://[user:password@]host:port"
+            "the environment variable {var} is not a usable proxy URL ({why}); expected \
+             http://[user:password@]host:port"
         ))
     })
 }

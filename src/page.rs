@@ -5,7 +5,8 @@
 //!
 //! A hand-written scanner rather than serde_json: validating, splitting and
 //! noticing layout whitespace in one pass was the largest share of a sync's
-//! CPU when done as serde_json validation plus a second minifying pass. serde_json is still the reference it is tested against.
+//! CPU when done as serde_json validation plus a second minifying pass.
+//! serde_json is still the reference it is tested against.
 //!
 //! What it accepts is what serde_json accepts when it reads the page into
 //! a `Value`: the same grammar, strings with the same escapes and no lone

@@ -291,7 +291,8 @@ mod tests {
         assert_eq!(
             reason(
                 "users",
-                "stream users, page 2: PersistIq's rate limit was still exceeded after 3 tries; try again later"
+                "stream users, page 2: PersistIq's rate limit was still exceeded after 3 tries; \
+                 try again later"
             ),
             "page 2: PersistIq's rate limit was still exceeded after 3 tries"
         );

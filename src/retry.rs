@@ -89,7 +89,8 @@ pub fn give_up(what: &str, trouble: &Trouble, tries: usize) -> Error {
     let why = &trouble.why;
     match trouble.kind {
         Kind::RateLimited => Error::transient(format!(
-            "{what}: PersistIq's rate limit was still exceeded {tries}; try again later or lengthen retry_schedule_seconds"
+            "{what}: PersistIq's rate limit was still exceeded {tries}; try again later or \
+             lengthen retry_schedule_seconds"
         )),
         Kind::BadBody | Kind::Suspect => Error::system(format!("{what}: {why} ({tries})")),
         Kind::Unavailable => Error::transient(format!("{what}: {why} ({tries})")),

@@ -218,7 +218,8 @@ impl Plan {
         }
         let bad = |what: &str| {
             Error::config(format!(
-                "the state of stream {} is malformed: {what}; remove it from the state file to sync the stream from the start",
+                "the state of stream {} is malformed: {what}; remove it from the state file to \
+                 sync the stream from the start",
                 def.name
             ))
         };
@@ -619,7 +620,8 @@ impl<'a> StreamRun<'a> {
         // One parent deleted mid-sync is news; all of them is a wrong endpoint.
         if found == 0 && missing > 0 {
             return Err(Error::system(format!(
-                "stream {}: the list answered HTTP 404 for every one of the {missing} {parent}; the endpoint {} seems wrong",
+                "stream {}: the list answered HTTP 404 for every one of the {missing} {parent}; \
+                 the endpoint {} seems wrong",
                 self.id.name, self.def.path
             )));
         }
@@ -664,7 +666,8 @@ impl<'a> StreamRun<'a> {
             }
             if retries == MAX_NOT_FOUND_RETRIES {
                 return Err(Error::system(format!(
-                    "{}; {} {} is still listed, so it was not deleted: the endpoint {} may be wrong",
+                    "{}; {} {} is still listed, so it was not deleted: the endpoint {} may be \
+                     wrong",
                     err.message,
                     parent_def.name,
                     mask(parent_id),
@@ -733,7 +736,9 @@ impl<'a> StreamRun<'a> {
             previous = Some(listing);
         }
         Err(Error::transient(format!(
-            "stream {}: the {parent} list changed during each of {MAX_LISTINGS} listings, so no consistent snapshot of it could be taken; nothing of the stream was read. Try again once the account is quieter",
+            "stream {}: the {parent} list changed during each of {MAX_LISTINGS} listings, so no \
+             consistent snapshot of it could be taken; nothing of the stream was read. Try again \
+             once the account is quieter",
             self.id.name
         )))
     }
@@ -945,7 +950,9 @@ impl Pager {
             // Its records are not written: the last checkpoint, at most
             // this page, stays one a later run accepts.
             return Err(Error::system(format!(
-                "{what}: the server never stopped paging: page {MAX_PAGE}, the last page this source reads of a list, still says more pages follow; stopping rather than reading forever"
+                "{what}: the server never stopped paging: page {MAX_PAGE}, the last page this \
+                 source reads of a list, still says more pages follow; stopping rather than \
+                 reading forever"
             )));
         }
         self.page += 1;
@@ -957,7 +964,8 @@ impl Pager {
         };
         if self.idle_pages >= MAX_IDLE_PAGES {
             return Err(Error::system(format!(
-                "{what}: the API says more pages follow, but the last {} pages were empty; stopping instead of looping forever",
+                "{what}: the API says more pages follow, but the last {} pages were empty; \
+                 stopping instead of looping forever",
                 self.idle_pages
             )));
         }

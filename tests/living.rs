@@ -45,7 +45,8 @@ fn assert_exactly_once(got: &[String], want: &[String], what: &str) {
     twice.dedup();
     let extra: Vec<&String> = got.iter().filter(|i| !want.contains(i)).collect();
     panic!(
-        "{what}: {} records, expected {}; missing {} (first {:?}), twice {} (first {:?}), not in the account {}",
+        "{what}: {} records, expected {}; missing {} (first {:?}), twice {} (first {:?}), not in \
+         the account {}",
         got.len(),
         want.len(),
         missing.len(),
@@ -515,7 +516,8 @@ fn records_deleted_from_pages_already_read_cost_as_many_records() {
         let now = ids(&mock.records("leads"));
         let missed: Vec<&String> = now.iter().filter(|i| !written.contains(i)).collect();
         println!(
-            "{deleted} of {} leads deleted from page 1 while page 3 was asked for: {} of the {} remaining never written, {} written twice",
+            "{deleted} of {} leads deleted from page 1 while page 3 was asked for: {} of the {} \
+             remaining never written, {} written twice",
             before.len(),
             missed.len(),
             now.len(),

@@ -66,7 +66,8 @@ fn assert_replies(got: &[String], want: &[String], what: &str) {
         .position(|(a, b)| a != b)
         .unwrap_or(got.len().min(want.len()));
     panic!(
-        "{what}: {} replies, expected {}; the first difference is at {at}: {:?} where {:?} was expected",
+        "{what}: {} replies, expected {}; the first difference is at {at}: {:?} where {:?} was \
+         expected",
         got.len(),
         want.len(),
         id(got.get(at)),

@@ -894,7 +894,8 @@ fn agrees_with_serde_json_on_generated_pages() {
             let small = shrink(body);
             let why_small = disagreement(&small).unwrap_or(why);
             panic!(
-                "case {seed} (PAGE_FUZZ_SEED={seed}): {why_small}\npage: {}\nkept as {}: commit it with the fix",
+                "case {seed} (PAGE_FUZZ_SEED={seed}): {why_small}\npage: {}\nkept as {}: commit \
+                 it with the fix",
                 String::from_utf8_lossy(&small).escape_debug(),
                 keep(&small).display()
             );
@@ -903,7 +904,8 @@ fn agrees_with_serde_json_on_generated_pages() {
         readable += matches!(serde_json_reading(&body), Verdict::Page(_)) as u64;
     }
     eprintln!(
-        "page::differential: {cases} cases from seed {first} ({readable} readable pages) in {:.1} s",
+        "page::differential: {cases} cases from seed {first} ({readable} readable pages) in {:.1} \
+         s",
         started.elapsed().as_secs_f64()
     );
     // A generator that makes only broken pages would test little.

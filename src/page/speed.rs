@@ -79,7 +79,8 @@ fn scan_of_a_10_mb_page() {
     });
     let rate = |d: Duration| mb / d.as_secs_f64();
     println!(
-        "page of {mb:.2} MB, {count} records, best of {RUNS}: scan {:.0} MB/s; serde_json Value {:.0} MB/s; scan / serde_json = {:.1}",
+        "page of {mb:.2} MB, {count} records, best of {RUNS}: scan {:.0} MB/s; serde_json Value \
+         {:.0} MB/s; scan / serde_json = {:.1}",
         rate(ours),
         rate(reference),
         reference.as_secs_f64() / ours.as_secs_f64()

@@ -713,7 +713,13 @@ fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
         ("reply", Some("positive")) => (
             Some(format!("Re: Quick question, {first} \u{1f44b}")),
             Some(format!(
-                "<div dir=\"ltr\">Hi,<br><br>Sounds good \u{2014} Tuesday at 10:00 works. Looking forward to it! \u{1f64c}<br><br>Best,<br>{first} ({awkward})</div><br>\r\n<div class=\"gmail_quote\"><div dir=\"ltr\" class=\"gmail_attr\">On Mon, Mar 2, 2026 at 9:14 AM User 0 &lt;user0@punctual.cc&gt; wrote:<br></div><blockquote class=\"gmail_quote\" style=\"margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex\">Hi {first},<br>would you have 15 minutes this week?</blockquote></div>\r\n"
+                "<div dir=\"ltr\">Hi,<br><br>Sounds good \u{2014} Tuesday at 10:00 works. Looking \
+                 forward to it! \u{1f64c}<br><br>Best,<br>{first} ({awkward})</div><br>\r\n<div \
+                 class=\"gmail_quote\"><div dir=\"ltr\" class=\"gmail_attr\">On Mon, Mar 2, 2026 \
+                 at 9:14 AM User 0 &lt;user0@punctual.cc&gt; wrote:<br></div><blockquote \
+                 class=\"gmail_quote\" style=\"margin:0px 0px 0px 0.8ex;border-left:1px solid \
+                 rgb(204,204,204);padding-left:1ex\">Hi {first},<br>would you have 15 minutes \
+                 this week?</blockquote></div>\r\n"
             )),
             Some("Hi, Sounds good \u{2014} Tuesday at 10:00 works. Looking forward to it! \u{1f64c} Best,".to_string()),
         ),
@@ -725,7 +731,9 @@ fn reply(c: usize, k: usize, at: i64, leads: usize, users: usize) -> Rec {
         ("reply", Some(_)) => (
             Some(format!("Re: {awkward}")),
             Some(format!(
-                "Not right now, maybe next quarter.\u{2028}Thanks!\n\n> On 2 Mar 2026, at 09:14, User 0 <user0@punctual.cc> wrote:\n>\n> Hi {first},\n> would you have 15 minutes for a \"quick call\"?\n> \\o/ C:\\Users\\{first}"
+                "Not right now, maybe next quarter.\u{2028}Thanks!\n\n> On 2 Mar 2026, at 09:14, \
+                 User 0 <user0@punctual.cc> wrote:\n>\n> Hi {first},\n> would you have 15 minutes \
+                 for a \"quick call\"?\n> \\o/ C:\\Users\\{first}"
             )),
             Some("Not right now, maybe next quarter.\u{2028}Thanks!".to_string()),
         ),
@@ -1066,157 +1074,229 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Answers one request; returns whether the connection stays open.
+/// What a request asked for: the list, its query and page, and the key.
+struct Asked {
+    path: String,
+    query: String,
+    page: u64,
+    key: Option<String>,
+}
+
+impl Asked {
+    fn of(head: &str) -> Asked {
+        let target = head.split_whitespace().nth(1).unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let page = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("page="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        Asked {
+            path: path.strip_prefix("/v1/").unwrap_or(path).to_string(),
+            query: query.to_string(),
+            page,
+            key: header(head, "x-api-key").map(str::to_string),
+        }
+    }
+}
+
+/// Answers one request; `false` when the connection must close after it.
+/// In order: note it, take a fault due for it, answer while closed, count
+/// it in the rate window, act on the fault, then serve the page.
 fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
-    let target = head.split_whitespace().nth(1).unwrap_or("/");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let path = path.strip_prefix("/v1/").unwrap_or(path).to_string();
-    let page: u64 = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("page="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1);
-    let key = header(head, "x-api-key").map(str::to_string);
+    let asked = Asked::of(head);
     shared.seen.lock().unwrap().push(Seen {
-        path: path.clone(),
-        query: query.to_string(),
-        api_key: key.clone(),
+        path: asked.path.clone(),
+        query: asked.query.clone(),
+        api_key: asked.key.clone(),
         head: head.to_string(),
         at: std::time::SystemTime::now(),
     });
-
-    let fault = {
-        let mut faults = shared.faults.lock().unwrap();
-        let hit = faults
-            .iter_mut()
-            .find(|f| f.times > 0 && f.path == path && f.page.is_none_or(|p| p == page));
-        hit.map(|f| {
-            if f.times != usize::MAX {
-                f.times -= 1;
-            }
-            f.action.clone()
-        })
-    };
+    let fault = take_fault(shared, &asked);
     if !shared.options.delay.is_zero() {
         thread::sleep(shared.options.delay);
     }
     if let Some(Action::CloseFor(d, status, http_date)) = &fault {
-        let until = std::time::SystemTime::now() + *d;
         *shared.closed.lock().unwrap() = Some(Closed {
-            until,
+            until: std::time::SystemTime::now() + *d,
             status: *status,
             http_date: *http_date,
         });
     }
+    if let Some(keep_open) = answer_if_closed(shared, w) {
+        return keep_open;
+    }
+    let mut headers = match count_in_window(shared) {
+        Window::Open(headers) => headers,
+        Window::Refused { headers, body } => return send(w, 429, &headers, body.as_bytes()),
+    };
+    if let Some(fault) = fault {
+        match act(fault, shared, &asked, w) {
+            Acted::Answered(keep_open) => return keep_open,
+            Acted::AddHeaders(more) => headers.extend(more),
+            Acted::GoOn => {}
+        }
+    }
+    serve(shared, &asked, w, &headers)
+}
+
+/// The first fault due for this list and page, counted as used.
+fn take_fault(shared: &Shared, asked: &Asked) -> Option<Action> {
+    let mut faults = shared.faults.lock().unwrap();
+    let hit = faults
+        .iter_mut()
+        .find(|f| f.times > 0 && f.path == asked.path && f.page.is_none_or(|p| p == asked.page));
+    hit.map(|f| {
+        if f.times != usize::MAX {
+            f.times -= 1;
+        }
+        f.action.clone()
+    })
+}
+
+/// While the API is closed (`Action::CloseFor`), every request gets the
+/// closed status with a Retry-After until it opens again.
+fn answer_if_closed(shared: &Shared, w: &mut TcpStream) -> Option<bool> {
     let closed = *shared.closed.lock().unwrap();
-    if let Some(c) = closed.filter(|c| c.until > std::time::SystemTime::now()) {
-        let left = c
-            .until
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        let value = if c.http_date {
-            http_date(c.until)
-        } else {
-            left.as_secs_f64().ceil().to_string()
-        };
-        let body =
-            r#"{"status":"error","error":{"reason":"unavailable","message":"come back later"}}"#;
-        return send(
-            w,
-            c.status,
-            &[("Retry-After".into(), value)],
-            body.as_bytes(),
-        );
+    let c = closed.filter(|c| c.until > std::time::SystemTime::now())?;
+    let left = c
+        .until
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let value = if c.http_date {
+        http_date(c.until)
+    } else {
+        left.as_secs_f64().ceil().to_string()
+    };
+    let body = r#"{"status":"error","error":{"reason":"unavailable","message":"come back later"}}"#;
+    Some(send(
+        w,
+        c.status,
+        &[("Retry-After".into(), value)],
+        body.as_bytes(),
+    ))
+}
+
+/// What the rate window says of one more request.
+enum Window {
+    /// Within the limit: the `X-RateLimit-*` headers to send (none when
+    /// the mock has no limit).
+    Open(Vec<(String, String)>),
+    /// Over it: the 429 to send.
+    Refused {
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+}
+
+/// Counts the request in the current fixed window, as the API does.
+fn count_in_window(shared: &Shared) -> Window {
+    let Some(limit) = shared.options.rate_limit else {
+        return Window::Open(Vec::new());
+    };
+    let now = time::now_secs() as u64;
+    let start = now - now % limit.window_secs;
+    let mut window = shared.window.lock().unwrap();
+    if window.0 != start {
+        *window = (start, 0);
     }
-    let mut extra_headers = Vec::new();
-    if let Some(limit) = shared.options.rate_limit {
-        let now = time::now_secs() as u64;
-        let start = now - now % limit.window_secs;
-        let mut window = shared.window.lock().unwrap();
-        if window.0 != start {
-            *window = (start, 0);
-        }
-        window.1 += 1;
-        let used = window.1;
-        let reset = start + limit.window_secs;
-        let left = limit.limit.saturating_sub(used);
-        extra_headers = vec![
-            ("X-RateLimit-Limit".into(), limit.limit.to_string()),
-            ("X-RateLimit-Remaining".into(), left.to_string()),
-            ("X-RateLimit-Reset".into(), reset.to_string()),
-        ];
-        if used > limit.limit {
-            drop(window);
-            shared.limited.fetch_add(1, Ordering::SeqCst);
-            let body = format!(
-                r#"{{"error":{{"reason":"too_many_requests","message":"You performed more than {} requests per minute. Limit will be reseted at {reset}."}}}}"#,
-                limit.limit
-            );
-            return send(w, 429, &extra_headers, body.as_bytes());
-        }
+    window.1 += 1;
+    let used = window.1;
+    let reset = start + limit.window_secs;
+    let headers: Vec<(String, String)> = vec![
+        ("X-RateLimit-Limit".into(), limit.limit.to_string()),
+        (
+            "X-RateLimit-Remaining".into(),
+            limit.limit.saturating_sub(used).to_string(),
+        ),
+        ("X-RateLimit-Reset".into(), reset.to_string()),
+    ];
+    if used <= limit.limit {
+        return Window::Open(headers);
     }
-    match fault {
-        Some(Action::Status(code, headers, body)) => {
-            return send(w, code, &headers, body.as_bytes());
-        }
-        Some(Action::ResetMidBody) => {
-            let body = page_body(shared, &path, query, page).unwrap_or_default();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = w.write_all(head.as_bytes());
+    shared.limited.fetch_add(1, Ordering::SeqCst);
+    let body = format!(
+        r#"{{"error":{{"reason":"too_many_requests","message":"You performed more than {} requests per minute. Limit will be reseted at {reset}."}}}}"#,
+        limit.limit
+    );
+    Window::Refused { headers, body }
+}
+
+/// What a fault did.
+enum Acted {
+    /// It answered the request; `true` keeps the connection open.
+    Answered(bool),
+    /// The page is served, with these headers added.
+    AddHeaders(Vec<(String, String)>),
+    /// The page is served as usual (after a stall, or a change to the data).
+    GoOn,
+}
+
+/// Carries out a fault.
+fn act(fault: Action, shared: &Shared, asked: &Asked, w: &mut TcpStream) -> Acted {
+    let Asked {
+        path, query, page, ..
+    } = asked;
+    let (path, query, page) = (path.as_str(), query.as_str(), *page);
+    let answered = match fault {
+        Action::Status(code, headers, body) => send(w, code, &headers, body.as_bytes()),
+        Action::ResetMidBody => {
+            let body = page_body(shared, path, query, page).unwrap_or_default();
+            let _ = w.write_all(ok_head(body.len()).as_bytes());
             let _ = w.write_all(&body[..body.len() / 2]);
             let _ = w.flush();
-            return false;
+            false
         }
-        Some(Action::ShortBody) => {
-            let body = page_body(shared, &path, query, page).unwrap_or_default();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len() + 100
-            );
-            let _ = w.write_all(head.as_bytes());
+        Action::ShortBody => {
+            let body = page_body(shared, path, query, page).unwrap_or_default();
+            let _ = w.write_all(ok_head(body.len() + 100).as_bytes());
             let _ = w.write_all(&body);
             let _ = w.flush();
-            return false;
+            false
         }
-        Some(Action::Stall(d)) => thread::sleep(d),
-        Some(Action::Body(text)) => return send(w, 200, &[], text.as_bytes()),
-        Some(Action::NextPage(url)) => {
-            let body = page_body(shared, &path, query, page).unwrap_or_default();
+        Action::Stall(d) => {
+            thread::sleep(d);
+            return Acted::GoOn;
+        }
+        Action::Body(text) => send(w, 200, &[], text.as_bytes()),
+        Action::NextPage(url) => {
+            let body = page_body(shared, path, query, page).unwrap_or_default();
             let body = String::from_utf8(body).unwrap().replacen(
                 r#""has_more":false,"next_page":null"#,
                 &format!(r#""has_more":true,"next_page":{}"#, q(&url)),
                 1,
             );
-            return send(w, 200, &[], body.as_bytes());
+            send(w, 200, &[], body.as_bytes())
         }
-        Some(Action::EmptyHasMore) => {
-            let coll = collection_of(shared, &path);
+        Action::EmptyHasMore => {
+            let coll = collection_of(shared, path);
             let body = format!(
                 r#"{{"status":"success","errors":[],"has_more":true,"next_page":null,"{coll}":[]}}"#
             );
-            return send(w, 200, &[], body.as_bytes());
+            send(w, 200, &[], body.as_bytes())
         }
-        Some(Action::RepeatFirstPage) => {
-            let body = page_body(shared, &path, query, 1).unwrap_or_default();
+        Action::RepeatFirstPage => {
+            let body = page_body(shared, path, query, 1).unwrap_or_default();
             let body = String::from_utf8(body).unwrap().replacen(
                 r#""has_more":false"#,
                 r#""has_more":true"#,
                 1,
             );
-            return send(w, 200, &[], body.as_bytes());
+            send(w, 200, &[], body.as_bytes())
         }
-        Some(Action::Headers(h)) => extra_headers.extend(h),
-        Some(Action::CloseFor(..)) => unreachable!("answered as closed above"),
-        Some(Action::Change(change)) => apply(shared, &change),
-        Some(Action::RepeatPage(earlier)) => {
-            let body = page_body(shared, &path, query, earlier).unwrap_or_default();
-            return send(w, 200, &[], &body);
+        Action::Headers(h) => return Acted::AddHeaders(h),
+        // Already in force: `respond` answered as closed.
+        Action::CloseFor(..) => unreachable!("answered as closed before the fault acts"),
+        Action::Change(change) => {
+            apply(shared, &change);
+            return Acted::GoOn;
         }
-        Some(Action::Endless) => {
-            let coll = collection_of(shared, &path);
+        Action::RepeatPage(earlier) => {
+            let body = page_body(shared, path, query, earlier).unwrap_or_default();
+            send(w, 200, &[], &body)
+        }
+        Action::Endless => {
+            let coll = collection_of(shared, path);
             let records: Vec<String> = (0..PAGE_SIZE)
                 .map(|k| format!(r#"{{"id":"x_{page}_{k}","name":"fresh"}}"#))
                 .collect();
@@ -1224,26 +1304,38 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
                 r#"{{"status":"success","errors":[],"has_more":true,"next_page":null,"{coll}":[{}]}}"#,
                 records.join(",")
             );
-            return send(w, 200, &[], body.as_bytes());
+            send(w, 200, &[], body.as_bytes())
         }
-        Some(Action::Huge(n)) => {
+        Action::Huge(n) => {
             let mut body = b"{\"users\":[\"".to_vec();
             body.resize(n, b'x');
-            return send(w, 200, &[], &body);
+            send(w, 200, &[], &body)
         }
-        None => {}
-    }
+    };
+    Acted::Answered(answered)
+}
 
-    if key.as_deref() != Some(shared.options.api_key.as_str()) {
+/// A 200 head that announces `len` body bytes.
+fn ok_head(len: usize) -> String {
+    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n")
+}
+
+/// The request as the API answers it: the key checked, then the page.
+fn serve(shared: &Shared, asked: &Asked, w: &mut TcpStream, headers: &[(String, String)]) -> bool {
+    if asked.key.as_deref() != Some(shared.options.api_key.as_str()) {
         // PersistIq's own words, which echo the key that was sent.
         let body = format!(
             r#"{{"status":"error","error":{{"reason":"unauthorized","message":"Failed to find api key: {}.  Did you set header 'x-api-key'?"}}}}"#,
-            key.unwrap_or_default().replace(['"', '\\'], "")
+            asked
+                .key
+                .as_deref()
+                .unwrap_or_default()
+                .replace(['"', '\\'], "")
         );
         return send(w, 401, &[], body.as_bytes());
     }
-    match page_body(shared, &path, query, page) {
-        Ok(body) => send(w, 200, &extra_headers, &body),
+    match page_body(shared, &asked.path, &asked.query, asked.page) {
+        Ok(body) => send(w, 200, headers, &body),
         Err((status, reason, message)) => {
             let body = format!(
                 r#"{{"status":"error","error":{{"reason":{},"message":{}}}}}"#,
@@ -1255,7 +1347,6 @@ fn respond(head: &str, w: &mut TcpStream, shared: &Shared) -> bool {
     }
 }
 
-/// The body for a page; past the last page, an empty last page.
 /// The body for a page of a list, filtered as the query asks; past the
 /// last page, an empty last page. `Err` is (status, reason, message).
 fn page_body(
