@@ -194,6 +194,7 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
 }
 
 fn discover(out: &mut Out) -> Result<()> {
+    let resumable = |s: &streams::StreamDef| s.incremental.is_some() || s.resumable_in_full();
     #[derive(Serialize)]
     struct Stream<'a> {
         name: &'a str,
@@ -218,12 +219,14 @@ fn discover(out: &mut Out) -> Result<()> {
                 Some(_) => &["full_refresh", "incremental"],
                 None => &["full_refresh"],
             },
-            source_defined_cursor: s.incremental.map(|_| true),
+            // The protocol asks for a source-defined cursor on every
+            // resumable stream: for a full read, the page is that cursor.
+            source_defined_cursor: resumable(s).then_some(true),
             default_cursor_field: s
                 .incremental
                 .and_then(|inc| inc.cursor.record_field().map(|field| [field])),
             source_defined_primary_key: [["id"]],
-            is_resumable: s.incremental.is_some(),
+            is_resumable: resumable(s),
         })
         .collect();
     #[derive(Serialize)]

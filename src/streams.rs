@@ -61,6 +61,15 @@ pub struct StreamDef {
     pub incremental: Option<Incremental>,
 }
 
+impl StreamDef {
+    /// Whether a full read can go on from where an interrupted one
+    /// stopped: a paged list, or a list per parent. An unpaged list is one
+    /// request, with nothing in between to keep.
+    pub fn resumable_in_full(&self) -> bool {
+        self.paging == Paging::Pages || self.parent.is_some()
+    }
+}
+
 const fn stream(name: &'static str, schema: &'static str, paging: Paging) -> StreamDef {
     StreamDef {
         name,

@@ -129,20 +129,37 @@ pub fn read(
     Ok(failed.is_empty())
 }
 
-/// How one stream is read this time: in full, or from a cursor.
-enum Plan {
-    Full,
-    Incremental(Box<Checkpoint>),
+/// Where the position of a full read is kept in its state; an incremental
+/// read keeps it in `resume`, beside its cursor. Different keys, so that
+/// neither mode goes on from the other's pages: an incremental read's pages
+/// are of a filtered list.
+const FULL_REFRESH_KEY: &str = "full_refresh";
+
+/// How one stream is read this time, and where it stands. Both sync modes
+/// keep their place alike (`resume`, `done`); an incremental read adds its
+/// cursor.
+struct Plan {
+    /// The cursor of an incremental read; `None` reads the stream in full.
+    cursor: Option<Box<CursorPlan>>,
+    /// Whether the read writes checkpoints and can go on from one: every
+    /// incremental read, and a full read of a paged stream.
+    resumable: bool,
+    /// Where an interrupted run stopped, if this run resumes one.
+    resume: Option<Resume>,
+    /// For a stream read per parent: the parents whose lists this sync
+    /// has read to their end. A resume reads every other listed parent,
+    /// whatever order the API lists them in now.
+    per_parent: bool,
+    done: BTreeSet<String>,
 }
 
-/// An incremental stream's position.
+/// An incremental read's cursor.
 ///
 /// While the stream is in progress its state holds the cursor it started
-/// from plus where to go on (the parent, for a stream read per parent, and
-/// the page); the cursor moves only when the stream completes, so a resumed
-/// run can never skip a record the interrupted one had not yet written,
-/// whatever order the API returns records in.
-struct Checkpoint {
+/// from plus where to go on; the cursor moves only when the stream
+/// completes, so a resumed run can never skip a record the interrupted one
+/// had not yet written, whatever order the API returns records in.
+struct CursorPlan {
     spec: Incremental,
     /// The cursor of the last completed sync (or `start_date`): this run's filter.
     since: Option<Stamp>,
@@ -155,13 +172,6 @@ struct Checkpoint {
     /// future) may stand next to unseen ones in a list already read, or in
     /// a parent's list a resumed run skipped.
     ceiling: Stamp,
-    /// Where an interrupted run stopped, if this run resumes one.
-    resume: Option<Resume>,
-    /// For a stream read per parent: the parents whose lists this sync
-    /// has read to their end. A resume reads every other listed parent,
-    /// whatever order the API lists them in now.
-    per_parent: bool,
-    done: BTreeSet<String>,
     /// A page came back empty though more followed and was taken as it is,
     /// in this attempt or an earlier one of the same sync: the cursor must
     /// not move past what that page may have hidden.
@@ -188,12 +198,14 @@ struct Listing {
 impl Plan {
     /// The record member that holds the cursor, if the cursor is one.
     fn cursor_field(&self) -> Option<&'static str> {
-        match self {
-            Plan::Incremental(c) => c.spec.cursor.record_field(),
-            Plan::Full => None,
-        }
+        self.cursor
+            .as_ref()
+            .and_then(|c| c.spec.cursor.record_field())
     }
 
+    /// The plan for `def` in `mode`, going on from `saved` where it holds
+    /// a checkpoint of the same mode. A full read ignores a complete state,
+    /// an empty one and an incremental one: it starts at page 1.
     fn new(
         def: &StreamDef,
         mode: SyncMode,
@@ -201,20 +213,26 @@ impl Plan {
         start_date: Option<&Stamp>,
         out: &mut Out,
     ) -> Result<Plan> {
-        let Some(spec) = def.incremental else {
-            if mode == SyncMode::Incremental {
-                // PyAirbyte asks for incremental on every stream; a full read is the honest answer.
-                log!(
-                    out,
-                    Info,
-                    "stream {} supports only full_refresh; reading it in full",
-                    def.name
-                );
-            }
-            return Ok(Plan::Full);
+        if def.incremental.is_none() && mode == SyncMode::Incremental {
+            // PyAirbyte asks for incremental on every stream; a full read is the honest answer.
+            log!(
+                out,
+                Info,
+                "stream {} supports only full_refresh; reading it in full",
+                def.name
+            );
+        }
+        let incremental = def.incremental.filter(|_| mode == SyncMode::Incremental);
+        let per_parent = def.parent.is_some();
+        let mut plan = Plan {
+            cursor: None,
+            resumable: incremental.is_some() || def.resumable_in_full(),
+            resume: None,
+            per_parent,
+            done: BTreeSet::new(),
         };
-        if mode == SyncMode::FullRefresh {
-            return Ok(Plan::Full);
+        if !plan.resumable {
+            return Ok(plan);
         }
         let bad = |what: &str| {
             Error::config(format!(
@@ -228,42 +246,26 @@ impl Plan {
             Some(Value::Object(map)) => Some(map),
             Some(_) => return Err(bad("it must be a JSON object")),
         };
-        let key = spec.cursor.state_key();
-        let since = match stamp_at(saved.and_then(|m| m.get(key)), key).map_err(|w| bad(&w))? {
-            Some(cursor) => Some(cursor),
-            None => start_date.cloned(),
+        let key = if incremental.is_some() {
+            "resume"
+        } else {
+            FULL_REFRESH_KEY
         };
-        let per_parent = def.parent.is_some();
-        let (resume, done, held, mut next) = match saved.and_then(|m| m.get("resume")) {
-            None | Some(Value::Null) => (None, BTreeSet::new(), false, None),
-            Some(Value::Object(resume)) => {
-                let parsed = parse_resume(resume, per_parent).map_err(|w| bad(&w))?;
-                let done = parse_done(resume, per_parent).map_err(|w| bad(&w))?;
-                let held = match resume.get("empty") {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => return Err(bad("`resume.empty` must be true or false")),
-                };
-                let next = stamp_at(resume.get("cursor"), "resume.cursor").map_err(|w| bad(&w))?;
-                (parsed, done, held, next)
-            }
-            Some(_) => return Err(bad("`resume` must be an object")),
+        let position = match saved.and_then(|m| m.get(key)) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(position)) => Some(position),
+            Some(_) => return Err(bad(&format!("`{key}` must be an object"))),
         };
-        let started = saved
-            .and_then(|m| m.get("resume"))
-            .and_then(|r| r.get("started"));
-        let ceiling = match (spec.cursor, &next) {
-            (Cursor::SyncStart(_), Some(start)) => start.clone(),
-            (Cursor::Field(_), _) if started.is_some() => stamp_at(started, "resume.started")
-                .map_err(|w| bad(&w))?
-                .unwrap_or_else(sync_start),
-            _ => sync_start(),
-        };
-        if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
-            next = Some(ceiling.clone());
+        if let Some(position) = position {
+            plan.resume = parse_resume(position, per_parent, key).map_err(|w| bad(&w))?;
+            plan.done = parse_done(position, per_parent, key).map_err(|w| bad(&w))?;
         }
-        if resume.is_some() || !done.is_empty() {
-            let at = match &resume {
+        if let Some(spec) = incremental {
+            let cursor = CursorPlan::new(spec, saved, position, start_date).map_err(|w| bad(&w))?;
+            plan.cursor = Some(Box::new(cursor));
+        }
+        if plan.resume.is_some() || !plan.done.is_empty() {
+            let at = match &plan.resume {
                 Some(Resume {
                     parent: Some(p),
                     page,
@@ -272,27 +274,102 @@ impl Plan {
                 None => String::new(),
             };
             let finished = if per_parent {
-                format!(", {} already read", count(done.len() as u64, "parent"))
+                format!(", {} already read", count(plan.done.len() as u64, "parent"))
             } else {
                 String::new()
+            };
+            let what = if incremental.is_some() {
+                "sync"
+            } else {
+                "full refresh"
             };
             log!(
                 out,
                 Info,
-                "stream {}: resuming an interrupted sync{at}{finished}",
+                "stream {}: resuming an interrupted {what}{at}{finished}",
                 def.name
             );
         }
-        Ok(Plan::Incremental(Box::new(Checkpoint {
+        Ok(plan)
+    }
+
+    /// The state to resume from at `at` (for a stream read per parent,
+    /// `None` between two parents).
+    fn in_progress(&self, at: Option<&Resume>) -> Value {
+        let mut position = Map::new();
+        if let Some(c) = &self.cursor {
+            position.insert("cursor".into(), json!(c.next.as_ref().map(|s| &s.text)));
+        }
+        // A parent an earlier attempt stopped in keeps its page until this
+        // run reads it, whatever parents it reads first.
+        let pending = self
+            .resume
+            .as_ref()
+            .filter(|r| r.parent.as_ref().is_some_and(|p| !self.done.contains(p)));
+        if let Some(at) = at.or(pending) {
+            position.insert("page".into(), json!(at.page));
+            if let Some(parent) = &at.parent {
+                position.insert("parent".into(), json!(parent));
+            }
+        }
+        if self.per_parent {
+            position.insert("done".into(), json!(self.done));
+        }
+        let Some(c) = &self.cursor else {
+            return json!({ FULL_REFRESH_KEY: position });
+        };
+        if c.held {
+            position.insert("empty".into(), json!(true));
+        }
+        if let Cursor::Field(_) = c.spec.cursor {
+            // A sync-start cursor's `cursor` is this time already.
+            position.insert("started".into(), json!(c.ceiling.text));
+        }
+        json!({
+            c.spec.cursor.state_key(): c.since.as_ref().map(|s| &s.text),
+            "resume": position,
+        })
+    }
+}
+
+impl CursorPlan {
+    /// The cursor from a saved state (`saved`, and the checkpoint in its
+    /// `resume`), or from `start_date` on a first sync.
+    fn new(
+        spec: Incremental,
+        saved: Option<&Map<String, Value>>,
+        position: Option<&Map<String, Value>>,
+        start_date: Option<&Stamp>,
+    ) -> Result<CursorPlan, String> {
+        let key = spec.cursor.state_key();
+        let since = match stamp_at(saved.and_then(|m| m.get(key)), key)? {
+            Some(cursor) => Some(cursor),
+            None => start_date.cloned(),
+        };
+        let held = match position.and_then(|p| p.get("empty")) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("`resume.empty` must be true or false".into()),
+        };
+        let mut next = stamp_at(position.and_then(|p| p.get("cursor")), "resume.cursor")?;
+        let started = position.and_then(|p| p.get("started"));
+        let ceiling = match (spec.cursor, &next) {
+            (Cursor::SyncStart(_), Some(start)) => start.clone(),
+            (Cursor::Field(_), _) if started.is_some() => {
+                stamp_at(started, "resume.started")?.unwrap_or_else(sync_start)
+            }
+            _ => sync_start(),
+        };
+        if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
+            next = Some(ceiling.clone());
+        }
+        Ok(CursorPlan {
             spec,
             since,
             next,
             ceiling,
-            resume,
-            per_parent,
-            done,
             held,
-        })))
+        })
     }
 }
 
@@ -318,15 +395,19 @@ fn stamp_at(value: Option<&Value>, what: &str) -> Result<Option<Stamp>, String> 
     }
 }
 
-/// `resume`'s page (from 1 to `MAX_PAGE`) and, for a stream read per
-/// parent, its parent id. A stream read per parent that stopped between
-/// two parents has neither.
-fn parse_resume(resume: &Map<String, Value>, per_parent: bool) -> Result<Option<Resume>, String> {
-    let no_parent = "`resume.parent` must be the id of a parent record";
+/// The page (from 1 to `MAX_PAGE`) of a checkpoint kept under `key` and,
+/// for a stream read per parent, its parent id. A stream read per parent
+/// that stopped between two parents has neither.
+fn parse_resume(
+    resume: &Map<String, Value>,
+    per_parent: bool,
+    key: &str,
+) -> Result<Option<Resume>, String> {
+    let no_parent = format!("`{key}.parent` must be the id of a parent record");
     let parent = match (per_parent, resume.get("parent")) {
         (true, Some(Value::String(p))) if !p.is_empty() => Some(p.clone()),
         (true, None | Some(Value::Null)) => None,
-        (true, _) => return Err(no_parent.into()),
+        (true, _) => return Err(no_parent),
         (false, _) => None,
     };
     let page = match resume.get("page") {
@@ -335,70 +416,42 @@ fn parse_resume(resume: &Map<String, Value>, per_parent: bool) -> Result<Option<
             .and_then(Value::as_u64)
             .filter(|p| (1..=MAX_PAGE).contains(p))
             .ok_or(format!(
-                "`resume.page` must be a page number from 1 to {MAX_PAGE}"
+                "`{key}.page` must be a page number from 1 to {MAX_PAGE}"
             ))?,
     };
     if per_parent && parent.is_none() {
-        return Err(no_parent.into());
+        return Err(no_parent);
     }
     Ok(Some(Resume { parent, page }))
 }
 
-/// `resume.done`: the ids of the parents already read to their end.
-fn parse_done(resume: &Map<String, Value>, per_parent: bool) -> Result<BTreeSet<String>, String> {
+/// The checkpoint's `done`: the ids of the parents already read to their end.
+fn parse_done(
+    resume: &Map<String, Value>,
+    per_parent: bool,
+    key: &str,
+) -> Result<BTreeSet<String>, String> {
     match resume.get("done") {
         None | Some(Value::Null) => Ok(BTreeSet::new()),
         Some(Value::Array(ids)) if per_parent => ids
             .iter()
             .map(|id| match id {
                 Value::String(id) if !id.is_empty() => Ok(id.clone()),
-                _ => Err("`resume.done` must hold parent ids (strings)".to_string()),
+                _ => Err(format!("`{key}.done` must hold parent ids (strings)")),
             })
             .collect(),
-        Some(_) if per_parent => Err("`resume.done` must be an array of parent ids".into()),
+        Some(_) if per_parent => Err(format!("`{key}.done` must be an array of parent ids")),
         Some(_) => Ok(BTreeSet::new()),
     }
 }
 
-impl Checkpoint {
+impl CursorPlan {
     /// `&param=cursor` for the list request, when there is a cursor.
     fn filter(&self) -> String {
         self.since
             .as_ref()
             .map(|s| format!("&{}={}", self.spec.param, encode(&s.text)))
             .unwrap_or_default()
-    }
-
-    /// The state to resume from at `at` (for a stream read per parent,
-    /// `None` between two parents).
-    fn in_progress(&self, at: Option<&Resume>) -> Value {
-        let mut resume = json!({"cursor": self.next.as_ref().map(|s| &s.text)});
-        // A parent an earlier attempt stopped in keeps its page until this
-        // run reads it, whatever parents it reads first.
-        let pending = self
-            .resume
-            .as_ref()
-            .filter(|r| r.parent.as_ref().is_some_and(|p| !self.done.contains(p)));
-        if let Some(at) = at.or(pending) {
-            resume["page"] = json!(at.page);
-            if let Some(parent) = &at.parent {
-                resume["parent"] = json!(parent);
-            }
-        }
-        if self.per_parent {
-            resume["done"] = json!(self.done);
-        }
-        if self.held {
-            resume["empty"] = json!(true);
-        }
-        if let Cursor::Field(_) = self.spec.cursor {
-            // A sync-start cursor's `cursor` is this time already.
-            resume["started"] = json!(self.ceiling.text);
-        }
-        json!({
-            self.spec.cursor.state_key(): self.since.as_ref().map(|s| &s.text),
-            "resume": resume,
-        })
     }
 
     /// The state once every page has been read: the new high-water mark,
@@ -483,9 +536,11 @@ impl<'a> StreamRun<'a> {
             }
             Some(parent) => self.read_per_parent(client, parent, out)?,
         }
-        let final_state = match &self.plan {
-            Plan::Full => json!({"__ab_no_cursor_state_message": true}),
-            Plan::Incremental(c) if c.held => {
+        let final_state = match &self.plan.cursor {
+            // Given back, either starts the next full read at page 1.
+            None if self.plan.resumable => json!({"__ab_full_refresh_sync_complete": true}),
+            None => json!({"__ab_no_cursor_state_message": true}),
+            Some(c) if c.held => {
                 log!(
                     out,
                     Warn,
@@ -495,7 +550,7 @@ impl<'a> StreamRun<'a> {
                 );
                 c.unmoved()
             }
-            Plan::Incremental(c) => c.complete(),
+            Some(c) => c.complete(),
         };
         out.state(self.id, &final_state, self.unstated);
         out.status(self.id, Status::Complete);
@@ -514,15 +569,12 @@ impl<'a> StreamRun<'a> {
 
     /// Where an interrupted run of this stream stopped, if this run resumes it.
     fn resume(&self) -> Option<&Resume> {
-        match &self.plan {
-            Plan::Incremental(c) => c.resume.as_ref(),
-            Plan::Full => None,
-        }
+        self.plan.resume.as_ref()
     }
 
     /// Walks one list endpoint from `first_page` to its end, writing its
-    /// records; an incremental stream checkpoints after every page that
-    /// wrote records. `parent` is the parent record's id of a child list.
+    /// records; a resumable read checkpoints after every page that wrote
+    /// records. `parent` is the parent record's id of a child list.
     ///
     /// Records and the STATE that covers them reach stdout in one write, so
     /// that no signal can leave one without the other; the last page of a
@@ -536,36 +588,79 @@ impl<'a> StreamRun<'a> {
         first_page: u64,
         out: &mut Out,
     ) -> Result<()> {
-        let filter = match &self.plan {
-            Plan::Incremental(c) => c.filter(),
-            Plan::Full => String::new(),
-        };
+        let filter = self
+            .plan
+            .cursor
+            .as_ref()
+            .map(|c| c.filter())
+            .unwrap_or_default();
         let label = match parent {
             Some(p) => format!("stream {} ({})", self.id.name, mask(p)),
             None => format!("stream {}", self.id.name),
         };
-        let mut pager = Pager::new(path, filter, self.def, label, first_page);
+        let mut pager = Pager::new(
+            path.clone(),
+            filter.clone(),
+            self.def,
+            label.clone(),
+            first_page,
+        );
         pager.field = self.plan.cursor_field();
+        // Only the first page of a resumed list can be past its end.
+        let mut resumed = first_page > 1;
         loop {
-            self.failed_page = pager.page;
+            let this_page = pager.page;
+            self.failed_page = this_page;
             let Some(page) = pager.next(client, self.id, out)? else {
                 break;
             };
+            if std::mem::take(&mut resumed)
+                && page.records.is_empty()
+                && pager.next_page().is_none()
+            {
+                // Records deleted since the interrupted run moved the ones
+                // it had not read onto pages it had: read them all again
+                // rather than lose them.
+                log!(
+                    out,
+                    Warn,
+                    "{label}: page {this_page}, where the interrupted sync stopped, is now past \
+                     the end of the list (records were deleted since); reading the list again \
+                     from page 1"
+                );
+                pager = Pager::new(path.clone(), filter.clone(), self.def, label.clone(), 1);
+                pager.field = self.plan.cursor_field();
+                continue;
+            }
             self.write(&page, out);
             let at = pager.next_page();
-            if let Plan::Incremental(c) = &mut self.plan {
-                c.held |= pager.took_empty;
+            if self.plan.resumable {
+                if let Some(c) = &mut self.plan.cursor {
+                    c.held |= pager.took_empty;
+                }
                 if let (None, Some(p)) = (at, parent) {
-                    c.done.insert(p.to_string());
+                    self.plan.done.insert(p.to_string());
                 }
                 // The last page of a list without a parent is covered by
                 // the final STATE.
                 if self.unstated > 0 && (at.is_some() || parent.is_some()) {
-                    let at = at.map(|page| Resume {
+                    // A full read goes on from the page it wrote last, not
+                    // the next: up to a page of records deleted before it
+                    // in the meantime moves unread records back onto it,
+                    // not past it, and the destination's primary key
+                    // absorbs the page written twice. An incremental read
+                    // goes on from the next page, so that its resumes stay
+                    // exact; its limits under deletions are the README's.
+                    let page = if self.plan.cursor.is_some() {
+                        at
+                    } else {
+                        at.map(|_| this_page)
+                    };
+                    let at = page.map(|page| Resume {
                         parent: parent.map(str::to_string),
                         page,
                     });
-                    out.state(self.id, &c.in_progress(at.as_ref()), self.unstated);
+                    out.state(self.id, &self.plan.in_progress(at.as_ref()), self.unstated);
                     self.unstated = 0;
                 }
             }
@@ -585,10 +680,7 @@ impl<'a> StreamRun<'a> {
         })?;
         let listed = self.snapshot(client, parent_def, out)?;
         let resume = self.resume().cloned();
-        let done = match &self.plan {
-            Plan::Incremental(c) => c.done.clone(),
-            Plan::Full => BTreeSet::new(),
-        };
+        let done = self.plan.done.clone();
         if let Some(lost) = resume.as_ref().and_then(|r| r.parent.as_ref()) {
             if !listed.contains(lost) {
                 log!(
@@ -717,7 +809,7 @@ impl<'a> StreamRun<'a> {
             }
             match previous.take() {
                 Some(prev) if prev.ids == listing.ids => {
-                    if let Plan::Incremental(c) = &mut self.plan {
+                    if let Some(c) = &mut self.plan.cursor {
                         c.held |= prev.took_empty || listing.took_empty;
                     }
                     return Ok(listing.ids);
@@ -814,7 +906,7 @@ impl<'a> StreamRun<'a> {
         let mut written = 0;
         for record in &page.records {
             // The page was scanned for the cursor field, if the cursor is one.
-            if let Plan::Incremental(c) = &mut self.plan {
+            if let Some(c) = &mut self.plan.cursor {
                 if !c.admit(record.field_str()) {
                     continue;
                 }

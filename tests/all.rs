@@ -18,6 +18,7 @@ mod living;
 mod network;
 mod packaging;
 mod replies;
+mod resume;
 mod streams;
 mod terminal;
 mod trust;

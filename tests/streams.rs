@@ -94,7 +94,10 @@ fn discover_declares_the_incremental_cursors() {
     assert_eq!(leads["source_defined_cursor"], true);
     // The leads cursor is the sync's start time, not a record field: none is named.
     assert!(leads["default_cursor_field"].is_null());
-    assert!(get("tags")["source_defined_cursor"].is_null());
+    // A paged full-refresh stream's cursor is its page: declared, not named.
+    assert_eq!(get("tags")["source_defined_cursor"], true);
+    assert!(get("tags")["default_cursor_field"].is_null());
+    assert!(get("lead_statuses")["source_defined_cursor"].is_null());
 }
 
 #[test]
