@@ -236,7 +236,9 @@ Options:
   --state FILE     state from a previous run: a JSON array of the `state`
                    objects of its STATE messages, or of the STATE lines whole;
                    with --streams (or no selection) the incremental streams
-                   go on from it, without it every stream is read in full
+                   go on from it, and a full read that was stopped goes on
+                   from its last page; without it every stream is read in
+                   full
   --debug          accepted and ignored, as Airbyte may pass it
   -h, --help       print this help
   -V, --version    print the version

@@ -6,11 +6,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
-from conftest import API_KEY, run_connector
+from conftest import API_KEY, _serve_mock, run_connector
 from expected import EXPECTED_COUNTS, LEAD_1
 from readme import code_blocks
 
@@ -30,7 +32,8 @@ def paragraph(marker):
 
 def test_every_paragraph_of_the_block_is_checked():
     # A new example in the README must get a check here too.
-    checked = {paragraph("> config.json"), paragraph("@csv"), paragraph("uniq -c"), paragraph("leads-state.json")}
+    checked = {paragraph("> config.json"), paragraph("@csv"), paragraph("uniq -c"), paragraph("leads-state.json"),
+               paragraph("export-state.json")}
     assert set(paragraphs()) == checked
 
 
@@ -134,6 +137,85 @@ def test_cron_paragraph_keeps_the_last_good_state_over_a_failed_run(shell, tmp_p
     # The next run goes on from the last good state: nothing appended twice.
     assert run(config["base_url"]).returncode == 0
     assert (work / "leads.jsonl").read_text().splitlines() == leads
+
+
+def _children(pid):
+    """The pids of the processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="module")
+def slow_base_url(tmp_path_factory):
+    """A rate-limited mock of this module's own: a killed run's requests must
+    not count in the window of the session's rate-limited mock."""
+    yield from _serve_mock(tmp_path_factory, "--rate", "5/2")
+
+
+def test_export_paragraph_goes_on_after_a_killed_run(shell, base_url, slow_base_url, tmp_path):
+    export = paragraph("export-state.json")
+    config = json.loads((shell.cwd / "config.json").read_text())
+
+    def in_dir(name, url):
+        work = tmp_path / name
+        work.mkdir(exist_ok=True)
+        (work / "config.json").write_text(json.dumps({**config, "base_url": url, "retry_schedule_seconds": [0]}))
+        return work
+
+    def ids(work):
+        return [json.loads(line)["id"] for line in (work / "campaign_leads.jsonl").read_text().splitlines()]
+
+    # An export that is never interrupted.
+    whole = in_dir("whole", base_url)
+    shell(export, cwd=whole)
+    want = ids(whole)
+    assert len(want) == len(set(want)) == EXPECTED_COUNTS["campaign_leads"]
+    assert not (whole / "export-state.json").exists()
+
+    # The same export from a slow API, its connector killed after a few
+    # checkpoints: the lines after it still run, as under cron.
+    work = in_dir("killed", slow_base_url)
+    bash = subprocess.Popen(["bash", "-c", export], cwd=work, env=shell.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_file = work / "export-run.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = run_file.read_text().splitlines() if run_file.exists() else []
+        if sum('"type":"STATE"' in line for line in lines) >= 3:
+            break
+        assert bash.poll() is None, f"the export ended before it was killed: {bash.stderr.read().decode()}"
+        time.sleep(0.05)
+    else:
+        pytest.fail("no 3 checkpoints within 120 s")
+    connector = _children(bash.pid)
+    assert connector, "the connector is not running"
+    for pid in connector:
+        os.kill(pid, signal.SIGTERM)
+    assert bash.wait(timeout=60) != 0
+    saved = json.loads((work / "export-state.json").read_text())
+    checkpoint = saved[-1]["stream"]["stream_state"]["full_refresh"]
+    assert checkpoint["done"], saved
+    assert not (work / "campaign_leads.jsonl").exists()
+
+    # Run again, against the API at full speed: it goes on, not over.
+    config_now = json.loads((work / "config.json").read_text())
+    (work / "config.json").write_text(json.dumps({**config_now, "base_url": base_url}))
+    shell(export, cwd=work)
+    resumed = [json.loads(line) for line in (work / "export-run.jsonl").read_text().splitlines()]
+    assert 0 < sum(m["type"] == "RECORD" for m in resumed) < EXPECTED_COUNTS["campaign_leads"]
+    assert sorted(ids(work)) == sorted(want)
+    assert not (work / "export-state.json").exists()
 
 
 def test_try_it_block_uses_the_mock_key():
