@@ -7,7 +7,7 @@
 
 use crate::support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,20 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::mock::{self, Action, Change, Fault, MockServer, Options, BIG_REPLIES_CAMPAIGN};
 use support::*;
-
-/// The ids of records (JSON texts), sorted: equal lists mean every record
-/// exactly once.
-fn ids(records: &[String]) -> Vec<String> {
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| {
-            let v: Value = serde_json::from_str(r).expect("a record is JSON");
-            v["id"].as_str().expect("a record id").to_string()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
 
 /// Fails unless `got` holds each record of `want` once and nothing else.
 fn assert_exactly_once(got: &[String], want: &[String], what: &str) {

@@ -9,19 +9,6 @@ use std::time::Duration;
 use support::mock::{self, Change, Fault, MockServer, Options, BIG_REPLIES_CAMPAIGN};
 use support::*;
 
-/// The ids of records (JSON texts), sorted.
-fn ids(records: &[String]) -> Vec<String> {
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| {
-            let v: Value = serde_json::from_str(r).expect("a record is JSON");
-            v["id"].as_str().expect("a record id").to_string()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// Records of `want` that `got` lacks, and records `got` holds twice.
 fn missing_and_twice(got: &[String], want: &[String]) -> (usize, usize) {
     let (got, want) = (ids(got), ids(want));
@@ -31,6 +18,11 @@ fn missing_and_twice(got: &[String], want: &[String]) -> (usize, usize) {
         .count();
     let twice = got.windows(2).filter(|w| w[0] == w[1]).count();
     (missing, twice)
+}
+
+/// A full read of `stream`, from `state` (a state file) if given.
+fn full_read(mock: &MockServer, dir: &TempDir, stream: &str, state: Option<&Value>) -> Run {
+    read_mode(mock, dir, &[stream], "full_refresh", state, json!({}))
 }
 
 /// A full read of `stream` (with `state` if given), killed while the mock
@@ -117,14 +109,7 @@ fn a_killed_full_read_of_a_paged_list_goes_on_from_its_last_page() {
     assert_eq!(first.record_data("leads").len(), 5 * mock::PAGE_SIZE);
 
     let from = mock.seen().len();
-    let second = read_mode(
-        &mock,
-        &dir,
-        &["leads"],
-        "full_refresh",
-        Some(&state_file(&first)),
-        json!({}),
-    );
+    let second = full_read(&mock, &dir, "leads", Some(&state_file(&first)));
     assert_eq!(second.code, Some(0), "{}", second.stdout);
     let asked = pages_asked(&mock, from, "leads");
     assert_eq!(
@@ -164,14 +149,7 @@ fn a_killed_full_read_of_campaign_leads_goes_on_from_the_campaign_it_stopped_in(
     assert!(last["full_refresh"].get("page").is_none(), "{last}");
 
     let from = mock.seen().len();
-    let second = read_mode(
-        &mock,
-        &dir,
-        &["campaign_leads"],
-        "full_refresh",
-        Some(&state_file(&first)),
-        json!({}),
-    );
+    let second = full_read(&mock, &dir, "campaign_leads", Some(&state_file(&first)));
     assert_eq!(second.code, Some(0), "{}", second.stdout);
     let asked_again = mock.seen()[from..]
         .iter()
@@ -199,14 +177,7 @@ fn a_killed_full_read_of_replies_goes_on_from_the_page_of_its_campaign() {
     assert_eq!(last["full_refresh"]["parent"], json!("c_000005"), "{last}");
 
     let from = mock.seen().len();
-    let second = read_mode(
-        &mock,
-        &dir,
-        &["replies"],
-        "full_refresh",
-        Some(&state_file(&first)),
-        json!({}),
-    );
+    let second = full_read(&mock, &dir, "replies", Some(&state_file(&first)));
     assert_eq!(second.code, Some(0), "{}", second.stdout);
     assert_eq!(pages_asked(&mock, from, &big).first(), Some(&2));
     let mut together = first.record_data("replies");
@@ -232,13 +203,11 @@ fn a_complete_or_empty_state_reads_everything_from_page_1() {
         json!({"updated_after": null, "resume": {"page": 7, "cursor": null}}),
     ] {
         let from = mock.seen().len();
-        let run = read_mode(
+        let run = full_read(
             &mock,
             &dir,
-            &["leads"],
-            "full_refresh",
+            "leads",
             Some(&stream_state("leads", given.clone())),
-            json!({}),
         );
         assert_eq!(run.code, Some(0), "{given}: {}", run.stdout);
         assert_eq!(
@@ -287,13 +256,11 @@ fn malformed_full_refresh_states_are_config_errors_naming_the_stream() {
         ),
     ];
     for (stream, given, words) in cases {
-        let run = read_mode(
+        let run = full_read(
             &mock,
             &dir,
-            &[stream],
-            "full_refresh",
+            stream,
             Some(&stream_state(stream, given.clone())),
-            json!({}),
         );
         assert_ne!(run.code, Some(0), "{stream} {given}");
         let message = run.the_error_saying("config_error", words);
@@ -308,13 +275,11 @@ fn a_state_whose_campaign_is_gone_reads_every_campaign_not_done_with_a_warning()
     let dir = TempDir::new();
     let done: Vec<String> = mock.campaign_ids()[..10].to_vec();
     let state = json!({"full_refresh": {"parent": "c_gone00", "page": 3, "done": done}});
-    let run = read_mode(
+    let run = full_read(
         &mock,
         &dir,
-        &["campaign_leads"],
-        "full_refresh",
+        "campaign_leads",
         Some(&stream_state("campaign_leads", state)),
-        json!({}),
     );
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert!(
@@ -340,16 +305,14 @@ fn a_state_whose_campaign_is_gone_reads_every_campaign_not_done_with_a_warning()
 fn a_resume_page_now_past_the_end_reads_the_list_again_with_a_warning() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
-    let run = read_mode(
+    let run = full_read(
         &mock,
         &dir,
-        &["leads"],
-        "full_refresh",
+        "leads",
         Some(&stream_state(
             "leads",
             json!({"full_refresh": {"page": 40}}),
         )),
-        json!({}),
     );
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert!(
@@ -373,14 +336,7 @@ fn records_deleted_before_the_resume_point_cost_nothing_up_to_a_page() {
             path: "leads".into(),
             at: (0..deleted).collect(),
         });
-        let second = read_mode(
-            &mock,
-            &dir,
-            &["leads"],
-            "full_refresh",
-            Some(&state_file(&first)),
-            json!({}),
-        );
+        let second = full_read(&mock, &dir, "leads", Some(&state_file(&first)));
         assert_eq!(second.code, Some(0), "{}", second.stdout);
         let mut together = first.record_data("leads");
         together.extend(second.record_data("leads"));

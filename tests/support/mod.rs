@@ -363,3 +363,17 @@ pub fn state_file(run: &Run) -> Value {
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// The ids of records (JSON texts), sorted: equal lists mean every record
+/// exactly once.
+pub fn ids(records: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(r).expect("a record is JSON");
+            v["id"].as_str().expect("a record id").to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
