@@ -184,6 +184,10 @@ struct Resume {
     /// The parent record's id, for a stream read per parent.
     parent: Option<String>,
     page: u64,
+    /// For a full read, which goes on from the page it wrote last: the id
+    /// of the last record it wrote there. Found on that page again, no
+    /// record the interrupted run had not written can have moved before it.
+    last: Option<String>,
 }
 
 /// One listing of a parent stream's ids.
@@ -269,6 +273,7 @@ impl Plan {
                 Some(Resume {
                     parent: Some(p),
                     page,
+                    ..
                 }) => format!(" at page {page} of {}", mask(p)),
                 Some(Resume { page, .. }) => format!(" at page {page}"),
                 None => String::new(),
@@ -310,6 +315,9 @@ impl Plan {
             position.insert("page".into(), json!(at.page));
             if let Some(parent) = &at.parent {
                 position.insert("parent".into(), json!(parent));
+            }
+            if let Some(last) = &at.last {
+                position.insert("last".into(), json!(last));
             }
         }
         if self.per_parent {
@@ -422,7 +430,12 @@ fn parse_resume(
     if per_parent && parent.is_none() {
         return Err(no_parent);
     }
-    Ok(Some(Resume { parent, page }))
+    let last = match resume.get("last") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(_) => return Err(format!("`{key}.last` must be a record id")),
+    };
+    Ok(Some(Resume { parent, page, last }))
 }
 
 /// The checkpoint's `done`: the ids of the parents already read to their end.
@@ -443,6 +456,22 @@ fn parse_done(
         Some(_) if per_parent => Err(format!("`{key}.done` must be an array of parent ids")),
         Some(_) => Ok(BTreeSet::new()),
     }
+}
+
+/// Why `page`, the first a full read going on from `checkpoint` read, may
+/// no longer be where the interrupted run stopped, if it may not: it is
+/// past the end of the list, or no longer holds the last record written.
+fn moved(page: &Page, next: Option<u64>, checkpoint: &Resume) -> Option<String> {
+    let at = checkpoint.page;
+    if page.records.is_empty() && next.is_none() {
+        return Some(format!("page {at} is now past the end of the list"));
+    }
+    let last = checkpoint.last.as_deref()?;
+    let found = page
+        .records
+        .iter()
+        .any(|r| r.field_str().as_deref() == Some(last));
+    (!found).then(|| format!("page {at} no longer holds record {}", mask(last)))
 }
 
 impl CursorPlan {
@@ -531,8 +560,10 @@ impl<'a> StreamRun<'a> {
         out.flush()?;
         match self.def.parent {
             None => {
-                let first = self.resume().map_or(1, |r| r.page);
-                self.read_list(client, self.def.path.to_string(), None, first, out)?;
+                let checkpoint = self.resume().cloned();
+                let first = checkpoint.as_ref().map_or(1, |r| r.page);
+                let path = self.def.path.to_string();
+                self.read_list(client, path, None, first, checkpoint.as_ref(), out)?;
             }
             Some(parent) => self.read_per_parent(client, parent, out)?,
         }
@@ -574,7 +605,8 @@ impl<'a> StreamRun<'a> {
 
     /// Walks one list endpoint from `first_page` to its end, writing its
     /// records; a resumable read checkpoints after every page that wrote
-    /// records. `parent` is the parent record's id of a child list.
+    /// records. `parent` is the parent record's id of a child list;
+    /// `checkpoint`, the saved place this read goes on from, if it does.
     ///
     /// Records and the STATE that covers them reach stdout in one write, so
     /// that no signal can leave one without the other; the last page of a
@@ -586,8 +618,12 @@ impl<'a> StreamRun<'a> {
         path: String,
         parent: Option<&str>,
         first_page: u64,
+        checkpoint: Option<&Resume>,
         out: &mut Out,
     ) -> Result<()> {
+        let full = self.plan.cursor.is_none();
+        // A full read notes each page's last record id, for its checkpoint.
+        let field = self.plan.cursor_field().or(full.then_some("id"));
         let filter = self
             .plan
             .cursor
@@ -605,33 +641,39 @@ impl<'a> StreamRun<'a> {
             label.clone(),
             first_page,
         );
-        pager.field = self.plan.cursor_field();
-        // Only the first page of a resumed list can be past its end.
-        let mut resumed = first_page > 1;
+        pager.field = field;
+        // Only a full read's first page, going on from its checkpoint, is
+        // checked: an incremental read goes on from a page it never read.
+        let mut check = checkpoint.filter(|c| full && c.page > 1);
         loop {
             let this_page = pager.page;
             self.failed_page = this_page;
             let Some(page) = pager.next(client, self.id, out)? else {
                 break;
             };
-            if std::mem::take(&mut resumed)
-                && page.records.is_empty()
-                && pager.next_page().is_none()
+            if let Some(why) = check
+                .take()
+                .and_then(|c| moved(&page, pager.next_page(), c))
             {
-                // Records deleted since the interrupted run moved the ones
-                // it had not read onto pages it had: read them all again
-                // rather than lose them.
+                // Records added or deleted since the interrupted run may
+                // have moved ones it had not read onto pages it had: read
+                // them all again rather than lose them.
                 log!(
                     out,
                     Warn,
-                    "{label}: page {this_page}, where the interrupted sync stopped, is now past \
-                     the end of the list (records were deleted since); reading the list again \
-                     from page 1"
+                    "{label}: {why}, so records may have moved since the interrupted sync; \
+                     reading the list again from page 1"
                 );
                 pager = Pager::new(path.clone(), filter.clone(), self.def, label.clone(), 1);
-                pager.field = self.plan.cursor_field();
+                pager.field = field;
                 continue;
             }
+            let last = page
+                .records
+                .last()
+                .filter(|_| full)
+                .and_then(|r| r.field_str())
+                .map(Cow::into_owned);
             self.write(&page, out);
             let at = pager.next_page();
             if self.plan.resumable {
@@ -659,6 +701,7 @@ impl<'a> StreamRun<'a> {
                     let at = page.map(|page| Resume {
                         parent: parent.map(str::to_string),
                         page,
+                        last,
                     });
                     out.state(self.id, &self.plan.in_progress(at.as_ref()), self.unstated);
                     self.unstated = 0;
@@ -699,11 +742,10 @@ impl<'a> StreamRun<'a> {
             if done.contains(parent_id) {
                 continue;
             }
-            let first_page = match &resume {
-                Some(r) if r.parent.as_deref() == Some(parent_id.as_str()) => r.page,
-                _ => 1,
-            };
-            if self.read_child(client, parent_def, parent_id, first_page, out)? {
+            let checkpoint = resume
+                .as_ref()
+                .filter(|r| r.parent.as_deref() == Some(parent_id.as_str()));
+            if self.read_child(client, parent_def, parent_id, checkpoint, out)? {
                 found += 1;
             } else {
                 missing += 1;
@@ -729,14 +771,18 @@ impl<'a> StreamRun<'a> {
         client: &mut Client,
         parent_def: &StreamDef,
         parent_id: &str,
-        first_page: u64,
+        checkpoint: Option<&Resume>,
         out: &mut Out,
     ) -> Result<bool> {
         let path = self.def.path.replace("{parent_id}", &encode(parent_id));
-        let mut page = first_page;
+        let mut page = checkpoint.map_or(1, |c| c.page);
+        // Only the first read goes on from the checkpoint; a read again
+        // after a 404 goes on from this run's own page.
+        let mut checkpoint = checkpoint;
         let mut retries = 0;
         loop {
-            let err = match self.read_list(client, path.clone(), Some(parent_id), page, out) {
+            let from = checkpoint.take();
+            let err = match self.read_list(client, path.clone(), Some(parent_id), page, from, out) {
                 Ok(()) => return Ok(true),
                 Err(e) if e.http_status == Some(404) => e,
                 Err(e) => return Err(e),
@@ -877,13 +923,14 @@ impl<'a> StreamRun<'a> {
             .records
             .iter()
             .filter_map(|r| r.field_str().map(Cow::into_owned))
+            .filter(|id| !id.is_empty())
             .collect();
         if ids.len() < page.records.len() {
             log!(
                 out,
                 Warn,
-                "stream {}: {} {parent} records have no string `id`; their children \
-                 cannot be listed",
+                "stream {}: {} {parent} records have no `id` (a non-empty string); their \
+                 children cannot be listed",
                 self.id.name,
                 page.records.len() - ids.len()
             );
