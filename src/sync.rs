@@ -8,7 +8,7 @@ use crate::catalog::{Selected, State, SyncMode};
 use crate::client::{Client, Fingerprints, Request};
 use crate::error::{Error, Result};
 use crate::output::{log, Level, Out, RecordEnd, Status, StreamId};
-use crate::page::Page;
+use crate::page::{Page, Record};
 use crate::secret::mask;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
 use crate::text::count;
@@ -458,6 +458,15 @@ fn parse_done(
     }
 }
 
+/// A record's `id`, when it is a string.
+fn record_id(record: &Record) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_slice::<Id>(record.json).ok().map(|r| r.id)
+}
+
 /// Why `page`, the first a full read going on from `checkpoint` read, may
 /// no longer be where the interrupted run stopped, if it may not: it is
 /// past the end of the list, or no longer holds the last record written.
@@ -470,7 +479,7 @@ fn moved(page: &Page, next: Option<u64>, checkpoint: &Resume) -> Option<String> 
     let found = page
         .records
         .iter()
-        .any(|r| r.field_str().as_deref() == Some(last));
+        .any(|r| record_id(r).as_deref() == Some(last));
     (!found).then(|| format!("page {at} no longer holds record {}", mask(last)))
 }
 
@@ -622,8 +631,7 @@ impl<'a> StreamRun<'a> {
         out: &mut Out,
     ) -> Result<()> {
         let full = self.plan.cursor.is_none();
-        // A full read notes each page's last record id, for its checkpoint.
-        let field = self.plan.cursor_field().or(full.then_some("id"));
+        let field = self.plan.cursor_field();
         let filter = self
             .plan
             .cursor
@@ -668,12 +676,9 @@ impl<'a> StreamRun<'a> {
                 pager.field = field;
                 continue;
             }
-            let last = page
-                .records
-                .last()
-                .filter(|_| full)
-                .and_then(|r| r.field_str())
-                .map(Cow::into_owned);
+            // For a full read's checkpoint; only the page's last record is
+            // parsed for it, which is cheaper than scanning each for its id.
+            let last = page.records.last().filter(|_| full).and_then(record_id);
             self.write(&page, out);
             let at = pager.next_page();
             if self.plan.resumable {
