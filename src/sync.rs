@@ -694,10 +694,10 @@ impl<'a> StreamRun<'a> {
                     // A full read goes on from the page it wrote last, not
                     // the next: up to a page of records deleted before it
                     // in the meantime moves unread records back onto it,
-                    // not past it, and the destination's primary key
-                    // absorbs the page written twice. An incremental read
-                    // goes on from the next page, so that its resumes stay
-                    // exact; its limits under deletions are the README's.
+                    // not past it, and `last` tells the resumed read when
+                    // more moved. The destination's primary key absorbs
+                    // what is written twice. An incremental read goes on
+                    // from the next page, so that its resumes stay exact.
                     let page = if self.plan.cursor.is_some() {
                         at
                     } else {
