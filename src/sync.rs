@@ -263,6 +263,13 @@ impl Plan {
         if let Some(position) = position {
             plan.resume = parse_resume(position, per_parent, key).map_err(|w| bad(&w))?;
             plan.done = parse_done(position, per_parent, key).map_err(|w| bad(&w))?;
+            // This source never writes one: it would skip the parent it
+            // stopped in.
+            if let Some(p) = plan.resume.as_ref().and_then(|r| r.parent.as_ref()) {
+                if plan.done.contains(p) {
+                    return Err(bad(&format!("`{key}.parent` is also in `{key}.done`")));
+                }
+            }
         }
         if let Some(spec) = incremental {
             let cursor = CursorPlan::new(spec, saved, position, start_date).map_err(|w| bad(&w))?;

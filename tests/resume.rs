@@ -261,6 +261,11 @@ fn malformed_full_refresh_states_are_config_errors_naming_the_stream() {
             json!({"full_refresh": {"page": 2, "last": 7}}),
             "`full_refresh.last`",
         ),
+        (
+            "replies",
+            json!({"full_refresh": {"parent": "c_000005", "page": 2, "done": ["c_000005"]}}),
+            "also in `full_refresh.done`",
+        ),
     ];
     for (stream, given, words) in cases {
         let run = full_read(
