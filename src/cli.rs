@@ -252,6 +252,10 @@ Config keys:
                           of one request on 429, 408, 5xx or a network fault
   timeout_seconds         default {DEFAULT_TIMEOUT_SECONDS}: the longest one request may take
   start_date              {start_date}
+  ca_certificate          PEM of the CA(s) that sign the API's certificate on
+                          your network; replaces the compiled-in roots
+  proxy_url               http://[user:password@]host:port, the proxy to tunnel
+                          through; overrides HTTPS_PROXY (a secret, never printed)
 
 Streams: {streams}
 

@@ -652,6 +652,18 @@ fn help_lists_commands_config_keys_defaults_and_exit_codes() {
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
+    // Every config key of the spec, so that --help cannot fall behind it.
+    let spec: serde_json::Value = serde_json::from_str(include_str!("../src/spec.json")).unwrap();
+    let keys = spec["properties"]
+        .as_object()
+        .expect("the spec's properties");
+    assert!(keys.len() >= 7);
+    for key in keys.keys() {
+        assert!(
+            help.contains(key.as_str()),
+            "--help lacks config key {key}:\n{help}"
+        );
+    }
     let version = Command::new(BIN).arg("-V").output().unwrap();
     assert_eq!(
         String::from_utf8(version.stdout).unwrap(),
