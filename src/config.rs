@@ -74,6 +74,13 @@ impl Config {
             true => None,
             false => network::proxy(proxy_url.as_deref(), &base.host, env)?,
         };
+        // Nor does it use TLS: a CA file the environment names for other
+        // programs cannot fail it (the config's own CA is still checked).
+        let no_env = |_: &str| None;
+        let trust_env: &dyn Fn(&str) -> Option<String> = match base.plain_http {
+            true => &no_env,
+            false => env,
+        };
         Ok(Config {
             api_key,
             base_url: base.url,
@@ -81,49 +88,53 @@ impl Config {
             retry_schedule: retry_schedule(obj)?,
             timeout: timeout(obj)?,
             start_date: start_date(obj)?,
-            trust: network::trust(ca_certificate.as_deref(), env)?,
+            trust: network::trust(ca_certificate.as_deref(), trust_env)?,
             proxy,
         })
     }
 }
 
 fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
-    // Whitespace around a key is a paste's, not the key's.
-    let trimmed = match obj.get("api_key") {
-        Some(Value::String(s)) => Some(Value::String(s.trim().to_string())),
-        _ => None,
-    };
-    match trimmed.as_ref().or(obj.get("api_key")) {
-        None | Some(Value::Null) => Err(Error::config(
-            "config key `api_key` is missing: set it to the key from PersistIq's Settings > \
-             Integrations",
-        )),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(Error::config("config key `api_key` is empty"))
-        }
-        // A key that cannot travel in an HTTP header would fail every request.
-        Some(Value::String(s)) if s.bytes().any(|b| b < 0x20 || b == 0x7f) => Err(Error::config(
+    let key =
+        match obj.get("api_key") {
+            None | Some(Value::Null) => return Err(Error::config(
+                "config key `api_key` is missing: set it to the key from PersistIq's Settings > \
+                 Integrations",
+            )),
+            // Whitespace around a key is a paste's, not the key's.
+            Some(Value::String(s)) => s.trim(),
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "config key `api_key` must be a string, found {}",
+                    json_kind(other)
+                )))
+            }
+        };
+    if key.is_empty() {
+        return Err(Error::config("config key `api_key` is empty"));
+    }
+    // A key that cannot travel in an HTTP header would fail every request.
+    if key.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(Error::config(
             "config key `api_key` contains control characters",
-        )),
-        Some(Value::String(s)) if s.chars().any(char::is_whitespace) => Err(Error::config(
+        ));
+    }
+    if key.chars().any(char::is_whitespace) {
+        return Err(Error::config(
             "config key `api_key` has whitespace inside it; a PersistIq key has none: copy the \
              whole key again from PersistIq's Settings > Integrations",
-        )),
-        // Masking a key this short in server text would garble it, and no
-        // PersistIq key is this short: a paste cut off is likelier.
-        Some(Value::String(s)) if s.chars().count() < secret::MIN_KEY_CHARS => {
-            Err(Error::config(format!(
-                "config key `api_key` is only {} characters long; it looks truncated: copy the \
-                 whole key from PersistIq's Settings > Integrations",
-                s.chars().count()
-            )))
-        }
-        Some(Value::String(s)) => Ok(ApiKey::new(s.clone())),
-        Some(other) => Err(Error::config(format!(
-            "config key `api_key` must be a string, found {}",
-            json_kind(other)
-        ))),
+        ));
     }
+    // Masking a key this short in server text would garble it, and no
+    // PersistIq key is this short: a paste cut off is likelier.
+    let chars = key.chars().count();
+    if chars < secret::MIN_KEY_CHARS {
+        return Err(Error::config(format!(
+            "config key `api_key` is only {chars} characters long; it looks truncated: copy the \
+             whole key from PersistIq's Settings > Integrations"
+        )));
+    }
+    Ok(ApiKey::new(key.to_string()))
 }
 
 /// An optional string key; empty counts as not set (a cleared form field).

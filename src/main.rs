@@ -194,7 +194,6 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
 }
 
 fn discover(out: &mut Out) -> Result<()> {
-    let resumable = |s: &streams::StreamDef| s.incremental.is_some() || s.resumable_in_full();
     #[derive(Serialize)]
     struct Stream<'a> {
         name: &'a str,
@@ -221,12 +220,12 @@ fn discover(out: &mut Out) -> Result<()> {
             },
             // The protocol asks for a source-defined cursor on every
             // resumable stream: for a full read, the page is that cursor.
-            source_defined_cursor: resumable(s).then_some(true),
+            source_defined_cursor: s.is_resumable().then_some(true),
             default_cursor_field: s
                 .incremental
                 .and_then(|inc| inc.cursor.record_field().map(|field| [field])),
             source_defined_primary_key: [["id"]],
-            is_resumable: resumable(s),
+            is_resumable: s.is_resumable(),
         })
         .collect();
     #[derive(Serialize)]

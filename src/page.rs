@@ -35,8 +35,6 @@ pub struct Page<'a> {
     /// non-empty string) stands in for it; with neither, this is the last
     /// page. Neither may appear twice, nor may the collection.
     pub has_more: bool,
-    /// The record array as sent, to notice a page served twice.
-    pub items: &'a [u8],
 }
 
 /// One record: a JSON object, exactly as the API sent it.
@@ -91,6 +89,22 @@ struct Span {
 }
 
 impl Layout {
+    /// Whether the page holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The envelope's `has_more`, as `Page::has_more`.
+    pub fn has_more(&self) -> bool {
+        self.has_more
+    }
+
+    /// The record array as sent, in `body` (the body this layout was
+    /// scanned from).
+    pub fn items<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        &body[self.items.clone()]
+    }
+
     /// The page in `body`, which must be the body this layout was scanned from.
     pub fn page<'a>(&self, body: &'a [u8]) -> Page<'a> {
         Page {
@@ -104,7 +118,6 @@ impl Layout {
                 })
                 .collect(),
             has_more: self.has_more,
-            items: &body[self.items.clone()],
         }
     }
 }
@@ -641,7 +654,8 @@ mod tests {
         assert!(page.records[0].compact);
         assert_eq!(page.records[1].json, br#"{"id" : "l_2"}"#);
         assert!(!page.records[1].compact);
-        assert_eq!(page.items, br#"[{"id":"l_1"} , {"id" : "l_2"}]"#);
+        let layout = scan(body, "leads", None).unwrap();
+        assert_eq!(layout.items(body), br#"[{"id":"l_1"} , {"id" : "l_2"}]"#);
 
         let last = parse(br#"{"users":[],"has_more":null}"#, "users").unwrap();
         assert!(!last.has_more);

@@ -68,6 +68,12 @@ impl StreamDef {
     pub fn resumable_in_full(&self) -> bool {
         self.paging == Paging::Pages || self.parent.is_some()
     }
+
+    /// Whether a sync of the stream can go on from a checkpoint, in some
+    /// mode: what `discover` declares as `is_resumable`.
+    pub fn is_resumable(&self) -> bool {
+        self.incremental.is_some() || self.resumable_in_full()
+    }
 }
 
 const fn stream(name: &'static str, schema: &'static str, paging: Paging) -> StreamDef {

@@ -465,13 +465,17 @@ fn parse_done(
     }
 }
 
-/// A record's `id`, when it is a string.
+/// A record's `id`, when it is a non-empty string (a checkpoint cannot
+/// name an empty one).
 fn record_id(record: &Record) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Id {
         id: String,
     }
-    serde_json::from_slice::<Id>(record.json).ok().map(|r| r.id)
+    serde_json::from_slice::<Id>(record.json)
+        .ok()
+        .map(|r| r.id)
+        .filter(|id| !id.is_empty())
 }
 
 /// Why `page`, the first a full read going on from `checkpoint` read, may
@@ -735,7 +739,6 @@ impl<'a> StreamRun<'a> {
         })?;
         let listed = self.snapshot(client, parent_def, out)?;
         let resume = self.resume().cloned();
-        let done = self.plan.done.clone();
         if let Some(lost) = resume.as_ref().and_then(|r| r.parent.as_ref()) {
             if !listed.contains(lost) {
                 log!(
@@ -749,33 +752,22 @@ impl<'a> StreamRun<'a> {
                 );
             }
         }
-        let (mut found, mut missing) = (0u64, 0u64);
+        // A wrong endpoint needs no check of its own here: its 404s come
+        // for parents still listed, and `read_child` fails on those.
         for parent_id in &listed {
-            if done.contains(parent_id) {
+            if self.plan.done.contains(parent_id) {
                 continue;
             }
             let checkpoint = resume
                 .as_ref()
                 .filter(|r| r.parent.as_deref() == Some(parent_id.as_str()));
-            if self.read_child(client, parent_def, parent_id, checkpoint, out)? {
-                found += 1;
-            } else {
-                missing += 1;
-            }
-        }
-        // One parent deleted mid-sync is news; all of them is a wrong endpoint.
-        if found == 0 && missing > 0 {
-            return Err(Error::system(format!(
-                "stream {}: the list answered HTTP 404 for every one of the {missing} {parent}; \
-                 the endpoint {} seems wrong",
-                self.id.name, self.def.path
-            )));
+            self.read_child(client, parent_def, parent_id, checkpoint, out)?;
         }
         Ok(())
     }
 
-    /// Reads one parent's child list; false if the parent turned out to be
-    /// deleted. A 404 means deleted only once a fresh listing of the
+    /// Reads one parent's child list, or skips it once it turns out to be
+    /// deleted. A 404 means deleted only once a fresh, whole listing of the
     /// parents no longer has it; otherwise the list is read again from the
     /// page that failed, and then the stream fails.
     fn read_child(
@@ -785,7 +777,7 @@ impl<'a> StreamRun<'a> {
         parent_id: &str,
         checkpoint: Option<&Resume>,
         out: &mut Out,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let path = self.def.path.replace("{parent_id}", &encode(parent_id));
         let mut page = checkpoint.map_or(1, |c| c.page);
         // Only the first read goes on from the checkpoint; a read again
@@ -795,13 +787,16 @@ impl<'a> StreamRun<'a> {
         loop {
             let from = checkpoint.take();
             let err = match self.read_list(client, path.clone(), Some(parent_id), page, from, out) {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(()),
                 Err(e) if e.http_status == Some(404) => e,
                 Err(e) => return Err(e),
             };
             page = self.failed_page;
             let listing = self.list_parents(client, parent_def, out)?;
-            if listing.repeated.is_none() && !listing.ids.iter().any(|id| id == parent_id) {
+            // A listing that moved, or took an empty page as it is, may
+            // have missed the parent: it proves nothing.
+            let whole = listing.repeated.is_none() && !listing.took_empty;
+            if whole && !listing.ids.iter().any(|id| id == parent_id) {
                 log!(
                     out,
                     Warn,
@@ -812,7 +807,7 @@ impl<'a> StreamRun<'a> {
                     mask(parent_id)
                 );
                 out.flush()?;
-                return Ok(false);
+                return Ok(());
             }
             if retries == MAX_NOT_FOUND_RETRIES {
                 return Err(Error::system(format!(
@@ -1081,9 +1076,6 @@ impl Pager {
             seen: &self.seen,
         };
         let page = client.get_page(&request, out)?;
-        if self.paged && !page.records.is_empty() {
-            self.seen.insert(page.items);
-        }
         if !self.paged && page.has_more {
             log!(
                 out,

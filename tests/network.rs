@@ -160,6 +160,61 @@ fn every_stream_over_https_is_byte_for_byte_what_http_gives() {
     assert!(over_tls == over_http, "the records differ");
 }
 
+/// Resumable full refresh the way users connect: over HTTPS, trusting the
+/// CA from the config, killed midway and given its last STATE back.
+#[test]
+fn a_full_read_over_https_killed_midway_goes_on_from_its_checkpoint() {
+    let https = Https::usual();
+    let mut cfg = https.config("localhost");
+    cfg["ca_certificate"] = json!(https.ca.pem);
+    let cfg = https.dir.json("resume.json", &cfg);
+    let cat = https
+        .dir
+        .json("resume-cat.json", &catalog(&["leads"], "full_refresh"));
+    https
+        .mock
+        .add_fault(Fault::stall("leads", 6, Duration::from_secs(30)));
+    let page_6 =
+        |s: &support::mock::Seen| s.path == "leads" && s.param("page").as_deref() == Some("6");
+    let argv = ["read", "--config", &cfg, "--catalog", &cat];
+    let (first, _) = interrupt_when(&https.mock, page_6, "TERM", &argv);
+    assert_ne!(first.code, Some(0), "{}", first.stdout);
+    let state = https.dir.json("state.json", &state_file(&first));
+    let from = https.mock.seen().len();
+    let second = connector(&[&argv[..], &["--state", &state]].concat(), &[], &[]);
+    assert_eq!(second.code, Some(0), "{}", second.stdout);
+    let asked = https.mock.seen()[from..]
+        .iter()
+        .find(|s| s.path == "leads")
+        .and_then(|s| s.param("page"));
+    assert_eq!(
+        asked.as_deref(),
+        Some("5"),
+        "the resumed read starts at page 5"
+    );
+    let mut together = first.record_data("leads");
+    together.extend(second.record_data("leads"));
+    let mut unique = ids(&together);
+    unique.dedup();
+    assert_eq!(unique, ids(&https.mock.records("leads")));
+}
+
+#[test]
+fn plain_http_to_loopback_ignores_the_environments_ca_file() {
+    // A CA file set for other programs (or gone) cannot fail a read that
+    // makes no TLS connection, such as one from the mock.
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let run = connector(
+        &["read", "--config", &cfg, "--streams", "users"],
+        &[("SSL_CERT_FILE", "/nonexistent/ca.pem")],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("users"), mock.records("users"));
+}
+
 #[test]
 fn each_ca_source_is_trusted() {
     let https = Https::usual();
