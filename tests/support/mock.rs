@@ -1049,7 +1049,7 @@ fn serve_connection(conn: TcpStream, shared: &Shared) {
 }
 
 /// The request head up to the blank line, or None when the peer closed.
-fn read_head(reader: &mut BufReader<TcpStream>) -> Option<String> {
+pub(crate) fn read_head(reader: &mut BufReader<TcpStream>) -> Option<String> {
     let mut head = String::new();
     loop {
         let mut line = String::new();
@@ -1067,7 +1067,8 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Option<String> {
     }
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+/// The value of header `name` in a request head.
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())

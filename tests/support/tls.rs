@@ -5,7 +5,7 @@
 //! this file by path, as they do mock.rs.
 #![allow(dead_code)] // each user takes a different part of it
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -301,17 +301,9 @@ fn proxy_connection(
         Ok(c) => c,
         Err(_) => return,
     });
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        head.push_str(&line);
-        if line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
+    let Some(head) = super::mock::read_head(&mut reader) else {
+        return;
+    };
     sent.lock().unwrap().extend_from_slice(head.as_bytes());
     heads.lock().unwrap().push(head.clone());
     let mut client = conn;
@@ -331,12 +323,7 @@ fn proxy_connection(
     let mut words = head.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let target_host = target.rsplit_once(':').map_or(target, |(h, _)| h);
-    let given = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("proxy-authorization")
-            .then(|| v.trim().to_string())
-    });
+    let given = super::mock::header(&head, "proxy-authorization").map(str::to_string);
     if method != "CONNECT" || !target_host.eq_ignore_ascii_case(host) {
         return answer(&mut client, 403, "");
     }
