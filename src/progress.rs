@@ -221,6 +221,7 @@ impl Progress {
         // \r and "erase line" redraw in place; errors here are not worth a failure.
         let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{line}{end}");
         self.open = end.is_empty();
+        crate::signals::live_line(self.open);
     }
 }
 

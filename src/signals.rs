@@ -9,6 +9,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 
 static WRITING: AtomicBool = AtomicBool::new(false);
+/// A live progress line is on stderr without its newline.
+static LIVE_LINE: AtomicBool = AtomicBool::new(false);
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
 /// Whether `sig` is ignored, as the parent left it: read without changing
@@ -27,6 +29,16 @@ fn is_ignored(sig: libc::c_int) -> bool {
 /// Die of `sig` as the default action would, so parents see "killed by signal".
 #[cfg(unix)]
 fn die_of(sig: libc::c_int) {
+    if LIVE_LINE.load(SeqCst) {
+        // Cleared, as `Progress` clears it at exit, so that the shell's
+        // prompt does not land after a stale line.
+        let clear = b"\r\x1b[2K";
+        // SAFETY: write() is async-signal-safe; the buffer is a static
+        // byte string of the length given.
+        unsafe {
+            libc::write(2, clear.as_ptr().cast(), clear.len());
+        }
+    }
     // SAFETY: signal() and raise() are async-signal-safe, and SIG_DFL is a
     // disposition the C library defines for every signal.
     unsafe {
@@ -60,6 +72,11 @@ pub fn install() {
             libc::signal(sig, handler);
         }
     }
+}
+
+/// Notes whether a live progress line is on stderr without its newline.
+pub fn live_line(open: bool) {
+    LIVE_LINE.store(open, SeqCst);
 }
 
 /// Runs `write` with termination held back until it returns.

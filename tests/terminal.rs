@@ -53,6 +53,25 @@ fn final_line(screen: &str, stream: &str) -> String {
     ends[0].clone()
 }
 
+#[test]
+fn an_interrupted_sync_clears_its_live_line() {
+    // Killed while it waits on a page, the sync must not leave its line
+    // for the shell's prompt to land after.
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::stall("leads", 3, Duration::from_secs(30)));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let screen = on_a_terminal_with_code(
+        &format!(
+            "timeout -s INT 1.5 {BIN} read --config {cfg} --streams leads >/dev/null; printf END"
+        ),
+        0,
+    );
+    let before = screen.strip_suffix("END").expect("END last");
+    assert!(before.contains("leads: "), "no live line: {screen:?}");
+    assert!(before.ends_with("\r\x1b[2K"), "the line stays: {screen:?}");
+}
+
 /// `N records/s` in a progress line, if it shows a rate.
 fn rate_in(line: &str) -> Option<f64> {
     let before = line
