@@ -373,21 +373,17 @@ impl Client {
                     )),
                 }
             }
-            ureq::Error::Timeout(_) => Attempt::Retry(Trouble::new(
-                Kind::Unavailable,
-                format!(
-                    "no answer from {origin}{via} within {}",
-                    if timeout < self.timeout {
-                        format!("the {:.1} s left to this command", timeout.as_secs_f64())
-                    } else {
-                        format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
-                    }
-                ),
-            )),
-            _ => Attempt::Retry(Trouble::new(
-                Kind::Unavailable,
-                format!("request to {origin}{via} failed: {text}"),
-            )),
+            ureq::Error::Timeout(_) => Attempt::Retry(unreachable(format!(
+                "no answer from {origin}{via} within {}",
+                if timeout < self.timeout {
+                    format!("the {:.1} s left to this command", timeout.as_secs_f64())
+                } else {
+                    format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
+                }
+            ))),
+            _ => Attempt::Retry(unreachable(format!(
+                "request to {origin}{via} failed: {text}"
+            ))),
         }
     }
 
@@ -416,6 +412,16 @@ impl Client {
     }
 }
 
+/// A network fault: the API could not be reached, or did not answer.
+fn unreachable(why: String) -> Trouble {
+    let mut trouble = Trouble::new(Kind::Unavailable, why);
+    trouble.advice = Some(
+        "check base_url, this machine's network and any proxy (HTTPS_PROXY, proxy_url), \
+         then try again",
+    );
+    trouble
+}
+
 /// The error of a command whose next wait would outlast its budget.
 fn out_of_time(what: &str, trouble: &Trouble) -> Error {
     match (trouble.kind, trouble.server_wait) {
@@ -425,7 +431,7 @@ fn out_of_time(what: &str, trouble: &Trouble) -> Error {
         }
         _ => Error::transient(format!(
             "{what}: {}; no time left to retry within this command's budget",
-            trouble.why
+            trouble.why_and_advice()
         )),
     }
 }

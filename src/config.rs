@@ -130,8 +130,9 @@ fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {
     let chars = key.chars().count();
     if chars < secret::MIN_KEY_CHARS {
         return Err(Error::config(format!(
-            "config key `api_key` is only {chars} characters long; it looks truncated: copy the \
-             whole key from PersistIq's Settings > Integrations"
+            "config key `api_key` is only {}; it looks truncated: copy the whole key from \
+             PersistIq's Settings > Integrations",
+            crate::text::count(chars as u64, "character")
         )));
     }
     Ok(ApiKey::new(key.to_string()))

@@ -34,6 +34,8 @@ pub struct Trouble {
     pub why: String,
     /// The wait the server asked for (`Retry-After`, `X-RateLimit-Reset`).
     pub server_wait: Option<ServerWait>,
+    /// What to do if it lasts, for the final error only.
+    pub advice: Option<&'static str>,
 }
 
 impl Trouble {
@@ -42,6 +44,15 @@ impl Trouble {
             kind,
             why: why.into(),
             server_wait: None,
+            advice: None,
+        }
+    }
+
+    /// `why`, with the advice when there is some: the final error's words.
+    pub fn why_and_advice(&self) -> String {
+        match self.advice {
+            Some(advice) => format!("{}; {advice}", self.why),
+            None => self.why.clone(),
         }
     }
 }
@@ -87,13 +98,14 @@ pub fn next(
 pub fn give_up(what: &str, trouble: &Trouble, tries: usize) -> Error {
     let tries = format!("after {tries} tr{}", if tries == 1 { "y" } else { "ies" });
     let why = &trouble.why;
+    let advice = trouble.advice.map(|a| format!("; {a}")).unwrap_or_default();
     match trouble.kind {
         Kind::RateLimited => Error::transient(format!(
             "{what}: PersistIq's rate limit was still exceeded {tries}; try again later or \
              lengthen retry_schedule_seconds"
         )),
         Kind::BadBody | Kind::Suspect => Error::system(format!("{what}: {why} ({tries})")),
-        Kind::Unavailable => Error::transient(format!("{what}: {why} ({tries})")),
+        Kind::Unavailable => Error::transient(format!("{what}: {why} ({tries}){advice}")),
     }
 }
 

@@ -240,8 +240,8 @@ impl Plan {
         }
         let bad = |what: &str| {
             Error::config(format!(
-                "the state of stream {} is malformed: {what}; remove it from the state file to \
-                 sync the stream from the start",
+                "the state of stream {} is malformed: {what}; remove the stream's whole entry \
+                 from the state file to sync the stream from the start",
                 def.name
             ))
         };

@@ -216,6 +216,21 @@ fn plain_http_to_loopback_ignores_the_environments_ca_file() {
 }
 
 #[test]
+fn an_api_that_cannot_be_reached_says_what_to_check() {
+    // Nothing listens on port 9 of loopback: refused at once, each try.
+    let dir = TempDir::new();
+    let mut cfg = config("http://127.0.0.1:9/v1/");
+    cfg["retry_schedule_seconds"] = json!([0]);
+    let cfg = dir.json("c.json", &cfg);
+    let run = connector(&["read", "--config", &cfg, "--streams", "users"], &[], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let message = run.the_error_saying("transient_error", "127.0.0.1:9");
+    assert!(message.contains("check base_url"), "{message}");
+    // With stdout in a file, stderr alone still says what to do.
+    assert!(run.stderr.contains("check base_url"), "{}", run.stderr);
+}
+
+#[test]
 fn each_ca_source_is_trusted() {
     let https = Https::usual();
     let cfg = https.config("localhost");
