@@ -32,26 +32,30 @@ COPY .cargo .cargo
 COPY src src
 COPY schemas schemas
 # The binary is copied to one path for every target, the one the run stage
-# reads.
+# reads, beside the empty folder that becomes /airbyte there.
 RUN target=$(cat /rust-target) \
  && cargo build --release --locked --target "$target" \
- && mkdir -p target/image \
+ && mkdir -p target/image/airbyte \
  && cp "target/$target/release/source-persistiq" target/image/source-persistiq
 
 # Run: busybox, not scratch, because the platform ignores ENTRYPOINT and runs
 # `sh -c` with `sleep` and `kill` around $AIRBYTE_ENTRYPOINT. The binary needs
 # nothing from the image: it is static and its TLS roots are compiled in.
+#
+# This stage runs nothing (no RUN), so building it needs no emulation for
+# the other platform. The user is numeric, uid and gid 1000 as the platform
+# runs connectors, with no /etc/passwd entry: Kubernetes can check a numeric
+# USER against `runAsNonRoot`, and cannot check a name. COPY --chown makes
+# /airbyte, owned by that user.
 FROM busybox:1.37-musl
-RUN addgroup -g 1000 airbyte \
- && adduser -D -u 1000 -G airbyte -h /airbyte -s /bin/sh airbyte \
- && mkdir -p /airbyte \
- && chown airbyte:airbyte /airbyte
 COPY --from=build /src/target/image/source-persistiq /usr/local/bin/source-persistiq
+COPY --from=build --chown=1000:1000 /src/target/image/airbyte /airbyte
 # The platform changes the working directory, hence absolute paths; it reads
 # the command from AIRBYTE_ENTRYPOINT, and CAT checks it equals ENTRYPOINT.
-ENV AIRBYTE_ENTRYPOINT="/usr/local/bin/source-persistiq"
+ENV AIRBYTE_ENTRYPOINT="/usr/local/bin/source-persistiq" \
+    HOME=/airbyte
 ENTRYPOINT ["/usr/local/bin/source-persistiq"]
 LABEL io.airbyte.name="ghcr.io/source-persistiq/source-persistiq" \
       io.airbyte.version="0.1.0"
 WORKDIR /airbyte
-USER airbyte
+USER 1000:1000

@@ -358,6 +358,27 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
     let env = d.pairs(last, "ENV");
     assert_eq!(env.get("AIRBYTE_ENTRYPOINT"), Some(&entry.join(" ")));
 
+    // Nothing runs while the final stage is built: no emulation for the
+    // other platform, and no builder re-executed per RUN. Its user is
+    // numeric (Kubernetes checks runAsNonRoot only against a number), and
+    // /airbyte is that user's from a COPY --chown.
+    assert_eq!(
+        d.in_stage(last, "RUN").count(),
+        0,
+        "a RUN in the final stage"
+    );
+    assert_eq!(d.in_stage(last, "USER").last(), Some("1000:1000"));
+    assert!(
+        d.in_stage(last, "COPY").map(words).any(|w| w
+            == [
+                "--from=build",
+                "--chown=1000:1000",
+                "/src/target/image/airbyte",
+                "/airbyte"
+            ]),
+        "/airbyte is copied from the build stage's target/image/airbyte, owned by 1000:1000"
+    );
+
     // Labels, the user and /airbyte are checked on the built image
     // (tests/python/test_image.py); what no image build runs here is the
     // build stage, checked below.
@@ -398,6 +419,7 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
             "target/$target/release/source-persistiq",
             "target/image/source-persistiq",
         ],
+        &["mkdir", "-p", "target/image/airbyte"],
     ] {
         assert!(has_command(&build_run, cmd), "build stage lacks {cmd:?}");
     }

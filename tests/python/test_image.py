@@ -145,7 +145,8 @@ def test_image_is_what_the_platform_expects(image):
     env = dict(e.split("=", 1) for e in config["Env"])
     assert entrypoint == ["/usr/local/bin/source-persistiq"]
     assert env["AIRBYTE_ENTRYPOINT"] == " ".join(entrypoint), "CAT requires AIRBYTE_ENTRYPOINT == ENTRYPOINT"
-    assert config["User"] == "airbyte" and config["WorkingDir"] == "/airbyte"
+    # Numeric, so that Kubernetes can check it against runAsNonRoot.
+    assert config["User"] == "1000:1000" and config["WorkingDir"] == "/airbyte"
     metadata = (REPO / "metadata.yaml").read_text(encoding="utf-8")
     repository = re.search(r"^\s+dockerRepository: (\S+)$", metadata, re.M).group(1)
     tag = re.search(r"^\s+dockerImageTag: (\S+)$", metadata, re.M).group(1)
