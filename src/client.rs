@@ -320,6 +320,11 @@ impl Client {
         let text = secret::mask(&e.to_string());
         let origin = self.transport.origin();
         let via = self.transport.via();
+        let kind = if opened_no_connection(&e) {
+            Kind::NoConnection
+        } else {
+            Kind::Unavailable
+        };
         if let Some(tls) = rustls_error(&e) {
             return Attempt::Fail(tls_failure(
                 tls,
@@ -373,17 +378,21 @@ impl Client {
                     )),
                 }
             }
-            ureq::Error::Timeout(_) => Attempt::Retry(unreachable(format!(
-                "no answer from {origin}{via} within {}",
-                if timeout < self.timeout {
-                    format!("the {:.1} s left to this command", timeout.as_secs_f64())
-                } else {
-                    format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
-                }
-            ))),
-            _ => Attempt::Retry(unreachable(format!(
-                "request to {origin}{via} failed: {text}"
-            ))),
+            ureq::Error::Timeout(_) => Attempt::Retry(unreachable(
+                kind,
+                format!(
+                    "no answer from {origin}{via} within {}",
+                    if timeout < self.timeout {
+                        format!("the {:.1} s left to this command", timeout.as_secs_f64())
+                    } else {
+                        format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
+                    }
+                ),
+            )),
+            _ => Attempt::Retry(unreachable(
+                kind,
+                format!("request to {origin}{via} failed: {text}"),
+            )),
         }
     }
 
@@ -412,9 +421,31 @@ impl Client {
     }
 }
 
+/// Whether `e` says no connection could be opened to the host (or the
+/// proxy): its name not found, refused, no route to it. A connection that
+/// opened and then failed or went quiet is not such a failure.
+fn opened_no_connection(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind::{
+        AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkDown, NetworkUnreachable,
+    };
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ConnectionRefused
+                | HostUnreachable
+                | NetworkUnreachable
+                | NetworkDown
+                | AddrNotAvailable
+        ),
+        _ => false,
+    }
+}
+
 /// A network fault: the API could not be reached, or did not answer.
-fn unreachable(why: String) -> Trouble {
-    let mut trouble = Trouble::new(Kind::Unavailable, why);
+fn unreachable(kind: Kind, why: String) -> Trouble {
+    let mut trouble = Trouble::new(kind, why);
     trouble.advice = Some(
         "check base_url, this machine's network and any proxy (HTTPS_PROXY, proxy_url), \
          then try again",
@@ -608,6 +639,29 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_connection_that_never_opened_is_no_connection() {
+        let io = |kind| ureq::Error::Io(std::io::Error::new(kind, "x"));
+        for never in [
+            ureq::Error::HostNotFound,
+            ureq::Error::ConnectionFailed,
+            ureq::Error::Timeout(ureq::Timeout::Resolve),
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+            io(std::io::ErrorKind::ConnectionRefused),
+            io(std::io::ErrorKind::NetworkUnreachable),
+        ] {
+            assert!(opened_no_connection(&never), "{never:?}");
+        }
+        for opened in [
+            ureq::Error::Timeout(ureq::Timeout::Global),
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+            io(std::io::ErrorKind::ConnectionReset),
+            io(std::io::ErrorKind::UnexpectedEof),
+        ] {
+            assert!(!opened_no_connection(&opened), "{opened:?}");
+        }
+    }
 
     #[test]
     fn fingerprints_tell_pages_apart_by_any_byte_and_length() {

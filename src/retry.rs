@@ -15,9 +15,13 @@ pub const SUSPECT_RETRIES: usize = 1;
 pub enum Kind {
     /// HTTP 429.
     RateLimited,
-    /// 408, 5xx, the network, a body that broke off: the API or the way to
-    /// it is down for now.
+    /// 408, 5xx, a timeout, a body that broke off: the API or the way to it
+    /// is down for now.
     Unavailable,
+    /// No connection could be opened to the API's host or the proxy (the
+    /// name is not found, the connection is refused, no route). Retried
+    /// like `Unavailable`; if it lasts, no other stream can be read either.
+    NoConnection,
     /// A 200 that is no usable page (not JSON, no record array, a stale
     /// repeat of the page before): the API answered, but uselessly.
     BadBody,
@@ -106,8 +110,14 @@ pub fn give_up(what: &str, trouble: &Trouble, tries: usize) -> Error {
         )),
         Kind::BadBody | Kind::Suspect => Error::system(format!("{what}: {why} ({tries})")),
         Kind::Unavailable => Error::transient(format!("{what}: {why} ({tries}){advice}")),
+        Kind::NoConnection => Error::transient(format!("{what}: {why} ({tries}){advice}"))
+            .stopping_sync(NO_CONNECTION),
     }
 }
+
+/// Why the streams after one that could not connect are not tried: each
+/// would spend the whole retry schedule on the same closed door.
+pub const NO_CONNECTION: &str = "no connection could be opened to the API";
 
 #[cfg(test)]
 mod tests {
@@ -188,5 +198,12 @@ mod tests {
         let bad = give_up("stream leads, page 2", &trouble(Kind::BadBody), 1);
         assert_eq!(bad.failure, FailureType::System);
         assert!(bad.message.ends_with("(after 1 try)"), "{}", bad.message);
+        // Only a connection that never opened stops the sync: a server
+        // that answers badly may answer the next stream well.
+        let down = give_up("stream leads, page 2", &trouble(Kind::Unavailable), 5);
+        assert_eq!(down.stops_sync, None);
+        let closed = give_up("stream leads, page 2", &trouble(Kind::NoConnection), 5);
+        assert_eq!(closed.failure, FailureType::Transient);
+        assert_eq!(closed.stops_sync, Some(NO_CONNECTION));
     }
 }

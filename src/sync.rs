@@ -47,8 +47,8 @@ const MAX_NOT_FOUND_RETRIES: u32 = 2;
 /// stream completed; a failed stream has had its TRACE ERROR and INCOMPLETE
 /// status written, and the next streams are still attempted, unless the
 /// error is one no stream can avoid (the API rejected the key, its
-/// certificate is not trusted): then each gets its INCOMPLETE status after
-/// the one error.
+/// certificate is not trusted, no connection to it could be opened): then
+/// each gets its INCOMPLETE status after the one error.
 pub fn read(
     client: &mut Client,
     selected: &[Selected],
@@ -58,6 +58,8 @@ pub fn read(
 ) -> Result<bool> {
     let started = Instant::now();
     let mut failed = Vec::new();
+    // Streams not tried after an error no stream could avoid.
+    let mut not_read = Vec::new();
     let mut unknown = Vec::new();
     let mut total = 0;
     let mut stopped: Option<&str> = None;
@@ -66,7 +68,7 @@ pub fn read(
         if let Some(why) = stopped {
             out.status(&id, Status::Incomplete);
             out.progress_failed(&sel.name, 0, &format!("not read: {why}"));
-            failed.push(sel.name.as_str());
+            not_read.push(sel.name.as_str());
             continue;
         }
         let Some(def) = streams::find(&sel.name) else {
@@ -111,7 +113,7 @@ pub fn read(
         "sync finished in {:.1} s: {}, {} of {} streams complete",
         started.elapsed().as_secs_f64(),
         count(total, "record"),
-        selected.len() - failed.len() - unknown.len(),
+        selected.len() - failed.len() - not_read.len() - unknown.len(),
         selected.len()
     );
     if !unknown.is_empty() {
@@ -123,10 +125,14 @@ pub fn read(
     if failed.is_empty() {
         out.log(Level::Info, &summary);
     } else {
-        log!(out, Error, "{summary}; failed: {}", failed.join(", "));
+        summary.push_str(&format!("; failed: {}", failed.join(", ")));
+        if let (Some(why), false) = (stopped, not_read.is_empty()) {
+            summary.push_str(&format!("; not read, as {why}: {}", not_read.join(", ")));
+        }
+        out.log(Level::Error, &summary);
     }
     out.flush()?;
-    Ok(failed.is_empty())
+    Ok(failed.is_empty() && not_read.is_empty())
 }
 
 /// Where the position of a full read is kept in its state; an incremental

@@ -231,6 +231,38 @@ fn an_api_that_cannot_be_reached_says_what_to_check() {
 }
 
 #[test]
+fn an_api_that_cannot_be_reached_stops_the_sync_at_the_first_stream() {
+    // Each later stream would spend the whole schedule on the same closed
+    // port: minutes per stream with the default schedule.
+    let dir = TempDir::new();
+    let mut cfg = config("http://127.0.0.1:9/v1/");
+    cfg["retry_schedule_seconds"] = json!([0.05, 0.05]);
+    let run = read(&dir, &cfg, Some(&["users", "leads", "campaigns"]));
+    let message = run.the_error_saying("transient_error", "127.0.0.1:9");
+    assert!(message.contains("after 3 tries"), "{message}");
+    assert_eq!(run.errors()[0]["stream_descriptor"]["name"], "users");
+    assert_eq!(run.statuses("users"), ["STARTED", "INCOMPLETE"]);
+    for stream in ["leads", "campaigns"] {
+        assert_eq!(run.statuses(stream), ["INCOMPLETE"], "{stream}");
+    }
+    // The only retries were the first stream's.
+    let retries = run.logs("WARN");
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    assert!(
+        retries.iter().all(|w| w.contains("stream users")),
+        "{retries:?}"
+    );
+    let summary = run.logs("ERROR").pop().unwrap_or_default();
+    assert!(
+        summary.ends_with(
+            "0 of 3 streams complete; failed: users; not read, as no connection could be \
+             opened to the API: leads, campaigns"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
 fn each_ca_source_is_trusted() {
     let https = Https::usual();
     let cfg = https.config("localhost");
