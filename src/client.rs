@@ -378,6 +378,15 @@ impl Client {
                     )),
                 }
             }
+            ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
+                Attempt::Retry(unreachable(
+                    kind,
+                    format!(
+                        "no connection to {origin}{via} opened within {} s",
+                        self.transport.connect_timeout().as_secs_f64()
+                    ),
+                ))
+            }
             ureq::Error::Timeout(_) => Attempt::Retry(unreachable(
                 kind,
                 format!(

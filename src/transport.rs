@@ -12,6 +12,13 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 /// The most we read of one response body; a page is far smaller.
 pub const MAX_BODY_BYTES: u64 = 64 << 20;
 
+/// The longest a connection may take to open (TCP, a proxy's tunnel, the
+/// TLS handshake), unless `timeout_seconds` is shorter. Opening one to the
+/// API takes well under a second, even through a proxy; a network that
+/// drops packets (a firewall that blocks the host) would otherwise hold
+/// each try for the whole `timeout_seconds`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A body buffer that grew past this for one huge answer is not kept for
 /// the next one.
 const BUFFER_KEPT_BYTES: usize = 8 << 20;
@@ -24,6 +31,8 @@ pub struct Transport {
     api_key: String,
     /// The agent's own timeout (`timeout_seconds`).
     timeout: Duration,
+    /// How long a connection may take to open.
+    connect_timeout: Duration,
     /// Where the trusted CAs come from, for messages.
     trust: String,
     /// The proxy, for messages: `http://host:port` and where it was set.
@@ -56,6 +65,7 @@ impl Transport {
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(config.timeout))
+            .timeout_connect(Some(config.timeout.min(CONNECT_TIMEOUT)))
             .user_agent(concat!("source-persistiq/", env!("CARGO_PKG_VERSION")))
             .accept("application/json");
         // Always set, so that ureq's own reading of the environment (which
@@ -80,12 +90,18 @@ impl Transport {
             base_url: config.base_url.clone(),
             api_key: config.api_key.expose().to_string(),
             timeout: config.timeout,
+            connect_timeout: config.timeout.min(CONNECT_TIMEOUT),
             trust: config.trust.source.clone(),
             proxy: config
                 .proxy
                 .as_ref()
                 .map(|p| (p.shown.clone(), p.source.clone())),
         }
+    }
+
+    /// How long a connection may take to open.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     /// Where the trusted CAs come from ("the built-in Mozilla roots").

@@ -627,6 +627,27 @@ fn a_stalled_handshake_times_out_and_is_retried() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
+/// A connection that does not open within 10 s is not waited on for the
+/// whole timeout_seconds, and no later stream tries it again: a firewall
+/// that drops packets had held each try of each stream for the timeout.
+#[test]
+fn a_connection_that_never_opens_is_given_up_on_after_10_s() {
+    let staller = Staller::start();
+    let dir = TempDir::new();
+    let mut cfg = config(&format!("https://127.0.0.1:{}/v1/", staller.addr.port()));
+    cfg["timeout_seconds"] = json!(60);
+    cfg["retry_schedule_seconds"] = json!([]);
+    let started = Instant::now();
+    let run = read(&dir, &cfg, Some(&["users", "leads"]));
+    let took = started.elapsed();
+    run.the_error_saying("transient_error", "opened within 10 s (after 1 try)");
+    assert_eq!(run.statuses("leads"), ["INCOMPLETE"]);
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_secs(20),
+        "took {took:?}"
+    );
+}
+
 /// PersistIq's support asks for the request id of a failed request.
 #[test]
 fn an_api_error_gives_its_request_id() {
