@@ -14,7 +14,7 @@ use crate::rate::{Advice, ServerWait};
 use crate::retry::{self, Kind, Next, Trouble};
 use crate::secret;
 use crate::time;
-use crate::transport::{BodyRead, Head, Transport, MAX_BODY_BYTES};
+use crate::transport::{BodyRead, Failure, Head, Transport, MAX_BODY_BYTES};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How much of an unexpected body an error message may quote.
@@ -316,14 +316,18 @@ impl Client {
 
     /// Sorts a transport failure: configuration mistakes, certificates
     /// and proxies that refuse fail at once, the rest retry.
-    fn transport_failure(&self, e: ureq::Error, timeout: Duration) -> Attempt {
+    fn transport_failure(&self, failure: Failure, timeout: Duration) -> Attempt {
+        let Failure {
+            error: e,
+            connected,
+        } = failure;
         let text = secret::mask(&e.to_string());
         let origin = self.transport.origin();
         let via = self.transport.via();
-        let kind = if opened_no_connection(&e) {
-            Kind::NoConnection
-        } else {
+        let kind = if connected {
             Kind::Unavailable
+        } else {
+            Kind::NoConnection
         };
         if let Some(tls) = rustls_error(&e) {
             return Attempt::Fail(tls_failure(
@@ -378,26 +382,22 @@ impl Client {
                     )),
                 }
             }
-            ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
-                Attempt::Retry(unreachable(
-                    kind,
-                    format!(
-                        "no connection to {origin}{via} opened within {} s",
-                        self.transport.connect_timeout().as_secs_f64()
-                    ),
-                ))
+            ureq::Error::Timeout(_) => {
+                let connect = self.transport.connect_timeout();
+                let within = if !connected && connect < timeout {
+                    format!("{} s", connect.as_secs_f64())
+                } else if timeout < self.timeout {
+                    format!("the {:.1} s left to this command", timeout.as_secs_f64())
+                } else {
+                    format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
+                };
+                let why = if connected {
+                    format!("no answer from {origin}{via} within {within}")
+                } else {
+                    format!("no connection to {origin}{via} opened within {within}")
+                };
+                Attempt::Retry(unreachable(kind, why))
             }
-            ureq::Error::Timeout(_) => Attempt::Retry(unreachable(
-                kind,
-                format!(
-                    "no answer from {origin}{via} within {}",
-                    if timeout < self.timeout {
-                        format!("the {:.1} s left to this command", timeout.as_secs_f64())
-                    } else {
-                        format!("timeout_seconds ({} s)", self.timeout.as_secs_f64())
-                    }
-                ),
-            )),
             _ => Attempt::Retry(unreachable(
                 kind,
                 format!("request to {origin}{via} failed: {text}"),
@@ -427,28 +427,6 @@ impl Client {
         out.waiting(Level::Info, &note)?;
         std::thread::sleep(wait);
         Ok(())
-    }
-}
-
-/// Whether `e` says no connection could be opened to the host (or the
-/// proxy): its name not found, refused, no route to it. A connection that
-/// opened and then failed or went quiet is not such a failure.
-fn opened_no_connection(e: &ureq::Error) -> bool {
-    use std::io::ErrorKind::{
-        AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkDown, NetworkUnreachable,
-    };
-    match e {
-        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
-        ureq::Error::Timeout(t) => matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
-        ureq::Error::Io(io) => matches!(
-            io.kind(),
-            ConnectionRefused
-                | HostUnreachable
-                | NetworkUnreachable
-                | NetworkDown
-                | AddrNotAvailable
-        ),
-        _ => false,
     }
 }
 
@@ -648,29 +626,6 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_connection_that_never_opened_is_no_connection() {
-        let io = |kind| ureq::Error::Io(std::io::Error::new(kind, "x"));
-        for never in [
-            ureq::Error::HostNotFound,
-            ureq::Error::ConnectionFailed,
-            ureq::Error::Timeout(ureq::Timeout::Resolve),
-            ureq::Error::Timeout(ureq::Timeout::Connect),
-            io(std::io::ErrorKind::ConnectionRefused),
-            io(std::io::ErrorKind::NetworkUnreachable),
-        ] {
-            assert!(opened_no_connection(&never), "{never:?}");
-        }
-        for opened in [
-            ureq::Error::Timeout(ureq::Timeout::Global),
-            ureq::Error::Timeout(ureq::Timeout::RecvResponse),
-            io(std::io::ErrorKind::ConnectionReset),
-            io(std::io::ErrorKind::UnexpectedEof),
-        ] {
-            assert!(!opened_no_connection(&opened), "{opened:?}");
-        }
-    }
 
     #[test]
     fn fingerprints_tell_pages_apart_by_any_byte_and_length() {

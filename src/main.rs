@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Ok(()) => {
-            let line = failure_line(name, out.failures());
+            let line = failure_line(name, out.failures(), out.not_read());
             // After the live progress line, if any, is cleared (on drop).
             drop(out);
             if let Some(line) = line {
@@ -88,7 +88,11 @@ fn main() -> ExitCode {
 /// answered FAILED): stdout may be a file nobody reads at once, or a pipe
 /// into a program that drops what is not a record. The whole story stays
 /// in the TRACE ERRORs on stdout.
-fn failure_line(command: &str, failures: &[output::Failure]) -> Option<String> {
+fn failure_line(
+    command: &str,
+    failures: &[output::Failure],
+    not_read: &[String],
+) -> Option<String> {
     let first = failures.first()?;
     let mut line = format!("source-persistiq: {command} failed: {}", first.message);
     let streams: Vec<&str> = failures
@@ -97,6 +101,9 @@ fn failure_line(command: &str, failures: &[output::Failure]) -> Option<String> {
         .collect();
     if streams.len() > 1 {
         line.push_str(&format!(" (failed streams: {})", streams.join(", ")));
+    }
+    if !not_read.is_empty() {
+        line.push_str(&format!(" (not read: {})", not_read.join(", ")));
     }
     Some(progress::printable(&line))
 }

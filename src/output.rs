@@ -108,6 +108,9 @@ pub struct Out {
     /// Every failure written (TRACE ERROR, CONNECTION_STATUS FAILED), for
     /// the one plain line on stderr at exit.
     failures: Vec<Failure>,
+    /// Streams not tried after an error no stream could avoid, for that
+    /// line too.
+    not_read: Vec<String>,
 }
 
 /// A failure told on stdout, remembered for the line on stderr.
@@ -124,12 +127,26 @@ impl Out {
             buf: Vec::with_capacity(1 << 20),
             progress: Progress::for_terminal(),
             failures: Vec::new(),
+            not_read: Vec::new(),
         }
     }
 
     /// The failures written so far, in order.
     pub fn failures(&self) -> &[Failure] {
         &self.failures
+    }
+
+    /// The streams not tried so far, in order.
+    pub fn not_read(&self) -> &[String] {
+        &self.not_read
+    }
+
+    /// A stream not tried, `why` (the error before it stops the sync): its
+    /// INCOMPLETE status and its progress line.
+    pub fn stream_not_read(&mut self, stream: &StreamId, why: &str) {
+        self.status(stream, Status::Incomplete);
+        self.progress_failed(&stream.name, 0, &format!("not read: {why}"));
+        self.not_read.push(stream.name.clone());
     }
 
     /// A RECORD whose `data` is the API's own JSON for one record.

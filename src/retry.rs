@@ -18,9 +18,10 @@ pub enum Kind {
     /// 408, 5xx, a timeout, a body that broke off: the API or the way to it
     /// is down for now.
     Unavailable,
-    /// No connection could be opened to the API's host or the proxy (the
-    /// name is not found, the connection is refused, no route). Retried
-    /// like `Unavailable`; if it lasts, no other stream can be read either.
+    /// No connection to the API's host or the proxy: the name is not found,
+    /// or none opened in time (refused, no route, packets dropped, the
+    /// tunnel or TLS handshake not completed). Retried like `Unavailable`;
+    /// if it lasts, no other stream can be read either.
     NoConnection,
     /// A 200 that is no usable page (not JSON, no record array, a stale
     /// repeat of the page before): the API answered, but uselessly.

@@ -66,8 +66,7 @@ pub fn read(
     for sel in selected {
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
         if let Some(why) = stopped {
-            out.status(&id, Status::Incomplete);
-            out.progress_failed(&sel.name, 0, &format!("not read: {why}"));
+            out.stream_not_read(&id, why);
             not_read.push(sel.name.as_str());
             continue;
         }

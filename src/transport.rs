@@ -3,21 +3,26 @@
 
 use crate::config::Config;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use ureq::http::{HeaderMap, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport as Conn,
+};
 
 /// The most we read of one response body; a page is far smaller.
 pub const MAX_BODY_BYTES: u64 = 64 << 20;
 
 /// The longest a connection may take to open (TCP, a proxy's tunnel, the
-/// TLS handshake), unless `timeout_seconds` is shorter. Opening one to the
-/// API takes well under a second, even through a proxy; a network that
+/// TLS handshake), unless `timeout_seconds` is shorter: a network that
 /// drops packets (a firewall that blocks the host) would otherwise hold
-/// each try for the whole `timeout_seconds`.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// each try for the whole `timeout_seconds`. Opening one to the API takes
+/// well under a second, even through a proxy; 30 s (Go's default dial
+/// timeout) leaves room for a host whose first addresses are dead, since
+/// ureq shares this budget among a host's addresses.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A body buffer that grew past this for one huge answer is not kept for
 /// the next one.
@@ -27,6 +32,8 @@ const BUFFER_KEPT_BYTES: usize = 8 << 20;
 pub struct Transport {
     agent: ureq::Agent,
     resolver: CachingResolver,
+    /// How far the current try got toward a connection.
+    reach: Arc<Reach>,
     base_url: String,
     api_key: String,
     /// The agent's own timeout (`timeout_seconds`).
@@ -45,6 +52,17 @@ pub struct Head {
     pub headers: HeaderMap,
     /// How reading the body ended.
     pub body: BodyRead,
+}
+
+/// A try that ended before an answer.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ureq::Error,
+    /// Whether the try had a connection to the host (or the proxy): one
+    /// from the pool, or one it opened. Without one, the name was not
+    /// found or no connection opened in time (refused, no route, packets
+    /// dropped, the proxy's tunnel or the TLS handshake not completed).
+    pub connected: bool,
 }
 
 /// How reading a body ended.
@@ -79,14 +97,19 @@ impl Transport {
                 .build();
             builder = builder.tls_config(tls);
         }
-        let resolver = CachingResolver::default();
+        let reach = Arc::new(Reach::default());
+        let resolver = CachingResolver {
+            reach: reach.clone(),
+            ..CachingResolver::default()
+        };
+        let connector = WatchedConnector {
+            inner: DefaultConnector::new(),
+            reach: reach.clone(),
+        };
         Transport {
-            agent: ureq::Agent::with_parts(
-                builder.build(),
-                DefaultConnector::new(),
-                resolver.clone(),
-            ),
+            agent: ureq::Agent::with_parts(builder.build(), connector, resolver.clone()),
             resolver,
+            reach,
             base_url: config.base_url.clone(),
             api_key: config.api_key.expose().to_string(),
             timeout: config.timeout,
@@ -135,7 +158,7 @@ impl Transport {
         path_query: &str,
         timeout: Duration,
         body: &mut Vec<u8>,
-    ) -> Result<Head, ureq::Error> {
+    ) -> Result<Head, Failure> {
         if body.capacity() > BUFFER_KEPT_BYTES {
             *body = Vec::with_capacity(1 << 20);
         }
@@ -144,16 +167,21 @@ impl Transport {
             .agent
             .get(format!("{}{}", self.base_url, path_query))
             .header("x-api-key", &self.api_key);
+        self.reach.reset();
         // A request-level config copies the agent's: only when it differs.
-        let response = if timeout == self.timeout {
-            request.call()?
+        let called = if timeout == self.timeout {
+            request.call()
         } else {
             request
                 .config()
                 .timeout_global(Some(timeout))
                 .build()
-                .call()?
+                .call()
         };
+        let response = called.map_err(|error| Failure {
+            error,
+            connected: self.reach.connected(),
+        })?;
         let (head, reader) = response.into_parts();
         // One byte past the cap tells a body at the cap from one over it.
         let read = reader
@@ -189,6 +217,57 @@ impl Transport {
     }
 }
 
+/// How far one try got toward a connection, as ureq's resolver and
+/// connector saw it: ureq's errors do not say (a DNS failure is a bare io
+/// error, and a connect that outlasts the whole request's timeout is that
+/// timeout's).
+#[derive(Debug, Default)]
+struct Reach {
+    lookup_failed: AtomicBool,
+    /// A new connection was asked for: none in the pool would do.
+    dialled: AtomicBool,
+    opened: AtomicBool,
+}
+
+impl Reach {
+    fn reset(&self) {
+        for flag in [&self.lookup_failed, &self.dialled, &self.opened] {
+            flag.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the try had a connection: a pooled one, or one it opened.
+    fn connected(&self) -> bool {
+        let flag = |f: &AtomicBool| f.load(Ordering::Relaxed);
+        !flag(&self.lookup_failed) && (!flag(&self.dialled) || flag(&self.opened))
+    }
+}
+
+/// ureq's own connectors (TCP, proxy, TLS), telling `Reach` whether they
+/// opened a connection.
+#[derive(Debug)]
+struct WatchedConnector {
+    inner: DefaultConnector,
+    reach: Arc<Reach>,
+}
+
+impl Connector for WatchedConnector {
+    type Out = Box<dyn Conn>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        self.reach.dialled.store(true, Ordering::Relaxed);
+        let conn = self.inner.connect(details, chained)?;
+        if conn.is_some() {
+            self.reach.opened.store(true, Ordering::Relaxed);
+        }
+        Ok(conn)
+    }
+}
+
 /// Looks the API host up once and reuses the answer until a try fails.
 ///
 /// ureq 3 resolves the host before every request, even on a pooled
@@ -199,6 +278,7 @@ impl Transport {
 #[derive(Clone, Debug, Default)]
 struct CachingResolver {
     cache: Arc<Mutex<Option<Cached>>>,
+    reach: Arc<Reach>,
 }
 
 /// The addresses of one `scheme://authority`.
@@ -233,7 +313,9 @@ impl Resolver for CachingResolver {
                 return Ok(hit.addrs.clone());
             }
         }
-        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let addrs = DefaultResolver::default()
+            .resolve(uri, config, timeout)
+            .inspect_err(|_| self.reach.lookup_failed.store(true, Ordering::Relaxed))?;
         if let Ok(mut cache) = self.cache.lock() {
             *cache = Some(Cached {
                 origin,
@@ -241,5 +323,23 @@ impl Resolver for CachingResolver {
             });
         }
         Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_try_is_connected_with_a_pooled_or_opened_connection_only() {
+        let reach = Reach::default();
+        assert!(reach.connected(), "a pooled connection: nothing dialled");
+        reach.dialled.store(true, Ordering::Relaxed);
+        assert!(!reach.connected(), "dialled, never opened");
+        reach.opened.store(true, Ordering::Relaxed);
+        assert!(reach.connected());
+        reach.reset();
+        reach.lookup_failed.store(true, Ordering::Relaxed);
+        assert!(!reach.connected(), "the name was not found");
     }
 }

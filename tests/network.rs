@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::mock::{Action, Fault, MockServer, Options, API_KEY};
-use support::tls::{ConnectProxy, ProxyMode, Staller, TestCa, TlsFront, MOCK_NAMES};
+use support::tls::{ConnectProxy, ProxyMode, SilentPort, Staller, TestCa, TlsFront, MOCK_NAMES};
 use support::*;
 
 /// Every variable that could change how the binary reaches the mock; the
@@ -259,6 +259,14 @@ fn an_api_that_cannot_be_reached_stops_the_sync_at_the_first_stream() {
              opened to the API: leads, campaigns"
         ),
         "{summary}"
+    );
+    // The shell's one line says so too.
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with("(not read: leads, campaigns)"),
+        "{}",
+        run.stderr
     );
 }
 
@@ -627,25 +635,74 @@ fn a_stalled_handshake_times_out_and_is_retried() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
-/// A connection that does not open within 10 s is not waited on for the
-/// whole timeout_seconds, and no later stream tries it again: a firewall
-/// that drops packets had held each try of each stream for the timeout.
+/// A firewall that drops packets: no connection opens, so no later stream
+/// tries either. ureq calls this a timeout of the whole request, like one
+/// of a server that went quiet; only the connection tells them apart.
 #[test]
-fn a_connection_that_never_opens_is_given_up_on_after_10_s() {
-    let staller = Staller::start();
+fn a_connection_that_never_opens_stops_the_sync() {
+    let silent = SilentPort::start();
     let dir = TempDir::new();
-    let mut cfg = config(&format!("https://127.0.0.1:{}/v1/", staller.addr.port()));
+    let mut cfg = config(&format!("http://127.0.0.1:{}/v1/", silent.port));
+    cfg["timeout_seconds"] = json!(0.5);
+    cfg["retry_schedule_seconds"] = json!([0.05]);
+    let run = read(&dir, &cfg, Some(&["users", "leads"]));
+    run.the_error_saying("transient_error", "no connection to http://127.0.0.1:");
+    run.the_error_saying(
+        "transient_error",
+        "opened within timeout_seconds (0.5 s) (after 2 tries)",
+    );
+    assert_eq!(run.statuses("leads"), ["INCOMPLETE"]);
+}
+
+/// Opening a connection gets 30 s of a longer timeout_seconds: a firewall
+/// that drops packets held each try for the whole 60 s.
+#[test]
+fn opening_a_connection_is_given_up_after_30_s() {
+    let silent = SilentPort::start();
+    let dir = TempDir::new();
+    let mut cfg = config(&format!("http://127.0.0.1:{}/v1/", silent.port));
     cfg["timeout_seconds"] = json!(60);
     cfg["retry_schedule_seconds"] = json!([]);
     let started = Instant::now();
-    let run = read(&dir, &cfg, Some(&["users", "leads"]));
+    let run = read(&dir, &cfg, Some(&["users"]));
     let took = started.elapsed();
-    run.the_error_saying("transient_error", "opened within 10 s (after 1 try)");
-    assert_eq!(run.statuses("leads"), ["INCOMPLETE"]);
+    run.the_error_saying("transient_error", "opened within 30 s (after 1 try)");
     assert!(
-        took >= Duration::from_secs(10) && took < Duration::from_secs(20),
+        took >= Duration::from_secs(30) && took < Duration::from_secs(45),
         "took {took:?}"
     );
+}
+
+/// A mistyped host name: ureq reports the failed lookup as a bare io error.
+#[test]
+fn a_host_name_not_found_stops_the_sync() {
+    let dir = TempDir::new();
+    let mut cfg = config("https://does-not-exist.invalid/v1/");
+    cfg["retry_schedule_seconds"] = json!([]);
+    let run = read(&dir, &cfg, Some(&["users", "leads"]));
+    run.the_error_saying("transient_error", "https://does-not-exist.invalid");
+    assert_eq!(run.statuses("leads"), ["INCOMPLETE"]);
+}
+
+/// A connection that opened and then got no answer is the server's
+/// trouble with one request, not the network's: the next stream tries.
+#[test]
+fn an_answer_that_never_comes_lets_the_next_stream_try() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Stall(Duration::from_secs(5)),
+    ));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["timeout_seconds"] = json!(0.3);
+    cfg["retry_schedule_seconds"] = json!([]);
+    let run = read(&dir, &cfg, Some(&["users", "tags"]));
+    run.the_error_saying("transient_error", "no answer from http://127.0.0.1:");
+    assert_eq!(run.statuses("tags"), ["STARTED", "RUNNING", "COMPLETE"]);
+    assert_eq!(run.record_data("tags"), mock.records("tags"));
 }
 
 /// PersistIq's support asks for the request id of a failed request.

@@ -367,6 +367,41 @@ fn proxy_connection(
     let _ = down.join();
 }
 
+/// A loopback port where no connection ever opens, as behind a firewall
+/// that drops packets: a listener whose queue (a backlog of 0) holds one
+/// connection never accepted, so the kernel drops every later SYN.
+pub struct SilentPort {
+    pub port: u16,
+    _listener: TcpListener,
+    _queued: TcpStream,
+}
+
+impl SilentPort {
+    pub fn start() -> SilentPort {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the silent port");
+        // SAFETY: listen(2) on the listener's own open socket; a second
+        // listen only changes its backlog.
+        let set = unsafe { libc::listen(listener.as_raw_fd(), 0) };
+        assert_eq!(set, 0, "listen(fd, 0): {}", std::io::Error::last_os_error());
+        let port = listener.local_addr().unwrap().port();
+        let queued = TcpStream::connect(("127.0.0.1", port)).expect("the one queued connection");
+        let probe = TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            std::time::Duration::from_millis(300),
+        );
+        assert!(
+            probe.is_err(),
+            "a second connection opened: the port is not silent"
+        );
+        SilentPort {
+            port,
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+}
+
 /// A server that accepts connections and never says a word: a TLS
 /// handshake with it never completes.
 pub struct Staller {
