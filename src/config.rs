@@ -35,6 +35,9 @@ pub struct Config {
     /// Absolute URL ending in `/`, scheme and host in lower case; every
     /// request URL starts with it.
     pub base_url: String,
+    /// `base_url`'s host in lower case, as certificates name it (an IPv6
+    /// address in brackets).
+    pub host: String,
     /// `base_url` is plain http (and so a loopback host): no proxy may see it.
     pub plain_http: bool,
     pub retry_schedule: Vec<Duration>,
@@ -84,6 +87,7 @@ impl Config {
         Ok(Config {
             api_key,
             base_url: base.url,
+            host: base.host,
             plain_http: base.plain_http,
             retry_schedule: retry_schedule(obj)?,
             timeout: timeout(obj)?,

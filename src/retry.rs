@@ -55,10 +55,12 @@ impl Trouble {
 
     /// `why`, with the advice when there is some: the final error's words.
     pub fn why_and_advice(&self) -> String {
-        match self.advice {
-            Some(advice) => format!("{}; {advice}", self.why),
-            None => self.why.clone(),
-        }
+        format!("{}{}", self.why, self.advice_suffix())
+    }
+
+    /// "; " and the advice, or nothing.
+    fn advice_suffix(&self) -> String {
+        self.advice.map(|a| format!("; {a}")).unwrap_or_default()
     }
 }
 
@@ -103,16 +105,21 @@ pub fn next(
 pub fn give_up(what: &str, trouble: &Trouble, tries: usize) -> Error {
     let tries = format!("after {tries} tr{}", if tries == 1 { "y" } else { "ies" });
     let why = &trouble.why;
-    let advice = trouble.advice.map(|a| format!("; {a}")).unwrap_or_default();
-    match trouble.kind {
+    let advice = trouble.advice_suffix();
+    let error = match trouble.kind {
         Kind::RateLimited => Error::transient(format!(
             "{what}: PersistIq's rate limit was still exceeded {tries}; try again later or \
              lengthen retry_schedule_seconds"
         )),
         Kind::BadBody | Kind::Suspect => Error::system(format!("{what}: {why} ({tries})")),
-        Kind::Unavailable => Error::transient(format!("{what}: {why} ({tries}){advice}")),
-        Kind::NoConnection => Error::transient(format!("{what}: {why} ({tries}){advice}"))
-            .stopping_sync(NO_CONNECTION),
+        Kind::Unavailable | Kind::NoConnection => {
+            Error::transient(format!("{what}: {why} ({tries}){advice}"))
+        }
+    };
+    if trouble.kind == Kind::NoConnection {
+        error.stopping_sync(NO_CONNECTION)
+    } else {
+        error
     }
 }
 

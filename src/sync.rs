@@ -58,8 +58,6 @@ pub fn read(
 ) -> Result<bool> {
     let started = Instant::now();
     let mut failed = Vec::new();
-    // Streams not tried after an error no stream could avoid.
-    let mut not_read = Vec::new();
     let mut unknown = Vec::new();
     let mut total = 0;
     let mut stopped: Option<&str> = None;
@@ -67,7 +65,6 @@ pub fn read(
         let id = StreamId::new(&sel.name, sel.namespace.as_deref());
         if let Some(why) = stopped {
             out.stream_not_read(&id, why);
-            not_read.push(sel.name.as_str());
             continue;
         }
         let Some(def) = streams::find(&sel.name) else {
@@ -112,7 +109,7 @@ pub fn read(
         "sync finished in {:.1} s: {}, {} of {} streams complete",
         started.elapsed().as_secs_f64(),
         count(total, "record"),
-        selected.len() - failed.len() - not_read.len() - unknown.len(),
+        selected.len() - failed.len() - out.not_read().len() - unknown.len(),
         selected.len()
     );
     if !unknown.is_empty() {
@@ -125,13 +122,14 @@ pub fn read(
         out.log(Level::Info, &summary);
     } else {
         summary.push_str(&format!("; failed: {}", failed.join(", ")));
-        if let (Some(why), false) = (stopped, not_read.is_empty()) {
-            summary.push_str(&format!("; not read, as {why}: {}", not_read.join(", ")));
+        if let (Some(why), false) = (stopped, out.not_read().is_empty()) {
+            let names = out.not_read().join(", ");
+            summary.push_str(&format!("; not read, as {why}: {names}"));
         }
         out.log(Level::Error, &summary);
     }
     out.flush()?;
-    Ok(failed.is_empty() && not_read.is_empty())
+    Ok(failed.is_empty() && out.not_read().is_empty())
 }
 
 /// Where the position of a full read is kept in its state; an incremental
@@ -154,7 +152,6 @@ struct Plan {
     /// For a stream read per parent: the parents whose lists this sync
     /// has read to their end. A resume reads every other listed parent,
     /// whatever order the API lists them in now.
-    per_parent: bool,
     done: BTreeSet<String>,
 }
 
@@ -237,7 +234,6 @@ impl Plan {
             cursor: None,
             resumable: incremental.is_some() || def.resumable_in_full(),
             resume: None,
-            per_parent,
             done: BTreeSet::new(),
         };
         if !plan.resumable {
@@ -312,7 +308,7 @@ impl Plan {
 
     /// The state to resume from at `at` (for a stream read per parent,
     /// `None` between two parents).
-    fn in_progress(&self, at: Option<&Resume>) -> Value {
+    fn in_progress(&self, at: Option<&Resume>, per_parent: bool) -> Value {
         let mut position = Map::new();
         if let Some(c) = &self.cursor {
             position.insert("cursor".into(), json!(c.next.as_ref().map(|s| &s.text)));
@@ -332,7 +328,7 @@ impl Plan {
                 position.insert("last".into(), json!(last));
             }
         }
-        if self.per_parent {
+        if per_parent {
             position.insert("done".into(), json!(self.done));
         }
         let Some(c) = &self.cursor else {
@@ -724,7 +720,13 @@ impl<'a> StreamRun<'a> {
                         page,
                         last,
                     });
-                    out.state(self.id, &self.plan.in_progress(at.as_ref()), self.unstated);
+                    out.state(
+                        self.id,
+                        &self
+                            .plan
+                            .in_progress(at.as_ref(), self.def.parent.is_some()),
+                        self.unstated,
+                    );
                     self.unstated = 0;
                 }
             }

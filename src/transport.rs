@@ -35,11 +35,11 @@ pub struct Transport {
     /// How far the current try got toward a connection.
     reach: Arc<Reach>,
     base_url: String,
+    /// base_url's host, as certificates name it.
+    host: String,
     api_key: String,
     /// The agent's own timeout (`timeout_seconds`).
     timeout: Duration,
-    /// How long a connection may take to open.
-    connect_timeout: Duration,
     /// Where the trusted CAs come from, for messages.
     trust: String,
     /// The proxy, for messages: `http://host:port` and where it was set.
@@ -52,6 +52,11 @@ pub struct Head {
     pub headers: HeaderMap,
     /// How reading the body ended.
     pub body: BodyRead,
+}
+
+/// How long a connection may take to open, given `timeout_seconds`.
+fn connect_timeout(timeout: Duration) -> Duration {
+    timeout.min(CONNECT_TIMEOUT)
 }
 
 /// A try that ended before an answer.
@@ -83,7 +88,7 @@ impl Transport {
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(config.timeout))
-            .timeout_connect(Some(config.timeout.min(CONNECT_TIMEOUT)))
+            .timeout_connect(Some(connect_timeout(config.timeout)))
             .user_agent(concat!("source-persistiq/", env!("CARGO_PKG_VERSION")))
             .accept("application/json");
         // Always set, so that ureq's own reading of the environment (which
@@ -111,9 +116,9 @@ impl Transport {
             resolver,
             reach,
             base_url: config.base_url.clone(),
+            host: config.host.clone(),
             api_key: config.api_key.expose().to_string(),
             timeout: config.timeout,
-            connect_timeout: config.timeout.min(CONNECT_TIMEOUT),
             trust: config.trust.source.clone(),
             proxy: config
                 .proxy
@@ -124,7 +129,7 @@ impl Transport {
 
     /// How long a connection may take to open.
     pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
+        connect_timeout(self.timeout)
     }
 
     /// Where the trusted CAs come from ("the built-in Mozilla roots").
@@ -142,12 +147,7 @@ impl Transport {
 
     /// base_url's host, as certificates name it.
     pub fn host(&self) -> &str {
-        let origin = self.origin();
-        let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
-        match authority.rfind(':') {
-            Some(i) if !authority[i..].contains(']') => &authority[..i],
-            _ => authority,
-        }
+        &self.host
     }
 
     /// GETs `path_query` (relative to base_url) within `timeout`, reading
