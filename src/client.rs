@@ -34,14 +34,17 @@ pub struct Request<'a> {
     pub field: Option<&'a str>,
     /// Whether the list is paged; only then can an answer be stale.
     pub paged: bool,
-    /// The record arrays of the list's earlier pages: ids are unique, so
-    /// an answer with the records of one of them is a stale copy.
+    /// The record sets of the list's earlier pages: ids are unique, so an
+    /// answer with the ids of one of them is a stale copy.
     pub seen: &'a Fingerprints,
 }
 
-/// A 64-bit hash of each record array a list has served: memory stays
-/// flat (8 bytes a page) however long the list. Noted by the client as a
-/// page is judged, so that each page is hashed once.
+/// A 64-bit hash of the set of record ids of each page a list has served:
+/// memory stays flat (8 bytes a page) however long the list. A set, not
+/// the bytes: a server that ignores `page` may shuffle the records or
+/// change a field on each answer (a view count, a timestamp) and still
+/// serve the same records. Noted by the client as a page is judged, so
+/// that each page is hashed once.
 #[derive(Default)]
 pub struct Fingerprints(std::cell::RefCell<std::collections::HashSet<u64>>);
 
@@ -82,9 +85,24 @@ impl Fingerprints {
         h ^ (h >> 29)
     }
 
-    /// Notes `items`; false if the same records were served before.
-    pub fn note(&self, items: &[u8]) -> bool {
-        self.0.borrow_mut().insert(Fingerprints::of(items))
+    /// The set of a page's records, from what tells each apart
+    /// (`Layout::identities`): the wrapping sum of their hashes, so that
+    /// no order changes it, folded with their count.
+    fn of_set<'a>(records: impl Iterator<Item = &'a [u8]>) -> u64 {
+        let (mut sum, mut n) = (0u64, 0u64);
+        for record in records {
+            sum = sum.wrapping_add(Fingerprints::of(record));
+            n += 1;
+        }
+        let mut both = [0u8; 16];
+        both[..8].copy_from_slice(&sum.to_le_bytes());
+        both[8..].copy_from_slice(&n.to_le_bytes());
+        Fingerprints::of(&both)
+    }
+
+    /// Notes a page's records; false if the same set was served before.
+    pub fn note<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> bool {
+        self.0.borrow_mut().insert(Fingerprints::of_set(records))
     }
 }
 
@@ -302,9 +320,9 @@ impl Client {
         if !req.paged {
             return Attempt::Page(layout);
         }
-        if !layout.is_empty() && !req.seen.note(layout.items(&self.body)) {
-            let why = "the page repeats the records of an earlier page (a stale copy from a \
-                       cache or proxy?)";
+        if !layout.is_empty() && !req.seen.note(layout.identities(&self.body)) {
+            let why = "the page repeats the records of an earlier page (the same ids: a stale \
+                       copy from a cache or proxy, or a server that ignores `page`?)";
             return Attempt::Retry(Trouble::new(Kind::BadBody, why));
         }
         if layout.is_empty() && layout.has_more() {
@@ -627,25 +645,59 @@ fn truncate(s: &str, max: usize) -> &str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fingerprints_tell_pages_apart_by_any_byte_and_length() {
-        let page = br#"[{"id":"l_000001","name":"a"},{"id":"l_000002","name":"b"}]"#.to_vec();
-        // Noted once, a page is new; noted again, it is a repeat.
-        let seen_only = |first: &[u8], then: &[u8]| {
-            let seen = Fingerprints::default();
-            seen.note(first);
-            !seen.note(then)
+    /// Whether `then` is a repeat of `first`, two pages' record arrays.
+    fn seen_only(first: &str, then: &str) -> bool {
+        let ids = |items: &str| {
+            let body = format!(r#"{{"leads":{items}}}"#);
+            let layout = crate::page::scan(body.as_bytes(), "leads", None).unwrap();
+            Fingerprints::of_set(layout.identities(body.as_bytes()))
         };
-        assert!(seen_only(&page, &page));
+        ids(first) == ids(then)
+    }
+
+    #[test]
+    fn a_page_repeats_another_when_it_holds_the_same_ids() {
+        let page = r#"[{"id":"l_1","n":"a"},{"id":"l_2","n":"b"},{"id":7,"n":"c"}]"#;
+        assert!(seen_only(page, page));
+        // Shuffled, or with other fields changed: the same records.
+        let shuffled = r#"[{"id":7,"n":"c"},{"n":"x","id":"l_2"},{"id":"l_1","n":"a2"}]"#;
+        assert!(seen_only(page, shuffled));
+        // One id more, less or other: another page.
+        assert!(!seen_only(page, r#"[{"id":"l_1"},{"id":"l_2"}]"#));
+        assert!(!seen_only(
+            page,
+            r#"[{"id":"l_1"},{"id":"l_2"},{"id":7},{"id":8}]"#
+        ));
+        assert!(!seen_only(page, r#"[{"id":"l_1"},{"id":"l_3"},{"id":7}]"#));
+        assert!(!seen_only(
+            page,
+            r#"[{"id":"l_1"},{"id":"l_2"},{"id":"7"}]"#
+        ));
+        // An id given twice: the one serde_json reads, the last.
+        assert!(seen_only(r#"[{"id":"a"}]"#, r#"[{"id":"x","id":"a"}]"#));
+        // Records without an id are told apart by all their bytes.
+        assert!(seen_only(r#"[{"n":1},{"n":2}]"#, r#"[{"n":2},{"n":1}]"#));
+        assert!(!seen_only(r#"[{"n":1},{"n":2}]"#, r#"[{"n":1},{"n":3}]"#));
+        // The same id twice is not the same as once.
+        assert!(!seen_only(r#"[{"id":"a"}]"#, r#"[{"id":"a"},{"id":"a"}]"#));
+    }
+
+    #[test]
+    fn fingerprints_tell_bytes_apart_by_any_byte_and_length() {
+        let page = br#"[{"id":"l_000001","name":"a"},{"id":"l_000002","name":"b"}]"#.to_vec();
         for i in 0..page.len() {
             let mut other = page.clone();
             other[i] ^= 1;
-            assert!(!seen_only(&page, &other), "byte {i} changed");
+            assert_ne!(
+                Fingerprints::of(&page),
+                Fingerprints::of(&other),
+                "byte {i}"
+            );
         }
-        assert!(!seen_only(&page, &page[..page.len() - 1]));
-        let mut longer = page.clone();
-        longer.push(b' ');
-        assert!(!seen_only(&page, &longer));
+        assert_ne!(
+            Fingerprints::of(&page),
+            Fingerprints::of(&page[..page.len() - 1])
+        );
         // Zero bytes added at the end still change the length.
         assert_ne!(Fingerprints::of(b"ab"), Fingerprints::of(b"ab\0"));
         // Two bytes changed together, in words folded one after another:

@@ -30,9 +30,9 @@ mod url;
 use catalog::{State, SyncMode};
 use cli::{Command, ReadArgs};
 use config::Config;
-use error::Result;
+use error::{Error, Result};
 use input::read_json_file;
-use output::{log, Out};
+use output::Out;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::io::Write;
@@ -245,33 +245,41 @@ fn discover(out: &mut Out) -> Result<()> {
 
 fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
     let config = load_config(&args.config)?;
+    let state = match &args.state {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| Error::unreadable("state", path, &e))?;
+            State::parse(&text, path)?
+        }
+        None => State::default(),
+    };
     // Without a catalog, a state file asks for the incremental streams to
-    // go on from it: how a cron job keeps `--streams leads` incremental.
-    let mode = match args.state {
-        Some(_) => SyncMode::Incremental,
-        None => SyncMode::FullRefresh,
+    // go on from it (how a cron job keeps `--streams leads` incremental),
+    // but a full read it stopped goes on as one.
+    let mode = |name: &str| match args.state {
+        Some(_)
+            if !state
+                .get(name)
+                .is_some_and(|s| sync::full_read_stopped(name, s)) =>
+        {
+            SyncMode::Incremental
+        }
+        _ => SyncMode::FullRefresh,
     };
     let selected = match (&args.catalog, &args.streams) {
         (Some(path), _) => catalog::parse_catalog(&read_json_file(path, "catalog")?)?,
         (None, Some(names)) => catalog::select_by_name(names, mode)?,
         (None, None) => streams::STREAMS
             .iter()
-            .map(|s| catalog::selected(s.name, mode))
+            .map(|s| catalog::selected(s.name, mode(s.name)))
             .collect(),
     };
-    let state = match &args.state {
-        Some(path) => State::parse(&read_json_file(path, "state")?)?,
-        None => State::default(),
-    };
-    if state.unread > 0 {
-        log!(
-            out,
-            Warn,
-            "the state file has {} entries this source cannot use; it reads \
-             per-stream states (the `state` objects of STATE messages, or the STATE \
-             lines of a previous run); streams without one start from scratch",
-            state.unread
-        );
+    if !state.unknown.is_empty() {
+        out.warn_loudly(&format!(
+            "the state file holds states of streams this source does not have, which were \
+             ignored: {}; its streams are: {}",
+            state.unknown.join(", "),
+            streams::names()
+        ));
     }
     let mut client = client::Client::new(&config, None);
     let all_complete = sync::read(

@@ -252,6 +252,19 @@ impl Out {
         );
     }
 
+    /// A LOG WARN that must also reach a person when stdout goes to a file
+    /// or through a filter that drops it: written on stderr too, at once.
+    pub fn warn_loudly(&mut self, message: &str) {
+        self.log(Level::Warn, message);
+        if let Some(p) = &mut self.progress {
+            p.clear();
+        }
+        eprintln!(
+            "source-persistiq: warning: {}",
+            crate::progress::printable(message)
+        );
+    }
+
     /// A TRACE ERROR carrying the error's failure_type (and stream, if any).
     pub fn trace_error(&mut self, err: &Error, stream: Option<&StreamId>) {
         #[derive(Serialize)]

@@ -46,12 +46,32 @@ pub struct Record<'a> {
     /// The JSON text of the value of the top-level member `scan` was asked
     /// to find, if the record has one.
     pub field: Option<&'a [u8]>,
+    /// The JSON text of the record's top-level `id` (the last one, if the
+    /// record names it twice, as serde_json reads it).
+    pub id: Option<&'a [u8]>,
 }
 
 impl<'a> Record<'a> {
     /// The value of the member `scan` was asked to find, if it is a string.
     pub fn field_str(&self) -> Option<Cow<'a, str>> {
-        let raw = self.field?;
+        Record::string_at(self.field?)
+    }
+
+    /// The record's id as text: a string's value, or a number's JSON text
+    /// (`12`), as every id is read; `None` when it has none of either, or
+    /// an empty string.
+    pub fn id_text(&self) -> Option<Cow<'a, str>> {
+        let raw = self.id?;
+        let text = match raw.first()? {
+            b'"' => Record::string_at(raw)?,
+            b'-' | b'0'..=b'9' => Cow::Borrowed(std::str::from_utf8(raw).ok()?),
+            _ => return None,
+        };
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// The value of a JSON string's text, unescaped only if it must be.
+    fn string_at(raw: &'a [u8]) -> Option<Cow<'a, str>> {
         let text = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
         if text.contains(&b'\\') {
             // Escapes are rare in the fields looked up (ids, times).
@@ -78,7 +98,6 @@ impl<'a> Record<'a> {
 pub struct Layout {
     records: Vec<Span>,
     has_more: bool,
-    items: Range<usize>,
 }
 
 #[derive(Debug)]
@@ -86,6 +105,7 @@ struct Span {
     json: Range<usize>,
     compact: bool,
     field: Option<Range<usize>>,
+    id: Option<Range<usize>>,
 }
 
 impl Layout {
@@ -99,10 +119,13 @@ impl Layout {
         self.has_more
     }
 
-    /// The record array as sent, in `body` (the body this layout was
-    /// scanned from).
-    pub fn items<'a>(&self, body: &'a [u8]) -> &'a [u8] {
-        &body[self.items.clone()]
+    /// What tells each record apart, in `body` (the body this layout was
+    /// scanned from): its `id`'s JSON text, or the whole record when it
+    /// has none.
+    pub fn identities<'a>(&'a self, body: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.records
+            .iter()
+            .map(move |span| &body[span.id.clone().unwrap_or_else(|| span.json.clone())])
     }
 
     /// The page in `body`, which must be the body this layout was scanned from.
@@ -115,6 +138,7 @@ impl Layout {
                     json: &body[span.json.clone()],
                     compact: span.compact,
                     field: span.field.clone().map(|f| &body[f]),
+                    id: span.id.clone().map(|f| &body[f]),
                 })
                 .collect(),
             has_more: self.has_more,
@@ -141,7 +165,6 @@ pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout
         return Err(at(&s, "expected a JSON object"));
     }
     let mut records = None;
-    let mut items = 0..0;
     let mut envelope = Envelope::default();
     s.ws();
     if !s.eat(b'}') {
@@ -151,9 +174,7 @@ pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout
                 if records.is_some() {
                     return Err(at(&s, &format!("`{collection}` given twice")));
                 }
-                let start = s.i;
                 records = Some(s.records(collection, field).map_err(|e| at(&s, &e))?);
-                items = start..s.i;
             } else {
                 s.envelope_value(key, &mut envelope)
                     .map_err(|e| at(&s, e))?;
@@ -175,7 +196,6 @@ pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout
     Ok(Layout {
         records,
         has_more: envelope.says_more(),
-        items,
     })
 }
 
@@ -309,19 +329,21 @@ impl<'a> Scanner<'a> {
             let start = self.i;
             self.spaced = false;
             let mut found = None;
+            let mut id = None;
             // Envelope, array, record: the record opens level 3.
-            match field {
-                None => self.object(3)?,
-                Some(name) => self.members(3, |key, value| {
-                    if key_is(key, name) {
-                        found = Some(value);
-                    }
-                })?,
-            }
+            self.members(3, |key, value| {
+                if key_is(key, "id") {
+                    id = Some(value.clone());
+                }
+                if field.is_some_and(|name| key_is(key, name)) {
+                    found = Some(value);
+                }
+            })?;
             records.push(Span {
                 json: start..self.i,
                 compact: !self.spaced,
                 field: found,
+                id,
             });
             self.ws();
             if self.eat(b']') {
@@ -655,7 +677,11 @@ mod tests {
         assert_eq!(page.records[1].json, br#"{"id" : "l_2"}"#);
         assert!(!page.records[1].compact);
         let layout = scan(body, "leads", None).unwrap();
-        assert_eq!(layout.items(body), br#"[{"id":"l_1"} , {"id" : "l_2"}]"#);
+        let ids: Vec<&[u8]> = layout.identities(body).collect();
+        assert_eq!(ids, [&br#""l_1""#[..], br#""l_2""#]);
+        let ids = parse(br#"{"t":[{"id":7},{"\u0069d":"x","n":1},{"n":2}]}"#, "t").unwrap();
+        let texts: Vec<_> = ids.records.iter().map(|r| r.id_text()).collect();
+        assert_eq!(texts, [Some("7".into()), Some("x".into()), None]);
 
         let last = parse(br#"{"users":[],"has_more":null}"#, "users").unwrap();
         assert!(!last.has_more);

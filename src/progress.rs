@@ -207,6 +207,16 @@ impl Progress {
         self.last_draw = Some(Instant::now());
     }
 
+    /// Takes the live line off the screen, so that a line of its own can
+    /// be written there; the next page draws it again.
+    pub fn clear(&mut self) {
+        if self.open {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+            self.open = false;
+            crate::signals::live_line(false);
+        }
+    }
+
     /// Replaces the live line by `line` for good and ends the stream.
     fn finish(&mut self, line: &str) {
         self.put(line, true);

@@ -4,17 +4,20 @@
 //! Every stream is a row of `streams::STREAMS`; what differs between them
 //! (paging, a parent stream, an incremental cursor) is data this module reads.
 
+mod checkpoint;
+
 use crate::catalog::{Selected, State, SyncMode};
 use crate::client::{Client, Fingerprints, Request};
 use crate::error::{Error, Result};
 use crate::output::{log, Level, Out, RecordEnd, Status, StreamId};
-use crate::page::{Page, Record};
+use crate::page::Page;
 use crate::secret::mask;
 use crate::streams::{self, Cursor, Incremental, Paging, StreamDef};
 use crate::text::count;
 use crate::time::{self, Stamp};
 use crate::url::encode;
-use serde_json::{json, Map, Value};
+use checkpoint::{At, Position, Saved, Write, MAX_PAGE};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
@@ -29,11 +32,6 @@ const PROGRESS_EVERY_PAGES: u64 = 10;
 /// A sync-start cursor is set back by this much: the API's clock and ours
 /// differ, and an update may become visible to the filter a little late.
 const SYNC_START_MARGIN_SECS: i64 = 300;
-
-/// The highest page number a state file may ask to resume at: 100 million
-/// records at PersistIq's page sizes, far past any real account, and far
-/// from where `page + 1` could overflow.
-pub const MAX_PAGE: u64 = 1_000_000;
 
 /// Listings of a parent stream before its snapshot must hold: two in a row
 /// that agree make the snapshot; a list that keeps changing fails.
@@ -132,14 +130,16 @@ pub fn read(
     Ok(failed.is_empty() && out.not_read().is_empty())
 }
 
-/// Where the position of a full read is kept in its state; an incremental
-/// read keeps it in `resume`, beside its cursor. Different keys, so that
-/// neither mode goes on from the other's pages: an incremental read's pages
-/// are of a filtered list.
-const FULL_REFRESH_KEY: &str = "full_refresh";
+/// Whether `state`, of stream `name`, holds a full read that was stopped,
+/// to go on with. A state that does not parse fails the stream later.
+pub fn full_read_stopped(name: &str, state: &Value) -> bool {
+    streams::find(name)
+        .and_then(|def| Saved::parse(def, state).ok())
+        .is_some_and(|s| s.full.is_some())
+}
 
 /// How one stream is read this time, and where it stands. Both sync modes
-/// keep their place alike (`resume`, `done`); an incremental read adds its
+/// keep their place alike (`begun`, `done`); an incremental read adds its
 /// cursor.
 struct Plan {
     /// The cursor of an incremental read; `None` reads the stream in full.
@@ -147,12 +147,19 @@ struct Plan {
     /// Whether the read writes checkpoints and can go on from one: every
     /// incremental read, and a full read of a paged stream.
     resumable: bool,
-    /// Where an interrupted run stopped, if this run resumes one.
-    resume: Option<Resume>,
+    /// The lists an interrupted run began and did not finish, where each
+    /// goes on: at most one for a stream without parent; for one read per
+    /// parent, each parent's until this sync reads it, so that every later
+    /// checkpoint still names it.
+    begun: Vec<At>,
     /// For a stream read per parent: the parents whose lists this sync
     /// has read to their end. A resume reads every other listed parent,
     /// whatever order the API lists them in now.
     done: BTreeSet<String>,
+    /// The state came from a release that kept no `done`: the parents
+    /// listed before the one it stopped in were probably read, and are
+    /// read again (counted, and said).
+    done_unknown: bool,
 }
 
 /// An incremental read's cursor.
@@ -178,18 +185,6 @@ struct CursorPlan {
     /// in this attempt or an earlier one of the same sync: the cursor must
     /// not move past what that page may have hidden.
     held: bool,
-}
-
-/// The next page to read: of the stream's one list, or of one parent's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Resume {
-    /// The parent record's id, for a stream read per parent.
-    parent: Option<String>,
-    page: u64,
-    /// For a full read, which goes on from the page it wrote last: the id
-    /// of the last record it wrote there. Found on that page again, no
-    /// record the interrupted run had not written can have moved before it.
-    last: Option<String>,
 }
 
 /// One listing of a parent stream's ids.
@@ -233,57 +228,45 @@ impl Plan {
         let mut plan = Plan {
             cursor: None,
             resumable: incremental.is_some() || def.resumable_in_full(),
-            resume: None,
+            begun: Vec::new(),
             done: BTreeSet::new(),
+            done_unknown: false,
         };
         if !plan.resumable {
             return Ok(plan);
         }
-        let bad = |what: &str| {
-            Error::config(format!(
-                "the state of stream {} is malformed: {what}; remove the stream's whole entry \
-                 from the state file to sync the stream from the start",
-                def.name
-            ))
-        };
         let saved = match saved {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(map),
-            Some(_) => return Err(bad("it must be a JSON object")),
+            Some(value) => Saved::parse(def, value).map_err(|why| {
+                Error::config(format!(
+                    "the state of stream {} is malformed: {why}; remove the stream's whole \
+                     entry from the state file to sync the stream from the start",
+                    def.name
+                ))
+            })?,
+            None => Saved::default(),
         };
-        let key = if incremental.is_some() {
-            "resume"
+        let position = if incremental.is_some() {
+            saved.incremental.clone()
         } else {
-            FULL_REFRESH_KEY
+            saved.full.clone()
         };
-        let position = match saved.and_then(|m| m.get(key)) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(position)) => Some(position),
-            Some(_) => return Err(bad(&format!("`{key}` must be an object"))),
-        };
-        if let Some(position) = position {
-            plan.resume = parse_resume(position, per_parent, key).map_err(|w| bad(&w))?;
-            plan.done = parse_done(position, per_parent, key).map_err(|w| bad(&w))?;
-            // This source never writes one: it would skip the parent it
-            // stopped in.
-            if let Some(p) = plan.resume.as_ref().and_then(|r| r.parent.as_ref()) {
-                if plan.done.contains(p) {
-                    return Err(bad(&format!("`{key}.parent` is also in `{key}.done`")));
-                }
-            }
+        if let Some(position) = &position {
+            plan.begun = position.at.clone();
+            plan.done_unknown = per_parent && position.done.is_none() && !plan.begun.is_empty();
+            plan.done = position.done.clone().unwrap_or_default();
         }
         if let Some(spec) = incremental {
-            let cursor = CursorPlan::new(spec, saved, position, start_date).map_err(|w| bad(&w))?;
+            let cursor = CursorPlan::new(spec, &saved, position.as_ref(), start_date, def, out);
             plan.cursor = Some(Box::new(cursor));
         }
-        if plan.resume.is_some() || !plan.done.is_empty() {
-            let at = match &plan.resume {
-                Some(Resume {
+        if !plan.begun.is_empty() || !plan.done.is_empty() {
+            let at = match plan.begun.first() {
+                Some(At {
                     parent: Some(p),
                     page,
                     ..
                 }) => format!(" at page {page} of {}", mask(p)),
-                Some(Resume { page, .. }) => format!(" at page {page}"),
+                Some(At { page, .. }) => format!(" at page {page}"),
                 None => String::new(),
             };
             let finished = if per_parent {
@@ -306,86 +289,94 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Where the interrupted run stopped in the list of `parent` (`None`:
+    /// the stream's one list), if it began it.
+    fn begun(&self, parent: Option<&str>) -> Option<&At> {
+        self.begun.iter().find(|a| a.parent.as_deref() == parent)
+    }
+
     /// The state to resume from at `at` (for a stream read per parent,
     /// `None` between two parents).
-    fn in_progress(&self, at: Option<&Resume>, per_parent: bool) -> Value {
-        let mut position = Map::new();
-        if let Some(c) = &self.cursor {
-            position.insert("cursor".into(), json!(c.next.as_ref().map(|s| &s.text)));
-        }
-        // A parent an earlier attempt stopped in keeps its page until this
-        // run reads it, whatever parents it reads first.
-        let pending = self
-            .resume
-            .as_ref()
-            .filter(|r| r.parent.as_ref().is_some_and(|p| !self.done.contains(p)));
-        if let Some(at) = at.or(pending) {
-            position.insert("page".into(), json!(at.page));
-            if let Some(parent) = &at.parent {
-                position.insert("parent".into(), json!(parent));
+    fn in_progress(&self, at: Option<At>, per_parent: bool) -> Value {
+        let mut position = Position {
+            done: per_parent.then(|| self.done.clone()),
+            ..Position::default()
+        };
+        position.at.extend(at);
+        // A parent an earlier attempt stopped in keeps its place until
+        // this run reads it, whatever parents it reads first.
+        for begun in &self.begun {
+            let Some(parent) = &begun.parent else {
+                continue;
+            };
+            let current = position.at.first().and_then(|a| a.parent.as_ref());
+            if !self.done.contains(parent) && current != Some(parent) {
+                position.at.push(begun.clone());
             }
-            if let Some(last) = &at.last {
-                position.insert("last".into(), json!(last));
-            }
-        }
-        if per_parent {
-            position.insert("done".into(), json!(self.done));
         }
         let Some(c) = &self.cursor else {
-            return json!({ FULL_REFRESH_KEY: position });
+            return Write::Full(&position).to_value();
         };
-        if c.held {
-            position.insert("empty".into(), json!(true));
+        position.cursor = c.next.clone();
+        position.empty = c.held;
+        if checkpoint::keeps_started(c.spec.cursor) {
+            position.started = Some(c.ceiling.clone());
         }
-        if let Cursor::Field(_) = c.spec.cursor {
-            // A sync-start cursor's `cursor` is this time already.
-            position.insert("started".into(), json!(c.ceiling.text));
-        }
-        json!({
-            c.spec.cursor.state_key(): c.since.as_ref().map(|s| &s.text),
-            "resume": position,
-        })
+        Write::Incremental(c.spec.cursor.state_key(), c.since.as_ref(), &position).to_value()
     }
 }
 
 impl CursorPlan {
-    /// The cursor from a saved state (`saved`, and the checkpoint in its
-    /// `resume`), or from `start_date` on a first sync.
+    /// The cursor from a saved state (its cursor, and the checkpoint of
+    /// an interrupted sync), or from `start_date` on a first sync.
     fn new(
         spec: Incremental,
-        saved: Option<&Map<String, Value>>,
-        position: Option<&Map<String, Value>>,
+        saved: &Saved,
+        position: Option<&Position>,
         start_date: Option<&Stamp>,
-    ) -> Result<CursorPlan, String> {
-        let key = spec.cursor.state_key();
-        let since = match stamp_at(saved.and_then(|m| m.get(key)), key)? {
-            Some(cursor) => Some(cursor),
-            None => start_date.cloned(),
-        };
-        let held = match position.and_then(|p| p.get("empty")) {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err("`resume.empty` must be true or false".into()),
-        };
-        let mut next = stamp_at(position.and_then(|p| p.get("cursor")), "resume.cursor")?;
-        let started = position.and_then(|p| p.get("started"));
+        def: &StreamDef,
+        out: &mut Out,
+    ) -> CursorPlan {
+        let now = Stamp::utc(time::now_secs());
+        let mut since = saved.cursor.clone();
+        if let Some(future) = since.as_ref().filter(|s| s.at > now.at) {
+            // No record can be that new: a clock or a server from the
+            // future wrote it (builds before the ceiling kept such a
+            // cursor). Kept, it would filter out every record for good.
+            let from = start_date.map_or("from the beginning".to_string(), |d| {
+                format!("from start_date {}", d.text)
+            });
+            out.warn_loudly(&format!(
+                "stream {}: the saved cursor {} {} is later than this sync's start ({}); \
+                 reading {from} instead, so records read before come again (the destination \
+                 dedups them by id)",
+                def.name,
+                spec.cursor.state_key(),
+                mask(&future.text),
+                now.text
+            ));
+            since = None;
+        }
+        let since = since.or_else(|| start_date.cloned());
+        let held = position.is_some_and(|p| p.empty);
+        let mut next = position.and_then(|p| p.cursor.clone());
         let ceiling = match (spec.cursor, &next) {
             (Cursor::SyncStart(_), Some(start)) => start.clone(),
-            (Cursor::Field(_), _) if started.is_some() => {
-                stamp_at(started, "resume.started")?.unwrap_or_else(sync_start)
-            }
+            (Cursor::Field(_), _) => position
+                .and_then(|p| p.started.clone())
+                .unwrap_or_else(sync_start),
             _ => sync_start(),
         };
         if let (Cursor::SyncStart(_), None) = (spec.cursor, &next) {
             next = Some(ceiling.clone());
         }
-        Ok(CursorPlan {
+        CursorPlan {
             spec,
             since,
             next,
             ceiling,
             held,
-        })
+        }
     }
 }
 
@@ -394,105 +385,27 @@ fn sync_start() -> Stamp {
     Stamp::utc(time::now_secs() - SYNC_START_MARGIN_SECS)
 }
 
-/// A time from the state: a string in ISO-8601, or null.
-fn stamp_at(value: Option<&Value>, what: &str) -> Result<Option<Stamp>, String> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Stamp::parse(s).map(Some).ok_or_else(|| {
-            format!(
-                "`{what}` is not an ISO-8601 time: {:?}",
-                crate::secret::mask(s)
-            )
-        }),
-        Some(other) => Err(format!(
-            "`{what}` must be a time string, found {}",
-            crate::input::json_kind(other)
-        )),
-    }
-}
-
-/// The page (from 1 to `MAX_PAGE`) of a checkpoint kept under `key` and,
-/// for a stream read per parent, its parent id. A stream read per parent
-/// that stopped between two parents has neither.
-fn parse_resume(
-    resume: &Map<String, Value>,
-    per_parent: bool,
-    key: &str,
-) -> Result<Option<Resume>, String> {
-    let no_parent = format!("`{key}.parent` must be the id of a parent record");
-    let parent = match (per_parent, resume.get("parent")) {
-        (true, Some(Value::String(p))) if !p.is_empty() => Some(p.clone()),
-        (true, None | Some(Value::Null)) => None,
-        (true, _) => return Err(no_parent),
-        (false, _) => None,
-    };
-    let page = match resume.get("page") {
-        None | Some(Value::Null) if per_parent && parent.is_none() => return Ok(None),
-        page => page
-            .and_then(Value::as_u64)
-            .filter(|p| (1..=MAX_PAGE).contains(p))
-            .ok_or(format!(
-                "`{key}.page` must be a page number from 1 to {MAX_PAGE}"
-            ))?,
-    };
-    if per_parent && parent.is_none() {
-        return Err(no_parent);
-    }
-    let last = match resume.get("last") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
-        Some(_) => return Err(format!("`{key}.last` must be a record id")),
-    };
-    Ok(Some(Resume { parent, page, last }))
-}
-
-/// The checkpoint's `done`: the ids of the parents already read to their end.
-fn parse_done(
-    resume: &Map<String, Value>,
-    per_parent: bool,
-    key: &str,
-) -> Result<BTreeSet<String>, String> {
-    match resume.get("done") {
-        None | Some(Value::Null) => Ok(BTreeSet::new()),
-        Some(Value::Array(ids)) if per_parent => ids
-            .iter()
-            .map(|id| match id {
-                Value::String(id) if !id.is_empty() => Ok(id.clone()),
-                _ => Err(format!("`{key}.done` must hold parent ids (strings)")),
-            })
-            .collect(),
-        Some(_) if per_parent => Err(format!("`{key}.done` must be an array of parent ids")),
-        Some(_) => Ok(BTreeSet::new()),
-    }
-}
-
-/// A record's `id`, when it is a non-empty string (a checkpoint cannot
-/// name an empty one).
-fn record_id(record: &Record) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: String,
-    }
-    serde_json::from_slice::<Id>(record.json)
-        .ok()
-        .map(|r| r.id)
-        .filter(|id| !id.is_empty())
-}
-
-/// Why `page`, the first a full read going on from `checkpoint` read, may
-/// no longer be where the interrupted run stopped, if it may not: it is
-/// past the end of the list, or no longer holds the last record written.
-fn moved(page: &Page, next: Option<u64>, checkpoint: &Resume) -> Option<String> {
+/// How `page`, the first a full read going on from `checkpoint` read,
+/// stands against it: where it still holds the last record written, how
+/// many of its records the interrupted run had written; otherwise why it
+/// may no longer be where that run stopped (past the end of the list, the
+/// record moved, or no record to look for).
+fn recheck(page: &Page, next: Option<u64>, checkpoint: &At) -> Result<u64, String> {
     let at = checkpoint.page;
     if page.records.is_empty() && next.is_none() {
-        return Some(format!("page {at} is now past the end of the list"));
+        return Err(format!("page {at} is now past the end of the list"));
     }
-    let last = checkpoint.last.as_deref()?;
-    let found = page
-        .records
+    let Some(last) = checkpoint.last.as_deref() else {
+        return Err(format!(
+            "the checkpoint names no record to find on page {at} (written by an earlier \
+             release, or the page's last record had no id)"
+        ));
+    };
+    page.records
         .iter()
-        .any(|r| record_id(r).as_deref() == Some(last));
-    (!found).then(|| format!("page {at} no longer holds record {}", mask(last)))
+        .position(|r| r.id_text().as_deref() == Some(last))
+        .map(|i| i as u64 + 1)
+        .ok_or_else(|| format!("page {at} no longer holds record {}", mask(last)))
 }
 
 impl CursorPlan {
@@ -519,13 +432,13 @@ impl CursorPlan {
             (Some(reached), Some(since)) if since.at > reached.at => Some(since),
             (reached, since) => reached.or(since.as_ref()),
         };
-        json!({ self.spec.cursor.state_key(): cursor.map(|s| &s.text) })
+        Write::Cursor(self.spec.cursor.state_key(), cursor).to_value()
     }
 
     /// The state once every page has been read, when the pages may have
     /// hidden records: the cursor this sync started from.
     fn unmoved(&self) -> Value {
-        json!({ self.spec.cursor.state_key(): self.since.as_ref().map(|s| &s.text) })
+        Write::Cursor(self.spec.cursor.state_key(), self.since.as_ref()).to_value()
     }
 
     /// Whether a record with this cursor value belongs in the sync, noting
@@ -557,6 +470,9 @@ struct StreamRun<'a> {
     unstated: u64,
     /// The page the current list was asking for when it failed.
     failed_page: u64,
+    /// The current list failed before its resume check was made: a read
+    /// of it again must still make it.
+    unchecked: bool,
 }
 
 impl<'a> StreamRun<'a> {
@@ -570,6 +486,7 @@ impl<'a> StreamRun<'a> {
             records: 0,
             unstated: 0,
             failed_page: 1,
+            unchecked: false,
         }
     }
 
@@ -581,17 +498,16 @@ impl<'a> StreamRun<'a> {
         out.flush()?;
         match self.def.parent {
             None => {
-                let checkpoint = self.resume().cloned();
-                let first = checkpoint.as_ref().map_or(1, |r| r.page);
+                let checkpoint = self.plan.begun(None).cloned();
                 let path = self.def.path.to_string();
-                self.read_list(client, path, None, first, checkpoint.as_ref(), out)?;
+                self.read_list(client, path, None, 1, checkpoint, out)?;
             }
             Some(parent) => self.read_per_parent(client, parent, out)?,
         }
         let final_state = match &self.plan.cursor {
             // Given back, either starts the next full read at page 1.
-            None if self.plan.resumable => json!({"__ab_full_refresh_sync_complete": true}),
-            None => json!({"__ab_no_cursor_state_message": true}),
+            None if self.plan.resumable => Write::FullComplete.to_value(),
+            None => Write::NoCursor.to_value(),
             Some(c) if c.held => {
                 log!(
                     out,
@@ -619,15 +535,11 @@ impl<'a> StreamRun<'a> {
         out.flush()
     }
 
-    /// Where an interrupted run of this stream stopped, if this run resumes it.
-    fn resume(&self) -> Option<&Resume> {
-        self.plan.resume.as_ref()
-    }
-
     /// Walks one list endpoint from `first_page` to its end, writing its
     /// records; a resumable read checkpoints after every page that wrote
     /// records. `parent` is the parent record's id of a child list;
-    /// `checkpoint`, the saved place this read goes on from, if it does.
+    /// `checkpoint`, the saved place this read goes on from, if it does
+    /// (then it starts at the checkpoint's page).
     ///
     /// Records and the STATE that covers them reach stdout in one write, so
     /// that no signal can leave one without the other; the last page of a
@@ -639,10 +551,12 @@ impl<'a> StreamRun<'a> {
         path: String,
         parent: Option<&str>,
         first_page: u64,
-        checkpoint: Option<&Resume>,
+        checkpoint: Option<At>,
         out: &mut Out,
     ) -> Result<()> {
         let full = self.plan.cursor.is_none();
+        // A full read also finds each record's id, for its checkpoint's
+        // `last`; an incremental one, its cursor field.
         let field = self.plan.cursor_field();
         let filter = self
             .plan
@@ -654,6 +568,7 @@ impl<'a> StreamRun<'a> {
             Some(p) => format!("stream {} ({})", self.id.name, mask(p)),
             None => format!("stream {}", self.id.name),
         };
+        let first_page = checkpoint.as_ref().map_or(first_page, |c| c.page);
         let mut pager = Pager::new(
             path.clone(),
             filter.clone(),
@@ -664,35 +579,71 @@ impl<'a> StreamRun<'a> {
         pager.field = field;
         // Only a full read's first page, going on from its checkpoint, is
         // checked: an incremental read goes on from a page it never read.
-        let mut check = checkpoint.filter(|c| full && c.page > 1);
+        let mut check = checkpoint.filter(|_| full);
+        // After a failed check, the pages up to the checkpoint's, which
+        // the interrupted run had written: (that page, records so far).
+        let mut again: Option<(u64, u64)> = None;
         loop {
             let this_page = pager.page;
             self.failed_page = this_page;
+            self.unchecked = check.is_some();
             let Some(page) = pager.next(client, self.id, out)? else {
                 break;
             };
-            if let Some(why) = check
-                .take()
-                .and_then(|c| moved(&page, pager.next_page(), c))
-            {
-                // Records added or deleted since the interrupted run may
-                // have moved ones it had not read onto pages it had: read
-                // them all again rather than lose them.
-                log!(
-                    out,
-                    Warn,
-                    "{label}: {why}, so records may have moved since the interrupted sync; \
-                     reading the list again from page 1"
-                );
-                pager = Pager::new(path.clone(), filter.clone(), self.def, label.clone(), 1);
-                pager.field = field;
-                continue;
+            if let Some(c) = check.take() {
+                match recheck(&page, pager.next_page(), &c) {
+                    Ok(twice) => out.warn_loudly(&format!(
+                        "{label}: {} came a second time: the resumed full refresh read page {} \
+                         again, whose records up to {} the interrupted sync had written (it \
+                         resumes at the last page written, so that no record that moved back \
+                         onto it is lost; the destination dedups them by id)",
+                        count(twice, "record"),
+                        c.page,
+                        mask(c.last.as_deref().unwrap_or_default())
+                    )),
+                    // Page 1 is read whatever moved: its records count.
+                    Err(_) if c.page == 1 => again = Some((1, 0)),
+                    Err(why) => {
+                        // Records added or deleted since the interrupted
+                        // run may have moved ones it had not read onto
+                        // pages it had: read them all again rather than
+                        // lose them.
+                        out.warn_loudly(&format!(
+                            "{label}: {why}, so records may have moved since the interrupted \
+                             sync; reading the list again from page 1"
+                        ));
+                        again = Some((c.page, 0));
+                        pager =
+                            Pager::new(path.clone(), filter.clone(), self.def, label.clone(), 1);
+                        pager.field = field;
+                        continue;
+                    }
+                }
             }
-            // For a full read's checkpoint; only the page's last record is
-            // parsed for it, which is cheaper than scanning each for its id.
-            let last = page.records.last().filter(|_| full).and_then(record_id);
-            self.write(&page, out);
+            // For a full read's checkpoint: the last record on the page
+            // with an id, which proves as much as the last record would.
+            let last = if full {
+                page.records
+                    .iter()
+                    .rev()
+                    .find_map(|r| r.id_text().map(Cow::into_owned))
+            } else {
+                None
+            };
+            let written = self.write(&page, out);
             let at = pager.next_page();
+            if let Some((until, records)) = &mut again {
+                *records += written;
+                if this_page >= *until || at.is_none() {
+                    out.warn_loudly(&format!(
+                        "{label}: up to {} came a second time: the list was read again from \
+                         page 1, and the interrupted sync had written its pages 1 to {until} \
+                         (the destination dedups them by id)",
+                        count(*records, "record"),
+                    ));
+                    again = None;
+                }
+            }
             if self.plan.resumable {
                 if let Some(c) = &mut self.plan.cursor {
                     c.held |= pager.took_empty;
@@ -710,23 +661,14 @@ impl<'a> StreamRun<'a> {
                     // more moved. The destination's primary key absorbs
                     // what is written twice. An incremental read goes on
                     // from the next page, so that its resumes stay exact.
-                    let page = if self.plan.cursor.is_some() {
-                        at
-                    } else {
-                        at.map(|_| this_page)
-                    };
-                    let at = page.map(|page| Resume {
+                    let page = if full { at.map(|_| this_page) } else { at };
+                    let at = page.map(|page| At {
                         parent: parent.map(str::to_string),
                         page,
                         last,
                     });
-                    out.state(
-                        self.id,
-                        &self
-                            .plan
-                            .in_progress(at.as_ref(), self.def.parent.is_some()),
-                        self.unstated,
-                    );
+                    let state = self.plan.in_progress(at, self.def.parent.is_some());
+                    out.state(self.id, &state, self.unstated);
                     self.unstated = 0;
                 }
             }
@@ -745,13 +687,12 @@ impl<'a> StreamRun<'a> {
             ))
         })?;
         let listed = self.snapshot(client, parent_def, out)?;
-        let resume = self.resume().cloned();
-        if let Some(lost) = resume.as_ref().and_then(|r| r.parent.as_ref()) {
+        for lost in self.plan.begun.iter().filter_map(|a| a.parent.as_ref()) {
             if !listed.contains(lost) {
                 log!(
                     out,
                     Warn,
-                    "stream {}: the {parent} record {} that the interrupted sync stopped in is no \
+                    "stream {}: the {parent} record {} that an interrupted sync stopped in is no \
                      longer listed; every {parent} this sync has not finished is read (again, for \
                      those it had begun)",
                     self.id.name,
@@ -759,16 +700,44 @@ impl<'a> StreamRun<'a> {
                 );
             }
         }
+        // A state of a release that kept no `done`: that release read the
+        // parents in the API's order, so those listed before the one it
+        // stopped in were probably read. Read again, and counted.
+        let before: HashSet<&str> = match self.plan.begun.first() {
+            Some(At {
+                parent: Some(stopped),
+                ..
+            }) if self.plan.done_unknown => listed
+                .iter()
+                .take_while(|id| *id != stopped)
+                .map(String::as_str)
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let mut again = 0;
         // A wrong endpoint needs no check of its own here: its 404s come
         // for parents still listed, and `read_child` fails on those.
         for parent_id in &listed {
             if self.plan.done.contains(parent_id) {
                 continue;
             }
-            let checkpoint = resume
-                .as_ref()
-                .filter(|r| r.parent.as_deref() == Some(parent_id.as_str()));
+            let checkpoint = self.plan.begun(Some(parent_id)).cloned();
+            let records = self.records;
             self.read_child(client, parent_def, parent_id, checkpoint, out)?;
+            if before.contains(parent_id.as_str()) {
+                again += self.records - records;
+            }
+        }
+        if !before.is_empty() {
+            out.warn_loudly(&format!(
+                "stream {}: up to {} came a second time: the state came from an earlier \
+                 release, which did not record the {parent} it had finished, so the {} {parent} \
+                 listed before the one it stopped in were read again (the destination dedups \
+                 them by id)",
+                self.id.name,
+                count(again, "record"),
+                before.len()
+            ));
         }
         Ok(())
     }
@@ -782,23 +751,34 @@ impl<'a> StreamRun<'a> {
         client: &mut Client,
         parent_def: &StreamDef,
         parent_id: &str,
-        checkpoint: Option<&Resume>,
+        checkpoint: Option<At>,
         out: &mut Out,
     ) -> Result<()> {
         let path = self.def.path.replace("{parent_id}", &encode(parent_id));
-        let mut page = checkpoint.map_or(1, |c| c.page);
-        // Only the first read goes on from the checkpoint; a read again
-        // after a 404 goes on from this run's own page.
-        let mut checkpoint = checkpoint;
+        let mut page = 1;
+        let mut from = checkpoint;
         let mut retries = 0;
         loop {
-            let from = checkpoint.take();
-            let err = match self.read_list(client, path.clone(), Some(parent_id), page, from, out) {
+            let read = self.read_list(
+                client,
+                path.clone(),
+                Some(parent_id),
+                page,
+                from.clone(),
+                out,
+            );
+            let err = match read {
                 Ok(()) => return Ok(()),
                 Err(e) if e.http_status == Some(404) => e,
                 Err(e) => return Err(e),
             };
             page = self.failed_page;
+            // A 404 on the page a resume starts at leaves its check to
+            // the read again; once past it, the read goes on from its own
+            // page.
+            if !self.unchecked {
+                from = None;
+            }
             let listing = self.list_parents(client, parent_def, out)?;
             // A listing that moved, or took an empty page as it is, may
             // have missed the parent: it proves nothing.
@@ -960,8 +940,8 @@ impl<'a> StreamRun<'a> {
         }
     }
 
-    /// Writes a page's records.
-    fn write(&mut self, page: &Page, out: &mut Out) {
+    /// Writes a page's records; returns how many it wrote.
+    fn write(&mut self, page: &Page, out: &mut Out) -> u64 {
         self.mark_running(out);
         let end = RecordEnd::now();
         let mut written = 0;
@@ -977,6 +957,7 @@ impl<'a> StreamRun<'a> {
         }
         self.records += written;
         self.unstated += written;
+        written
     }
 
     /// Counts a page; with `flush`, hands its lines to stdout.

@@ -19,6 +19,7 @@ mod network;
 mod packaging;
 mod replies;
 mod resume;
+mod state;
 mod streams;
 mod terminal;
 mod trust;

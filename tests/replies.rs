@@ -733,7 +733,7 @@ fn a_resume_campaign_no_longer_listed_reads_every_campaign() {
     let dir = TempDir::new();
     let state = json!([{"type": "STREAM", "stream": {
         "stream_descriptor": {"name": STREAM},
-        "stream_state": {"sent_at": null, "resume": {"parent": "c_gone00", "page": 2, "cursor": null}}}}]);
+        "stream_state": {"sent_at": null, "resume": {"parent": "c_gone00", "page": 2, "cursor": null, "done": []}}}}]);
     let second = read_incremental(&mock, &dir, STREAM, Some(&state));
     assert_complete(&second);
     let warns = second.logs("WARN");

@@ -432,30 +432,64 @@ fn a_timeout_says_which_setting_it_was() {
     run.the_error_saying("transient_error", "within timeout_seconds (0.5 s)");
 }
 
-/// A cursor never moves back: a leads state from the future stays.
+/// A saved cursor later than the sync's start (no record can be that new)
+/// is said, on stderr too, and the stream is read from the beginning
+/// rather than filtered empty for good.
 #[test]
-fn a_cursor_from_the_future_is_kept() {
+fn a_cursor_from_the_future_is_said_and_the_stream_read_from_the_beginning() {
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     let future = "2099-01-01T00:00:00Z";
-    let state = json!([{"type": "STREAM", "stream": {
-        "stream_descriptor": {"name": "leads"},
-        "stream_state": {"updated_after": future}}}]);
-    let state = dir.json("s.json", &state);
-    let run = run(&[
-        "read",
-        "--config",
-        &cfg,
-        "--streams",
-        "leads",
-        "--state",
-        &state,
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert!(run.record_data("leads").is_empty());
-    let last = run.of_type("STATE").last().unwrap()["state"]["stream"]["stream_state"].clone();
-    assert_eq!(last, json!({"updated_after": future}));
+    for (stream, key) in [("leads", "updated_after"), ("events", "created_at")] {
+        let state = json!([{"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": stream},
+            "stream_state": {key: future}}}]);
+        let state = dir.json("s.json", &state);
+        let run = run(&[
+            "read",
+            "--config",
+            &cfg,
+            "--streams",
+            stream,
+            "--state",
+            &state,
+        ]);
+        assert_eq!(run.code, Some(0), "{}", run.stdout);
+        // Kept, the cursor would filter out every record for good.
+        assert_eq!(
+            ids(&run.record_data(stream)),
+            ids(&mock.records(stream)),
+            "{stream}: every record, from the beginning"
+        );
+        let asked = mock.seen().last().unwrap().clone();
+        assert_eq!(
+            asked.param(if stream == "leads" {
+                "updated_after"
+            } else {
+                "start_at"
+            }),
+            None
+        );
+        let said =
+            |text: &str| text.contains(future) && text.contains("later than this sync's start");
+        assert!(
+            run.logs("WARN").iter().any(|w| said(w)),
+            "{stream}: {:?}",
+            run.logs("WARN")
+        );
+        assert!(
+            said(&run.stderr),
+            "{stream}: stderr says so: {}",
+            run.stderr
+        );
+        let last = final_state(&run, stream);
+        let cursor = last[key].as_str().unwrap();
+        assert!(
+            cursor < "2099",
+            "{stream}: the cursor comes back to now: {last}"
+        );
+    }
 }
 
 /// A record stamped after the sync began (here from the future) does not

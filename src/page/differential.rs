@@ -72,7 +72,6 @@ impl<'a> Members<'a> {
 #[derive(Debug)]
 struct Reading {
     records: Vec<RecordReading>,
-    items: Range<usize>,
     has_more: bool,
 }
 
@@ -81,6 +80,8 @@ struct RecordReading {
     json: Range<usize>,
     /// The last member named FIELD (serde_json's last-wins reading).
     field: Option<Range<usize>>,
+    /// The last member named `id`.
+    id: Option<Range<usize>>,
     value: Value,
 }
 
@@ -135,6 +136,7 @@ fn serde_json_reading(body: &[u8]) -> Verdict {
         records.push(RecordReading {
             json: range_in(text, item.get()),
             field: members.all(FIELD).last().map(|f| range_in(text, f.get())),
+            id: members.all("id").last().map(|f| range_in(text, f.get())),
             value: serde_json::from_str(item.get()).expect("a part of a valid page"),
         });
     }
@@ -147,11 +149,7 @@ fn serde_json_reading(body: &[u8]) -> Verdict {
         Some(Ok(Value::Bool(said))) => said,
         Some(_) => return Verdict::Refused("has_more is neither a boolean nor null"),
     };
-    Verdict::Page(Reading {
-        records,
-        items: range_in(text, items.get()),
-        has_more,
-    })
+    Verdict::Page(Reading { records, has_more })
 }
 
 // ---------------------------------------------------------------------------
@@ -185,12 +183,6 @@ fn same_page(
     layout: &Layout,
     field: Option<&str>,
 ) -> Option<String> {
-    if layout.items != reading.items {
-        return Some(format!(
-            "record array at {:?}, serde_json {:?}",
-            layout.items, reading.items
-        ));
-    }
     if layout.has_more != reading.has_more {
         return Some(format!(
             "has_more {}, serde_json {}",
@@ -232,6 +224,23 @@ fn same_page(
                 record.field_str()
             ));
         }
+        if span.id != want.id {
+            return Some(format!(
+                "record {k}: id at {:?}, serde_json {:?}",
+                span.id, want.id
+            ));
+        }
+        let want_id = match want.value.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(_)) => want.id.clone().map(|r| body_text(body, r)),
+            _ => None,
+        };
+        if record.id_text().map(|t| t.into_owned()) != want_id {
+            return Some(format!(
+                "record {k}: id_text {:?}, serde_json {want_id:?}",
+                record.id_text()
+            ));
+        }
         let mut line = Vec::new();
         record.write_to(&mut line);
         match serde_json::from_slice::<Value>(&line) {
@@ -253,6 +262,11 @@ fn same_page(
         }
     }
     None
+}
+
+/// The text of `range` of `body`.
+fn body_text(body: &[u8], range: Range<usize>) -> String {
+    String::from_utf8_lossy(&body[range]).into_owned()
 }
 
 /// Whether `line` is `json` with exactly the whitespace between its tokens

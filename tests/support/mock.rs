@@ -94,6 +94,10 @@ pub enum Action {
     EmptyHasMore,
     /// Serve page 1's content instead, saying `has_more: true`.
     RepeatFirstPage,
+    /// Serve page 1's records instead, saying `has_more: true`, in another
+    /// order on each page and with a field that changes each time: a
+    /// server that ignores `page`.
+    IgnorePage,
     /// Serve the normal page but add these headers.
     Headers(Vec<(String, String)>),
     /// Refuse every request, of any path, for this long from now with this
@@ -1284,6 +1288,18 @@ fn act(fault: Action, shared: &Shared, asked: &Asked, w: &mut TcpStream) -> Acte
                 1,
             );
             send(w, 200, &[], body.as_bytes())
+        }
+        Action::IgnorePage => {
+            let body = page_body(shared, path, query, 1).unwrap_or_default();
+            let mut body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let records = body[collection_of(shared, path)].as_array_mut().unwrap();
+            let turn = page as usize % records.len().max(1);
+            records.rotate_left(turn);
+            for r in records.iter_mut() {
+                r["views"] = serde_json::json!(page);
+            }
+            body["has_more"] = serde_json::json!(true);
+            send(w, 200, &[], body.to_string().as_bytes())
         }
         Action::Headers(h) => return Acted::AddHeaders(h),
         // Already in force: `respond` answered as closed.

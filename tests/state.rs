@@ -1,0 +1,410 @@
+//! The state as a contract: every shape an earlier release wrote resumes
+//! with nothing lost (tests/fixtures/state keeps one of each, as the STATE
+//! lines those releases printed), every way a shell hands STATE lines back
+//! is read, and what comes twice is said with its count. Through the
+//! release binary against the mock, whose account changes between runs.
+
+use crate::support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::mock::{self, Action, Change, Fault, MockServer, Options, BIG_REPLIES_CAMPAIGN};
+use support::*;
+
+/// A fixture of tests/fixtures/state.
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/state")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `read` of `streams` in `mode`, with the state file `state` (its text).
+fn read_with(mock: &MockServer, dir: &TempDir, streams: &[&str], mode: &str, state: &str) -> Run {
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(streams, mode));
+    let st = dir.file("state.jsonl", state);
+    run(&["read", "--config", &cfg, "--catalog", &cat, "--state", &st])
+}
+
+/// The ids of `records`, as a set.
+fn id_set(records: &[String]) -> BTreeSet<String> {
+    ids(records).into_iter().collect()
+}
+
+/// Ids written twice in `run`, or by both `before` and `run`.
+fn twice(before: &BTreeSet<String>, run: &[String]) -> usize {
+    let got = ids(run);
+    let within = got.windows(2).filter(|w| w[0] == w[1]).count();
+    within + got.iter().filter(|i| before.contains(*i)).count()
+}
+
+/// The count in a warning that says "N records came a second time".
+fn count_said(text: &str) -> u64 {
+    let head = &text[..text.find(" record").unwrap_or(0)];
+    let word = head.rsplit(' ').next().unwrap_or_default();
+    word.replace(',', "").parse().unwrap_or(0)
+}
+
+/// Fails unless the account's records of `stream` are all in `before` or
+/// in `run`, and unless each record written twice is counted in a WARN
+/// (said on stderr too) that says "second time": every record, exactly
+/// once or said.
+fn nothing_lost_and_twice_said(run: &Run, stream: &str, all: &[String], before: &BTreeSet<String>) {
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let got = id_set(&run.record_data(stream));
+    let all = id_set(all);
+    let lost: Vec<&String> = all
+        .iter()
+        .filter(|i| !got.contains(*i) && !before.contains(*i))
+        .collect();
+    assert!(lost.is_empty(), "{} records lost: {lost:?}", lost.len());
+    let twice = twice(before, &run.record_data(stream));
+    let said: u64 = run
+        .logs("WARN")
+        .iter()
+        .filter(|w| w.contains("second time"))
+        .map(|w| count_said(w))
+        .sum();
+    assert!(
+        said as usize >= twice,
+        "{twice} written twice, {said} said: {:?}",
+        run.logs("WARN")
+    );
+    if twice > 0 {
+        assert!(run.stderr.contains("second time"), "{}", run.stderr);
+    }
+}
+
+/// b5ce9e4: an incremental checkpoint with no `started`, after page 1 of
+/// events; events added since. The resume reads from page 2: nothing
+/// lost, nothing twice.
+#[test]
+fn an_incremental_checkpoint_of_b5ce9e4_resumes() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let events = mock.records("events");
+    let before = id_set(&events[..mock::EVENTS_PAGE_SIZE]);
+    mock.add_events(300);
+    let state = fixture("b5ce9e4-events-incremental.jsonl");
+    let run = read_with(&mock, &dir, &["events"], "incremental", &state);
+    nothing_lost_and_twice_said(&run, "events", &mock.records("events"), &before);
+    assert_eq!(twice(&before, &run.record_data("events")), 0);
+    assert_eq!(mock.seen()[0].param("page").as_deref(), Some("2"));
+}
+
+/// da27300: a per-campaign checkpoint with no `done`, in the big campaign
+/// at page 2; a campaign created ahead of it since. That release read the
+/// campaigns in the API's order, so those before probably came: every
+/// campaign is read, and the count of what came again is said.
+#[test]
+fn a_per_campaign_checkpoint_without_done_of_da27300_resumes() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let replies = |c: usize| mock.records(&mock::replies_path(c));
+    let mut before: BTreeSet<String> = (0..BIG_REPLIES_CAMPAIGN)
+        .flat_map(|c| id_set(&replies(c)))
+        .collect();
+    before.extend(id_set(&replies(BIG_REPLIES_CAMPAIGN)[..mock::PAGE_SIZE]));
+    mock.change(&Change::InsertCampaign { c: 400, at: 0 });
+    mock.add_replies(400, 3);
+    let state = fixture("da27300-replies-incremental.jsonl");
+    let run = read_with(&mock, &dir, &["replies"], "incremental", &state);
+    nothing_lost_and_twice_said(&run, "replies", &mock.replies(), &before);
+    assert!(twice(&before, &run.record_data("replies")) > 0);
+    // The big campaign goes on at its page 2.
+    let big = mock::replies_path(BIG_REPLIES_CAMPAIGN);
+    let pages: Vec<String> = mock
+        .seen()
+        .iter()
+        .filter(|s| s.path == big)
+        .filter_map(|s| s.param("page"))
+        .collect();
+    assert_eq!(pages, ["2", "3"]);
+}
+
+/// The leads a full read killed while page 6 was asked for had written
+/// (pages 1 to 5), then 150 of them deleted from pages 1 and 2.
+fn leads_written_then_150_deleted(mock: &MockServer) -> BTreeSet<String> {
+    let before = id_set(&mock.records("leads")[..5 * mock::PAGE_SIZE]);
+    let at = (0..150).map(|k| k + (k / 75) * 25).collect();
+    mock.change(&Change::DeleteRecords {
+        path: "leads".into(),
+        at,
+    });
+    before
+}
+
+/// 45968cd: a full-refresh checkpoint with no `last`. Resumed unchecked
+/// at page 5, it lost 50 leads; it now reads the list from page 1.
+#[test]
+fn a_full_refresh_checkpoint_without_last_of_45968cd_reads_from_page_1() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let before = leads_written_then_150_deleted(&mock);
+    let state = fixture("45968cd-leads-full-refresh.jsonl");
+    let run = read_with(&mock, &dir, &["leads"], "full_refresh", &state);
+    nothing_lost_and_twice_said(&run, "leads", &mock.records("leads"), &before);
+    assert_eq!(mock.seen()[0].param("page").as_deref(), Some("5"));
+    assert_eq!(mock.seen()[1].param("page").as_deref(), Some("1"));
+    assert!(
+        run.stderr.contains("names no record to find on page 5"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// 9841fdf (and this release, but for `pending`): `last` no longer on
+/// its page after the deletions, so the list is read from page 1.
+#[test]
+fn a_full_refresh_checkpoint_of_9841fdf_resumes() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let fixture = fixture("9841fdf-leads-full-refresh.jsonl");
+    let last = ids(&mock.records("leads")[..5 * mock::PAGE_SIZE])
+        .into_iter()
+        .max();
+    let leads = mock.records("leads");
+    let v: Value = serde_json::from_str(&leads[5 * mock::PAGE_SIZE - 1]).unwrap();
+    assert!(
+        fixture.contains(v["id"].as_str().unwrap()),
+        "the fixture names lead 500: {last:?}"
+    );
+    let before = leads_written_then_150_deleted(&mock);
+    let run = read_with(&mock, &dir, &["leads"], "full_refresh", &fixture);
+    nothing_lost_and_twice_said(&run, "leads", &mock.records("leads"), &before);
+    // Not deleted: `last` is found, and the resume says how many came again.
+    let mock = MockServer::start(Options::default());
+    let run = read_with(&mock, &dir, &["leads"], "full_refresh", &fixture);
+    let before = id_set(&leads[..5 * mock::PAGE_SIZE]);
+    nothing_lost_and_twice_said(&run, "leads", &mock.records("leads"), &before);
+    assert_eq!(twice(&before, &run.record_data("leads")), 100);
+    assert!(
+        run.logs("WARN")
+            .iter()
+            .any(|w| w.contains("100 records came a second time")),
+        "{:?}",
+        run.logs("WARN")
+    );
+}
+
+/// A page whose last record has a numeric id, or names `id` twice: the
+/// checkpoint's `last` is that id as every id is read (the JSON text of a
+/// number, the last `id` given), not dropped.
+#[test]
+fn last_is_read_as_every_id_is() {
+    for (records, want) in [
+        (r#"{"id":"l_a"},{"id":7}"#, json!("7")),
+        (r#"{"id":"l_a"},{"id":"l_x","id":"l_b"}"#, json!("l_b")),
+        (r#"{"id":"l_a"},{"name":"no id"}"#, json!("l_a")),
+    ] {
+        let mock = MockServer::start(Options::default());
+        let body = format!(r#"{{"status":"success","has_more":true,"leads":[{records}]}}"#);
+        mock.add_fault(Fault::new("leads", Some(1), usize::MAX, Action::Body(body)));
+        mock.add_fault(Fault::stall("leads", 2, Duration::from_secs(30)));
+        let dir = TempDir::new();
+        let cfg = dir.json("c.json", &config(&mock.base_url()));
+        let cat = dir.json("cat.json", &catalog(&["leads"], "full_refresh"));
+        let (run, _) = interrupt_when(
+            &mock,
+            |s| s.path == "leads" && s.param("page").as_deref() == Some("2"),
+            "TERM",
+            &["read", "--config", &cfg, "--catalog", &cat],
+        );
+        let state = final_state(&run, "leads");
+        assert_eq!(state["full_refresh"]["last"], want, "{records}: {state}");
+    }
+}
+
+/// A server that ignores `page`, serving page 1's records reshuffled and
+/// with a field that changes each time, is stopped at page 2 rather than
+/// paged towards page 1,000,000.
+#[test]
+fn a_server_that_ignores_page_is_stopped() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new("leads", None, usize::MAX, Action::IgnorePage));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    run.the_error_saying("system_error", "repeats the records of an earlier page");
+    assert_eq!(run.record_data("leads").len(), mock::PAGE_SIZE);
+    let pages: BTreeSet<String> = mock.seen().iter().filter_map(|s| s.param("page")).collect();
+    assert_eq!(pages, ["1", "2"].map(String::from).into());
+}
+
+/// The shell: `grep STATE out.jsonl > state.json` (all the lines, or the
+/// last) resumes a killed full read, without a catalog too; a file that
+/// holds no state this source can use is an error, never a fresh start.
+#[test]
+fn state_lines_from_the_shell_resume_a_killed_read() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    mock.add_fault(Fault::stall("leads", 6, Duration::from_secs(30)));
+    // A whole read, no catalog, killed in leads.
+    let (first, _) = interrupt_when(
+        &mock,
+        |s| s.path == "leads" && s.param("page").as_deref() == Some("6"),
+        "TERM",
+        &["read", "--config", &cfg],
+    );
+    let lines: Vec<&str> = first
+        .stdout
+        .lines()
+        .filter(|l| l.contains(r#""type":"STATE""#))
+        .collect();
+    let written = id_set(&first.record_data("leads"));
+    for (case, text) in [
+        ("every STATE line", lines.join("\n") + "\n"),
+        ("the last STATE line", lines.last().unwrap().to_string()),
+    ] {
+        let state = dir.file("state.json", &text);
+        let from = mock.seen().len();
+        let one = run(&[
+            "read",
+            "--config",
+            &cfg,
+            "--streams",
+            "leads",
+            "--state",
+            &state,
+        ]);
+        let all = run(&["read", "--config", &cfg, "--state", &state]);
+        for run in [&one, &all] {
+            assert_eq!(run.code, Some(0), "{case}: {}", run.stderr);
+            nothing_lost_and_twice_said(run, "leads", &mock.records("leads"), &written);
+            assert_eq!(
+                final_state(run, "leads"),
+                json!({"__ab_full_refresh_sync_complete": true}),
+                "{case}: read in full"
+            );
+        }
+        let asked = mock.seen()[from].clone();
+        assert_eq!(
+            asked.param("page").as_deref(),
+            Some("5"),
+            "{case}: {}",
+            asked.query
+        );
+    }
+    for (text, says) in [
+        (r#"{"nonsense": 1}"#, "`nonsense`"),
+        ("", "is empty"),
+        (&first.stdout, "not a state"),
+    ] {
+        let state = dir.file("bad.json", text);
+        let run = run(&["read", "--config", &cfg, "--state", &state]);
+        run.the_error_saying("config_error", says);
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+    }
+}
+
+/// Run 1 of incremental replies is killed in the big campaign; a campaign
+/// is then created ahead of it, and run 2 is killed inside that one. Run
+/// 2's checkpoint still names the big campaign's page, so run 3 reads no
+/// reply twice and loses none.
+#[test]
+fn every_begun_campaign_keeps_its_page_in_every_later_checkpoint() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&["replies"], "incremental"));
+    let mut written = Vec::new();
+    let mut state: Option<String> = None;
+    let big = mock::replies_path(BIG_REPLIES_CAMPAIGN);
+    let new = mock::replies_path(400);
+    for (path, step) in [(&big, 0), (&new, 1)] {
+        if step == 1 {
+            mock.change(&Change::InsertCampaign { c: 400, at: 0 });
+            mock.add_replies(400, 230);
+        }
+        mock.add_fault(Fault::stall(path, 3, Duration::from_secs(30)));
+        let mut argv = vec!["read", "--config", &cfg, "--catalog", &cat];
+        if let Some(s) = &state {
+            argv.extend(["--state", s]);
+        }
+        let (run, _) = interrupt_when(
+            &mock,
+            |s| s.path == *path && s.param("page").as_deref() == Some("3"),
+            "TERM",
+            &argv,
+        );
+        written.extend(run.record_data("replies"));
+        state = Some(dir.json("s.json", &state_file(&run)));
+        if step == 1 {
+            let last = final_state(&run, "replies");
+            let pending = &last["resume"]["pending"];
+            assert_eq!(
+                pending[0]["parent"],
+                json!(format!("c_00000{BIG_REPLIES_CAMPAIGN}")),
+                "{last}"
+            );
+        }
+    }
+    let run = run(&[
+        "read",
+        "--config",
+        &cfg,
+        "--catalog",
+        &cat,
+        "--state",
+        state.as_ref().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    written.extend(run.record_data("replies"));
+    assert_eq!(
+        ids(&written),
+        ids(&mock.replies()),
+        "every reply exactly once"
+    );
+}
+
+/// A full read of replies killed in the big campaign (page 4 of 5), 150
+/// of that campaign's replies deleted from its pages 1 and 2, and one 404
+/// on the page the resume starts at: the read again after the 404 still
+/// checks the page, finds its last record gone, and reads the campaign
+/// from page 1. Unchecked, it lost 50 replies.
+#[test]
+fn a_404_on_the_resume_page_keeps_its_check() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let big = mock::replies_path(BIG_REPLIES_CAMPAIGN);
+    mock.add_replies(BIG_REPLIES_CAMPAIGN, 200);
+    mock.add_fault(Fault::stall(&big, 4, Duration::from_secs(30)));
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&["replies"], "full_refresh"));
+    let (first, _) = interrupt_when(
+        &mock,
+        |s| s.path == big && s.param("page").as_deref() == Some("4"),
+        "TERM",
+        &["read", "--config", &cfg, "--catalog", &cat],
+    );
+    let checkpoint = final_state(&first, "replies");
+    assert_eq!(checkpoint["full_refresh"]["page"], json!(3), "{checkpoint}");
+    let before = id_set(&first.record_data("replies"));
+    let at = (0..150).map(|k| k + (k / 75) * 25).collect();
+    mock.change(&Change::DeleteRecords {
+        path: big.clone(),
+        at,
+    });
+    let not_found = Action::Status(404, vec![], r#"{"status":"error"}"#.into());
+    mock.add_fault(Fault::new(&big, Some(3), 1, not_found));
+    let state = dir.json("s.json", &state_file(&first));
+    let from = mock.seen().len();
+    let run = run(&[
+        "read",
+        "--config",
+        &cfg,
+        "--catalog",
+        &cat,
+        "--state",
+        &state,
+    ]);
+    nothing_lost_and_twice_said(&run, "replies", &mock.replies(), &before);
+    let pages: Vec<String> = mock.seen()[from..]
+        .iter()
+        .filter(|s| s.path == big)
+        .filter_map(|s| s.param("page"))
+        .collect();
+    assert_eq!(pages[..3], ["3", "3", "1"], "{pages:?}");
+}
