@@ -233,12 +233,14 @@ Options:
   --catalog FILE   Airbyte configured catalog: which streams to read, in order
   --streams LIST   read only these streams, comma-separated (instead of --catalog);
                    without either, read every stream
-  --state FILE     state from a previous run: a JSON array of the `state`
-                   objects of its STATE messages, or of the STATE lines whole;
-                   with --streams (or no selection) the incremental streams
-                   go on from it, and a full read that was stopped goes on
-                   from its last page; without it every stream is read in
-                   full
+  --state FILE     state from a previous run: its STATE lines as they are
+                   (grep '\"type\":\"STATE\"' out.jsonl > state.json; the last
+                   of each stream wins), or a JSON array of them or of their
+                   `state` objects (as Airbyte passes it); a file it cannot
+                   use is an error. With --streams (or no selection) the
+                   incremental streams go on from it, and a full read that
+                   was stopped goes on from its last page; without it every
+                   stream is read in full
   --debug          accepted and ignored, as Airbyte may pass it
   -h, --help       print this help
   -V, --version    print the version

@@ -170,7 +170,7 @@ pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout
     if !s.eat(b'}') {
         loop {
             let key = s.member_key().map_err(|e| at(&s, e))?;
-            if key_is(key, collection) {
+            if key.is(collection) {
                 if records.is_some() {
                     return Err(at(&s, &format!("`{collection}` given twice")));
                 }
@@ -219,17 +219,30 @@ impl Envelope {
     }
 }
 
-/// Whether a key's raw text (between its quotes) names `name`.
-fn key_is(raw: &[u8], name: &str) -> bool {
-    if !raw.contains(&b'\\') {
-        return raw == name.as_bytes();
+/// A member's key as it lies in the body.
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    /// Its raw text, between the quotes.
+    raw: &'a [u8],
+    /// It holds an escape: only then can its raw text differ from what it
+    /// names. The scanner knows this from reading it, so that the usual
+    /// key is compared as bytes, once (every member of every record).
+    escaped: bool,
+}
+
+impl Key<'_> {
+    /// Whether the key names `name`.
+    fn is(self, name: &str) -> bool {
+        if !self.escaped {
+            return self.raw == name.as_bytes();
+        }
+        // Escaped keys are rare: let serde_json decode them.
+        let mut quoted = Vec::with_capacity(self.raw.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(self.raw);
+        quoted.push(b'"');
+        serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == name)
     }
-    // Escaped keys are rare: let serde_json decode them.
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == name)
 }
 
 /// A cursor over a UTF-8 body (checked before scanning starts).
@@ -238,6 +251,8 @@ struct Scanner<'a> {
     i: usize,
     /// Set whenever whitespace between tokens is skipped.
     spaced: bool,
+    /// Whether the last string read held an escape.
+    escaped: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -246,14 +261,19 @@ impl<'a> Scanner<'a> {
             b,
             i: 0,
             spaced: false,
+            escaped: false,
         }
     }
 
     /// `"key":` of an object member, with the whitespace around it.
     #[inline(always)]
-    fn member_key(&mut self) -> Result<&'a [u8], &'static str> {
+    fn member_key(&mut self) -> Result<Key<'a>, &'static str> {
         self.ws();
-        let key = self.string()?;
+        let raw = self.string()?;
+        let key = Key {
+            raw,
+            escaped: self.escaped,
+        };
         self.ws();
         if !self.eat(b':') {
             return Err("expected `:`");
@@ -264,13 +284,13 @@ impl<'a> Scanner<'a> {
 
     /// The value of an envelope member other than the record array, noting
     /// what it says of more pages.
-    fn envelope_value(&mut self, key: &[u8], envelope: &mut Envelope) -> Result<(), &'static str> {
-        if key_is(key, "has_more") {
+    fn envelope_value(&mut self, key: Key, envelope: &mut Envelope) -> Result<(), &'static str> {
+        if key.is("has_more") {
             if envelope.has_more.is_some() {
                 return Err("`has_more` given twice");
             }
             envelope.has_more = Some(self.has_more()?);
-        } else if key_is(key, "next_page") {
+        } else if key.is("next_page") {
             if envelope.next_page_named.is_some() {
                 return Err("`next_page` given twice");
             }
@@ -332,10 +352,10 @@ impl<'a> Scanner<'a> {
             let mut id = None;
             // Envelope, array, record: the record opens level 3.
             self.members(3, |key, value| {
-                if key_is(key, "id") {
+                if key.is("id") {
                     id = Some(value.clone());
                 }
-                if field.is_some_and(|name| key_is(key, name)) {
+                if field.is_some_and(|name| key.is(name)) {
                     found = Some(value);
                 }
             })?;
@@ -392,7 +412,7 @@ impl<'a> Scanner<'a> {
     fn members(
         &mut self,
         depth: u32,
-        mut on_member: impl FnMut(&'a [u8], Range<usize>),
+        mut on_member: impl FnMut(Key<'a>, Range<usize>),
     ) -> Result<(), &'static str> {
         self.i += 1;
         self.ws();
@@ -440,6 +460,7 @@ impl<'a> Scanner<'a> {
             return Err("expected a string");
         }
         let start = self.i;
+        self.escaped = false;
         loop {
             self.i = skip_plain(self.b, self.i);
             match self.peek() {
@@ -447,26 +468,29 @@ impl<'a> Scanner<'a> {
                     self.i += 1;
                     return Ok(&self.b[start..self.i - 1]);
                 }
-                Some(b'\\') => match self.b.get(self.i + 1) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
-                    Some(b'u') => {
-                        let unit = self.hex_escape(self.i)?;
-                        self.i += 6;
-                        // UTF-16 surrogates come in pairs; a lone one is
-                        // refused, as serde_json and pydantic refuse it (a
-                        // line PyAirbyte drops would be a record lost).
-                        if (0xD800..0xDC00).contains(&unit) {
-                            let low = self.b.get(self.i..self.i + 2) == Some(b"\\u");
-                            if !(low && (0xDC00..0xE000).contains(&self.hex_escape(self.i)?)) {
+                Some(b'\\') => {
+                    self.escaped = true;
+                    match self.b.get(self.i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                        Some(b'u') => {
+                            let unit = self.hex_escape(self.i)?;
+                            self.i += 6;
+                            // UTF-16 surrogates come in pairs; a lone one is
+                            // refused, as serde_json and pydantic refuse it (a
+                            // line PyAirbyte drops would be a record lost).
+                            if (0xD800..0xDC00).contains(&unit) {
+                                let low = self.b.get(self.i..self.i + 2) == Some(b"\\u");
+                                if !(low && (0xDC00..0xE000).contains(&self.hex_escape(self.i)?)) {
+                                    return Err("lone surrogate in a \\u escape");
+                                }
+                                self.i += 6;
+                            } else if (0xDC00..0xE000).contains(&unit) {
                                 return Err("lone surrogate in a \\u escape");
                             }
-                            self.i += 6;
-                        } else if (0xDC00..0xE000).contains(&unit) {
-                            return Err("lone surrogate in a \\u escape");
                         }
+                        _ => return Err("invalid escape"),
                     }
-                    _ => return Err("invalid escape"),
-                },
+                }
                 Some(0x00..=0x1f) => return Err("control character in a string"),
                 Some(_) => self.i += 1,
                 None => return Err("unterminated string"),

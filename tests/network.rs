@@ -199,6 +199,53 @@ fn a_full_read_over_https_killed_midway_goes_on_from_its_checkpoint() {
     assert_eq!(unique, ids(&https.mock.records("leads")));
 }
 
+/// The state contract over HTTPS: a full-refresh checkpoint of an earlier
+/// release (no `last`), handed back as a STATE line the way a shell script
+/// does, after 150 leads were deleted before it: the list is read from
+/// page 1, nothing is lost, and what came twice is said.
+#[test]
+fn an_old_checkpoint_as_a_state_line_over_https_loses_nothing() {
+    let https = Https::usual();
+    let mut cfg = https.config("localhost");
+    cfg["ca_certificate"] = json!(https.ca.pem);
+    let cfg = https.dir.json("old.json", &cfg);
+    let cat = https
+        .dir
+        .json("old-cat.json", &catalog(&["leads"], "full_refresh"));
+    let leads = https.mock.records("leads");
+    let at = (0..150).map(|k| k + (k / 75) * 25).collect();
+    https.mock.change(&support::mock::Change::DeleteRecords {
+        path: "leads".into(),
+        at,
+    });
+    let line = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"leads"},"stream_state":{"full_refresh":{"page":5}}}}}"#;
+    let state = https.dir.file("state.jsonl", line);
+    let run = connector(
+        &[
+            "read",
+            "--config",
+            &cfg,
+            "--catalog",
+            &cat,
+            "--state",
+            &state,
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let mut together = leads[..500].to_vec();
+    together.extend(run.record_data("leads"));
+    let mut unique = ids(&together);
+    unique.dedup();
+    let now = ids(&https.mock.records("leads"));
+    assert!(
+        now.iter().all(|id| unique.binary_search(id).is_ok()),
+        "a lead lost"
+    );
+    assert!(run.stderr.contains("came a second time"), "{}", run.stderr);
+}
+
 #[test]
 fn plain_http_to_loopback_ignores_the_environments_ca_file() {
     // A CA file set for other programs (or gone) cannot fail a read that
