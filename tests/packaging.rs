@@ -455,9 +455,15 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
             w[..w.len() - 1].to_vec()
         })
         .collect();
-    for needed in ["Cargo.toml", "Cargo.lock", ".cargo", "src"] {
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", ".cargo", "src"] {
         assert!(copied.iter().any(|c| c == needed), "{needed} not copied");
     }
+    // The context has no .git: the commit `--version` names comes in as a
+    // build argument, which build.rs reads from the environment.
+    assert!(
+        d.in_stage(build, "ARG").any(|a| a.trim() == "SPQ_COMMIT"),
+        "the build stage declares ARG SPQ_COMMIT"
+    );
     for path in &copied {
         assert!(
             Path::new(REPO).join(path).exists(),
@@ -745,3 +751,197 @@ fn musl_binary_runs_in_an_empty_root() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// The version: Cargo.toml, metadata.yaml, the image's labels, `--version`
+
+/// Whether `v` is a semver release version, MAJOR.MINOR.PATCH, without
+/// leading zeros (Airbyte's QA checks ask for semver).
+fn is_semver(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        })
+}
+
+/// The commit `--version` should name: git's short commit of this checkout,
+/// or "unknown" where git cannot tell (no git, not a checkout), as build.rs
+/// decides.
+fn expected_commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(REPO)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]);
+    let is_top = top
+        .is_some_and(|t| Path::new(&t).canonicalize().ok() == Path::new(REPO).canonicalize().ok());
+    match git(&["rev-parse", "--short=12", "--verify", "HEAD"]) {
+        Some(commit) if is_top => commit,
+        _ => "unknown".to_string(),
+    }
+}
+
+/// The `--version` line of a binary built for `target` from this checkout.
+fn expected_version_line(target: &str) -> String {
+    format!(
+        "{NAME} {VERSION} (commit {}, {target})\n",
+        expected_commit()
+    )
+}
+
+/// The Rust target these tests (and the connector they run) are built for.
+fn own_target() -> String {
+    let env = if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "gnu"
+    };
+    format!("{}-unknown-linux-{env}", std::env::consts::ARCH)
+}
+
+#[test]
+fn version_is_semver_and_one_in_cargo_toml_metadata_the_image_and_version() {
+    assert!(is_semver(VERSION), "Cargo.toml's version {VERSION}");
+    let m = metadata();
+    assert_eq!(m.get("data.dockerImageTag"), VERSION, "vs Cargo.toml");
+    let d = Dockerfile::load();
+    let labels = d.pairs(d.final_stage(), "LABEL");
+    assert_eq!(
+        labels.get("io.airbyte.version").map(String::as_str),
+        Some(VERSION),
+        "the image's io.airbyte.version label"
+    );
+    assert_eq!(
+        labels.get("io.airbyte.name"),
+        Some(&m.get("data.dockerRepository")),
+        "the image's io.airbyte.name label"
+    );
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected_version_line(&own_target())
+    );
+}
+
+#[test]
+fn musl_binary_names_its_version_commit_and_target() {
+    let test = "musl_binary_names_its_version_commit_and_target";
+    let Some(musl) = musl_binary(test) else {
+        return;
+    };
+    let out = Command::new(&musl).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected_version_line(MUSL_TARGET),
+        "{} is not this checkout's build: rebuild it with `cargo build --release --target \
+         {MUSL_TARGET}`",
+        musl.display()
+    );
+}
+
+/// build.rs compiled on its own, as cargo would, and run with `env`; its
+/// `cargo:` lines.
+fn build_script_says(exe: &Path, dir: &Path, env: &[(&str, &str)]) -> Vec<String> {
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(dir)
+        .env("CARGO_MANIFEST_DIR", dir)
+        .env("TARGET", "riscv64gc-unknown-linux-musl")
+        .env_remove("SPQ_COMMIT")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the build script");
+    assert!(out.status.success(), "{:?}", out);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn build_script_names_the_commit_from_git_or_its_environment_else_unknown() {
+    let tmp = TempDir::new();
+    let exe = tmp.0.join("build-script");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let built = Command::new(rustc)
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "--crate-name",
+            "build_script_build",
+        ])
+        .arg(Path::new(REPO).join("build.rs"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("run rustc");
+    assert!(built.status.success(), "{built:?}");
+    let commit = |lines: &[String]| -> String {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=SPQ_COMMIT="))
+            .expect("SPQ_COMMIT set")
+            .to_string()
+    };
+
+    // Outside any checkout: "unknown", the target as cargo gave it, and no
+    // file to watch but the script (a missing one would rerun every build).
+    let empty = tmp.0.join("no-git");
+    std::fs::create_dir(&empty).unwrap();
+    let said = build_script_says(&exe, &empty, &[]);
+    assert_eq!(commit(&said), "unknown");
+    assert!(said.contains(&"cargo:rustc-env=SPQ_TARGET=riscv64gc-unknown-linux-musl".into()));
+    let watched: Vec<&String> = said
+        .iter()
+        .filter(|l| l.starts_with("cargo:rerun-if-changed="))
+        .collect();
+    assert_eq!(watched, ["cargo:rerun-if-changed=build.rs"]);
+    assert!(said.contains(&"cargo:rerun-if-env-changed=SPQ_COMMIT".into()));
+
+    // A commit given in the environment wins; anything else there does not.
+    let given = [("SPQ_COMMIT", "0123456789ab")];
+    assert_eq!(
+        commit(&build_script_says(&exe, &empty, &given)),
+        "0123456789ab"
+    );
+    let bogus = [("SPQ_COMMIT", "$(reboot)")];
+    assert_eq!(commit(&build_script_says(&exe, &empty, &bogus)), "unknown");
+
+    // A folder inside a checkout is not a checkout of its own: a crate
+    // unpacked in someone else's repository must not take its commit.
+    let inner = Path::new(REPO).join("tests");
+    assert_eq!(commit(&build_script_says(&exe, &inner, &[])), "unknown");
+
+    // This checkout: git's commit, and HEAD among the files watched, all of
+    // which exist.
+    let said = build_script_says(&exe, Path::new(REPO), &[]);
+    assert_eq!(commit(&said), expected_commit());
+    if expected_commit() != "unknown" {
+        let watched: Vec<&str> = said
+            .iter()
+            .filter_map(|l| l.strip_prefix("cargo:rerun-if-changed="))
+            .collect();
+        assert!(watched.iter().any(|w| w.ends_with("HEAD")), "{watched:?}");
+        for w in watched {
+            assert!(
+                Path::new(REPO).join(w).is_file(),
+                "watches {w}, no such file"
+            );
+        }
+    }
+}
+
