@@ -945,3 +945,133 @@ fn build_script_names_the_commit_from_git_or_its_environment_else_unknown() {
     }
 }
 
+// ---------------------------------------------------------------------------
+// CHANGELOG.md
+
+/// One `## [VERSION] - DATE` section of CHANGELOG.md: the version, the date
+/// and its `### Kind` headings with their bullet counts.
+#[derive(Debug)]
+struct Release {
+    version: String,
+    date: String,
+    kinds: Vec<(String, usize)>,
+}
+
+/// CHANGELOG.md's released sections, in file order; `## [Unreleased]` is
+/// allowed first and skipped.
+fn changelog_releases(text: &str) -> Vec<Release> {
+    let mut out: Vec<Release> = Vec::new();
+    let mut unreleased = false;
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("## ") {
+            if head == "[Unreleased]" {
+                assert!(out.is_empty(), "[Unreleased] comes first");
+                unreleased = true;
+                continue;
+            }
+            unreleased = false;
+            let (version, date) = head
+                .strip_prefix('[')
+                .and_then(|h| h.split_once("] - "))
+                .unwrap_or_else(|| panic!("not `## [VERSION] - YYYY-MM-DD`: {line}"));
+            out.push(Release {
+                version: version.to_string(),
+                date: date.to_string(),
+                kinds: Vec::new(),
+            });
+        } else if let Some(kind) = line.strip_prefix("### ") {
+            if unreleased {
+                continue;
+            }
+            let release = out.last_mut().expect("a ### heading before the first ##");
+            release.kinds.push((kind.to_string(), 0));
+        } else if line.starts_with("- ") && !unreleased {
+            if let Some(kind) = out.last_mut().and_then(|r| r.kinds.last_mut()) {
+                kind.1 += 1;
+            }
+        }
+    }
+    out
+}
+
+fn semver_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|n| n.parse().unwrap()).collect()
+}
+
+#[test]
+fn changelog_has_a_section_for_this_version_newest_first() {
+    let text = repo_file("CHANGELOG.md");
+    assert!(text.starts_with("# Changelog\n"), "a `# Changelog` title");
+    let releases = changelog_releases(&text);
+    assert_eq!(
+        releases.first().map(|r| r.version.as_str()),
+        Some(VERSION),
+        "CHANGELOG.md's newest section is not Cargo.toml's version {VERSION}"
+    );
+    assert_eq!(releases.last().map(|r| r.version.as_str()), Some("0.1.0"));
+    for pair in releases.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        assert!(
+            semver_key(&newer.version) > semver_key(&older.version),
+            "{} is listed before {}",
+            newer.version,
+            older.version
+        );
+        assert!(newer.date >= older.date, "{newer:?} dated before {older:?}");
+    }
+    let kinds = [
+        "Added",
+        "Changed",
+        "Deprecated",
+        "Removed",
+        "Fixed",
+        "Security",
+    ];
+    for r in &releases {
+        assert!(is_semver(&r.version), "{r:?}");
+        let d = r.date.as_bytes();
+        assert!(
+            d.len() == 10
+                && d[4] == b'-'
+                && d[7] == b'-'
+                && d.iter()
+                    .enumerate()
+                    .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit()),
+            "{}: date {} is not YYYY-MM-DD",
+            r.version,
+            r.date
+        );
+        assert!(!r.kinds.is_empty(), "{} says nothing", r.version);
+        for (kind, bullets) in &r.kinds {
+            assert!(kinds.contains(&kind.as_str()), "{}: ### {kind}", r.version);
+            assert!(*bullets > 0, "{}: ### {kind} has no entry", r.version);
+        }
+    }
+}
+
+#[test]
+fn changelog_parser_reads_sections_kinds_and_entries() {
+    let releases = changelog_releases(
+        "# Changelog\n\n## [Unreleased]\n### Added\n- soon\n\n## [0.2.0] - 2026-12-07\n\
+         ### Added\n- a\n- b\n### Fixed\n- c\n\n## [0.1.0] - 2026-11-01\n### Added\n- d\n",
+    );
+    // "version date kind:entries ...", one line per release.
+    let seen: Vec<String> = releases
+        .iter()
+        .map(|r| {
+            let kinds = r.kinds.iter().map(|(k, n)| format!(" {k}:{n}"));
+            format!("{} {}{}", r.version, r.date, kinds.collect::<String>())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "0.2.0 2026-12-07 Added:2 Fixed:1",
+            "0.1.0 2026-11-01 Added:1"
+        ]
+    );
+    assert!(std::panic::catch_unwind(|| changelog_releases("## 0.1.0\n")).is_err());
+    assert!(is_semver("0.2.0") && is_semver("10.0.1"));
+    assert!(!is_semver("0.2") && !is_semver("01.2.3") && !is_semver("1.2.3-rc1"));
+}
+
