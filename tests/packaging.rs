@@ -1075,3 +1075,76 @@ fn changelog_parser_reads_sections_kinds_and_entries() {
     assert!(!is_semver("0.2") && !is_semver("01.2.3") && !is_semver("1.2.3-rc1"));
 }
 
+// ---------------------------------------------------------------------------
+// metadata.yaml: maxSecondsBetweenMessages
+
+/// A `Duration` constant of a source file, in seconds: `pub const NAME:
+/// Duration = Duration::from_secs(N);` (or `from_millis`), as written.
+fn duration_const(file: &str, name: &str) -> f64 {
+    let text = repo_file(file);
+    let decl = format!("const {name}: Duration = Duration::from_");
+    let rest = &text[text
+        .find(&decl)
+        .unwrap_or_else(|| panic!("{file} has no `{decl}...`"))
+        + decl.len()..];
+    let (unit, rest) = rest.split_once('(').unwrap();
+    let number: f64 = rest[..rest.find(')').unwrap()]
+        .replace('_', "")
+        .parse()
+        .unwrap();
+    match unit {
+        "secs" => number,
+        "millis" => number / 1000.0,
+        _ => panic!("{file} {name}: Duration::from_{unit}"),
+    }
+}
+
+/// The longest the connector can go without writing a message, in seconds,
+/// for the longest sleep and request timeout it accepts. Every sleep (a
+/// retry, a rate window) is announced by a LOG just before it; the request
+/// after it can take up to timeout_seconds (connecting included) before its
+/// records or the next LOG are written. One sleep, then one request.
+fn longest_silence(longest_sleep_item: f64, timeout: f64) -> f64 {
+    let server_wait = duration_const("src/rate.rs", "MAX_SERVER_WAIT")
+        + duration_const("src/rate.rs", "RESET_MARGIN");
+    longest_sleep_item.max(server_wait) + timeout
+}
+
+#[test]
+fn metadata_max_seconds_between_messages_outlasts_the_longest_silence() {
+    let spec = run(&["spec"]);
+    let props = &spec.messages[0]["spec"]["connectionSpecification"]["properties"];
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("{v}"));
+    let sleep_max = number(&props["retry_schedule_seconds"]["items"]["maximum"]);
+    let timeout_max = number(&props["timeout_seconds"]["maximum"]);
+    let sleep_default = props["retry_schedule_seconds"]["default"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(number)
+        .fold(0.0, f64::max);
+    let timeout_default = number(&props["timeout_seconds"]["default"]);
+
+    let m = metadata();
+    let max_seconds = match m.node("data.maxSecondsBetweenMessages") {
+        yaml_rust2::Yaml::Integer(i) => *i as f64,
+        other => panic!("maxSecondsBetweenMessages is not an integer: {other:?}"),
+    };
+    // The defaults: a 120 s rate window (plus its margin), then 60 s.
+    let by_default = longest_silence(sleep_default, timeout_default);
+    assert_eq!(by_default, 180.25);
+    // The longest a config may ask for: the platform must not take a sync
+    // that waits as configured for a stuck one.
+    let at_most = longest_silence(sleep_max, timeout_max);
+    assert!(
+        max_seconds > at_most,
+        "maxSecondsBetweenMessages {max_seconds} is not above the longest silence {at_most} s"
+    );
+    // Nor so far above it that a stuck source would go unnoticed for long
+    // after: within 10%, so that a change of the limits changes it too.
+    assert!(
+        max_seconds <= at_most * 1.1,
+        "maxSecondsBetweenMessages {max_seconds} is far above the longest silence {at_most} s"
+    );
+}
+
