@@ -1148,3 +1148,144 @@ fn metadata_max_seconds_between_messages_outlasts_the_longest_silence() {
     );
 }
 
+// ---------------------------------------------------------------------------
+// The release's SBOMs (dist/, written by .ci/release)
+
+/// Cargo.lock's registry packages: (name, version) to checksum.
+fn lock_checksums() -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for block in repo_file("Cargo.lock").split("[[package]]").skip(1) {
+        let field = |key: &str| {
+            block.lines().find_map(|l| {
+                l.strip_prefix(&format!("{key} = \""))
+                    .and_then(|v| v.strip_suffix('"'))
+                    .map(str::to_string)
+            })
+        };
+        if let (Some(name), Some(version), Some(sum)) =
+            (field("name"), field("version"), field("checksum"))
+        {
+            out.insert((name, version), sum);
+        }
+    }
+    out
+}
+
+/// Every package compiled into the binary for `target`, this one aside, as
+/// cargo's own resolver says: normal dependencies, features as a build of
+/// the binary has them (no dev-dependency's), no build-only crates.
+fn binary_crates(target: &str) -> Vec<(String, String)> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(REPO)
+        .args(["tree", "--locked", "--edges", "normal", "--prefix", "none"])
+        .args(["--format", "{p}", "--target", target])
+        .output()
+        .expect("run cargo tree");
+    assert!(out.status.success(), "{out:?}");
+    let mut crates: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            let version = words.next()?.strip_prefix('v')?;
+            (name != NAME).then(|| (name.to_string(), version.to_string()))
+        })
+        .collect();
+    crates.sort();
+    crates.dedup();
+    crates
+}
+
+#[test]
+fn sbom_lists_every_crate_of_the_binary_with_its_lock_version_licence_and_checksum() {
+    let test = "sbom_lists_every_crate_of_the_binary_with_its_lock_version_licence_and_checksum";
+    let dist = Path::new(REPO).join("dist");
+    let file = format!("{NAME}-{MUSL_TARGET}.cdx.json");
+    let path = dist.join(&file);
+    if !path.is_file() {
+        skip(
+            test,
+            &format!("no {}; .ci/release writes it", path.display()),
+            !required(),
+        );
+        return;
+    }
+    let sbom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("JSON");
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.5");
+    let described = &sbom["metadata"]["component"];
+    assert_eq!(described["name"], NAME);
+    assert_eq!(described["version"], VERSION);
+    assert_eq!(described["type"], "application");
+    let triple = sbom["metadata"]["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "cdx:rustc:sbom:target:triple");
+    assert_eq!(triple.map(|p| &p["value"]), Some(&MUSL_TARGET.into()));
+
+    let lock = lock_checksums();
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for c in sbom["components"].as_array().expect("components") {
+        let name = c["name"].as_str().expect("a name").to_string();
+        let version = c["version"].as_str().expect("a version").to_string();
+        let key = (name.clone(), version.clone());
+        let sum = lock
+            .get(&key)
+            .unwrap_or_else(|| panic!("{name} {version} is not in Cargo.lock"));
+        assert_eq!(
+            c["hashes"],
+            serde_json::json!([{"alg": "SHA-256", "content": sum}]),
+            "{name} {version}: the checksum is not Cargo.lock's"
+        );
+        let licence = c["licenses"][0]["expression"].as_str().unwrap_or_default();
+        assert!(!licence.is_empty(), "{name} {version} has no licence");
+        assert_eq!(
+            c["purl"],
+            format!("pkg:cargo/{name}@{version}").as_str(),
+            "{name}"
+        );
+        listed.push(key);
+    }
+    listed.sort();
+    // Exactly the crates compiled into it: none left out, none added (a
+    // dev-dependency, another platform's crate, a build script's tool).
+    assert_eq!(listed, binary_crates(MUSL_TARGET));
+    for dev_only in ["yaml-rust2", "rcgen", "cc"] {
+        assert!(
+            listed.iter().all(|(n, _)| n != dev_only),
+            "{dev_only} is listed"
+        );
+    }
+
+    // SHA256SUMS covers it, and holds.
+    let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).expect("dist/SHA256SUMS");
+    assert!(
+        sums.lines().any(|l| l.ends_with(&format!("  {file}"))),
+        "SHA256SUMS lacks {file}:\n{sums}"
+    );
+    let check = Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&dist)
+        .output()
+        .expect("run sha256sum");
+    assert!(check.status.success(), "{check:?}");
+}
+
+#[test]
+fn cargo_lock_parser_reads_registry_packages() {
+    let lock = lock_checksums();
+    let serde_json_version = lock
+        .keys()
+        .find(|(n, _)| n == "serde_json")
+        .map(|(_, v)| v.clone())
+        .expect("serde_json in Cargo.lock");
+    let sum = &lock[&("serde_json".to_string(), serde_json_version)];
+    assert!(sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()));
+    // This package is no registry package: it has no checksum.
+    assert!(lock.keys().all(|(n, _)| n != NAME));
+}
+
