@@ -1289,3 +1289,35 @@ fn cargo_lock_parser_reads_registry_packages() {
     assert!(lock.keys().all(|(n, _)| n != NAME));
 }
 
+// ---------------------------------------------------------------------------
+// icon.svg
+
+/// The value of `attr="..."` in the SVG's root element.
+fn svg_root_attr(svg: &str, attr: &str) -> Option<String> {
+    let root = &svg[svg.find("<svg")?..];
+    let root = &root[..root.find('>')?];
+    let start = root.find(&format!(" {attr}=\""))? + attr.len() + 3;
+    Some(root[start..start + root[start..].find('"')?].to_string())
+}
+
+#[test]
+fn icon_svg_is_square_small_and_self_contained() {
+    // Airbyte's QA checks and registry read icon.svg at the connector's top.
+    let svg = repo_file("icon.svg");
+    assert!(svg.len() <= 4096, "icon.svg is {} bytes", svg.len());
+    assert!(svg.trim_start().starts_with("<svg"), "an SVG document");
+    let view_box = svg_root_attr(&svg, "viewBox").expect("a viewBox");
+    let numbers: Vec<f64> = view_box
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        numbers.len() == 4 && numbers[2] == numbers[3] && numbers[2] > 0.0,
+        "viewBox {view_box} is not square"
+    );
+    assert_eq!(svg_root_attr(&svg, "width"), svg_root_attr(&svg, "height"));
+    // Drawn by itself: no script, no font it may lack, nothing fetched.
+    for banned in ["<script", "<text", "<image", "href=", "@import", "url(http"] {
+        assert!(!svg.contains(banned), "icon.svg has {banned}");
+    }
+}
