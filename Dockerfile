@@ -33,8 +33,9 @@ COPY src src
 COPY schemas schemas
 # The context has no .git, so build.rs cannot ask git: the commit for
 # `--version` comes from here (`--build-arg SPQ_COMMIT=$(git rev-parse
-# --short=12 HEAD)`), else it says "unknown".
-ARG SPQ_COMMIT
+# --short=12 HEAD)`), else it says "unknown". Empty by default, so that a
+# build without it (or one whose stage is replaced, as in CI) is not warned.
+ARG SPQ_COMMIT=
 # The binary is copied to one path for every target, the one the run stage
 # reads, beside the empty folder that becomes /airbyte there.
 RUN target=$(cat /rust-target) \
