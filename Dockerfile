@@ -27,10 +27,15 @@ RUN case "$TARGETARCH" in \
  && rustup target add "$target"
 WORKDIR /src
 # Only what the build reads, so that edits to tests or docs keep the cache.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo .cargo
 COPY src src
 COPY schemas schemas
+# The context has no .git, so build.rs cannot ask git: the commit for
+# `--version` comes from here (`--build-arg SPQ_COMMIT=$(git rev-parse
+# --short=12 HEAD)`), else it says "unknown". Empty by default, so that a
+# build without it (or one whose stage is replaced, as in CI) is not warned.
+ARG SPQ_COMMIT=
 # The binary is copied to one path for every target, the one the run stage
 # reads, beside the empty folder that becomes /airbyte there.
 RUN target=$(cat /rust-target) \
@@ -56,6 +61,6 @@ ENV AIRBYTE_ENTRYPOINT="/usr/local/bin/source-persistiq" \
     HOME=/airbyte
 ENTRYPOINT ["/usr/local/bin/source-persistiq"]
 LABEL io.airbyte.name="ghcr.io/source-persistiq/source-persistiq" \
-      io.airbyte.version="0.1.0"
+      io.airbyte.version="0.2.0"
 WORKDIR /airbyte
 USER 1000:1000

@@ -45,6 +45,19 @@ Usage: source-persistiq spec
        source-persistiq read     --config FILE [--catalog FILE | --streams NAME,...] [--state FILE]
        source-persistiq --help | --version";
 
+/// What `--version` prints: the version, the commit the binary was built
+/// from ("unknown" outside a git checkout) and its Rust target, both from
+/// build.rs, so that a bug report names the exact build.
+pub const VERSION_LINE: &str = concat!(
+    "source-persistiq ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SPQ_COMMIT"),
+    ", ",
+    env!("SPQ_TARGET"),
+    ")\n"
+);
+
 /// The commands, in the order `--help` lists them.
 const COMMANDS: [&str; 4] = ["spec", "check", "discover", "read"];
 
@@ -243,7 +256,7 @@ Options:
                    stream is read in full
   --debug          accepted and ignored, as Airbyte may pass it
   -h, --help       print this help
-  -V, --version    print the version
+  -V, --version    print the version, the commit built from and the target
 
 Config keys:
   api_key                 (required) the PersistIq API key; sent only in the

@@ -116,8 +116,7 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
             let _ = std::io::stdout().write_all(cli::help().as_bytes());
         }
         Command::Version => {
-            let version = concat!("source-persistiq ", env!("CARGO_PKG_VERSION"), "\n");
-            let _ = std::io::stdout().write_all(version.as_bytes());
+            let _ = std::io::stdout().write_all(cli::VERSION_LINE.as_bytes());
         }
         Command::Spec => spec(out),
         Command::Check { config } => check(&config, out)?,

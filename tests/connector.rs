@@ -521,8 +521,15 @@ fn usage_errors_exit_2_with_a_message_on_stderr() {
         .arg("--version")
         .output()
         .unwrap();
+    // The commit and the target are build.rs's, checked against git in
+    // tests/packaging.rs.
     assert_eq!(
         String::from_utf8(version.stdout).unwrap().trim(),
-        format!("source-persistiq {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "source-persistiq {} (commit {}, {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("SPQ_COMMIT"),
+            env!("SPQ_TARGET")
+        )
     );
 }

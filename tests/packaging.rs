@@ -455,9 +455,16 @@ fn dockerfile_agrees_with_metadata_yaml_and_cargo_toml() {
             w[..w.len() - 1].to_vec()
         })
         .collect();
-    for needed in ["Cargo.toml", "Cargo.lock", ".cargo", "src"] {
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", ".cargo", "src"] {
         assert!(copied.iter().any(|c| c == needed), "{needed} not copied");
     }
+    // The context has no .git: the commit `--version` names comes in as a
+    // build argument, which build.rs reads from the environment.
+    assert!(
+        d.in_stage(build, "ARG")
+            .any(|a| a.trim().split('=').next() == Some("SPQ_COMMIT")),
+        "the build stage declares ARG SPQ_COMMIT"
+    );
     for path in &copied {
         assert!(
             Path::new(REPO).join(path).exists(),
@@ -743,5 +750,575 @@ fn musl_binary_runs_in_an_empty_root() {
             final_state(&read, stream),
             serde_json::json!({"__ab_full_refresh_sync_complete": true})
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The version: Cargo.toml, metadata.yaml, the image's labels, `--version`
+
+/// Whether `v` is a semver release version, MAJOR.MINOR.PATCH, without
+/// leading zeros (Airbyte's QA checks ask for semver).
+fn is_semver(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        })
+}
+
+/// The commit `--version` should name: git's short commit of this checkout,
+/// or "unknown" where git cannot tell (no git, not a checkout), as build.rs
+/// decides.
+fn expected_commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(REPO)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]);
+    let is_top = top
+        .is_some_and(|t| Path::new(&t).canonicalize().ok() == Path::new(REPO).canonicalize().ok());
+    match git(&["rev-parse", "--short=12", "--verify", "HEAD"]) {
+        Some(commit) if is_top => commit,
+        _ => "unknown".to_string(),
+    }
+}
+
+/// The `--version` line of a binary built for `target` from this checkout.
+fn expected_version_line(target: &str) -> String {
+    format!(
+        "{NAME} {VERSION} (commit {}, {target})\n",
+        expected_commit()
+    )
+}
+
+/// The Rust target these tests (and the connector they run) are built for.
+fn own_target() -> String {
+    let env = if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "gnu"
+    };
+    format!("{}-unknown-linux-{env}", std::env::consts::ARCH)
+}
+
+#[test]
+fn version_is_semver_and_one_in_cargo_toml_metadata_the_image_and_version() {
+    assert!(is_semver(VERSION), "Cargo.toml's version {VERSION}");
+    let m = metadata();
+    assert_eq!(m.get("data.dockerImageTag"), VERSION, "vs Cargo.toml");
+    let d = Dockerfile::load();
+    let labels = d.pairs(d.final_stage(), "LABEL");
+    assert_eq!(
+        labels.get("io.airbyte.version").map(String::as_str),
+        Some(VERSION),
+        "the image's io.airbyte.version label"
+    );
+    assert_eq!(
+        labels.get("io.airbyte.name"),
+        Some(&m.get("data.dockerRepository")),
+        "the image's io.airbyte.name label"
+    );
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected_version_line(&own_target())
+    );
+}
+
+#[test]
+fn musl_binary_names_its_version_commit_and_target() {
+    let test = "musl_binary_names_its_version_commit_and_target";
+    let Some(musl) = musl_binary(test) else {
+        return;
+    };
+    let out = Command::new(&musl).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected_version_line(MUSL_TARGET),
+        "{} is not this checkout's build: rebuild it with `cargo build --release --target \
+         {MUSL_TARGET}`",
+        musl.display()
+    );
+}
+
+/// build.rs compiled on its own, as cargo would, and run with `env`; its
+/// `cargo:` lines.
+fn build_script_says(exe: &Path, dir: &Path, env: &[(&str, &str)]) -> Vec<String> {
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(dir)
+        .env("CARGO_MANIFEST_DIR", dir)
+        .env("TARGET", "riscv64gc-unknown-linux-musl")
+        .env_remove("SPQ_COMMIT")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the build script");
+    assert!(out.status.success(), "{:?}", out);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn build_script_names_the_commit_from_git_or_its_environment_else_unknown() {
+    let tmp = TempDir::new();
+    let exe = tmp.0.join("build-script");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let built = Command::new(rustc)
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "--crate-name",
+            "build_script_build",
+        ])
+        .arg(Path::new(REPO).join("build.rs"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("run rustc");
+    assert!(built.status.success(), "{built:?}");
+    let commit = |lines: &[String]| -> String {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=SPQ_COMMIT="))
+            .expect("SPQ_COMMIT set")
+            .to_string()
+    };
+
+    // Outside any checkout: "unknown", the target as cargo gave it, and no
+    // file to watch but the script (a missing one would rerun every build).
+    let empty = tmp.0.join("no-git");
+    std::fs::create_dir(&empty).unwrap();
+    let said = build_script_says(&exe, &empty, &[]);
+    assert_eq!(commit(&said), "unknown");
+    assert!(said.contains(&"cargo:rustc-env=SPQ_TARGET=riscv64gc-unknown-linux-musl".into()));
+    let watched: Vec<&String> = said
+        .iter()
+        .filter(|l| l.starts_with("cargo:rerun-if-changed="))
+        .collect();
+    assert_eq!(watched, ["cargo:rerun-if-changed=build.rs"]);
+    assert!(said.contains(&"cargo:rerun-if-env-changed=SPQ_COMMIT".into()));
+
+    // A commit given in the environment wins; anything else there does not.
+    let given = [("SPQ_COMMIT", "0123456789ab")];
+    assert_eq!(
+        commit(&build_script_says(&exe, &empty, &given)),
+        "0123456789ab"
+    );
+    let bogus = [("SPQ_COMMIT", "$(reboot)")];
+    assert_eq!(commit(&build_script_says(&exe, &empty, &bogus)), "unknown");
+
+    // A folder inside a checkout is not a checkout of its own: a crate
+    // unpacked in someone else's repository must not take its commit.
+    let inner = Path::new(REPO).join("tests");
+    assert_eq!(commit(&build_script_says(&exe, &inner, &[])), "unknown");
+
+    // This checkout: git's commit, and HEAD among the files watched, all of
+    // which exist.
+    let said = build_script_says(&exe, Path::new(REPO), &[]);
+    assert_eq!(commit(&said), expected_commit());
+    if expected_commit() != "unknown" {
+        let watched: Vec<&str> = said
+            .iter()
+            .filter_map(|l| l.strip_prefix("cargo:rerun-if-changed="))
+            .collect();
+        assert!(watched.iter().any(|w| w.ends_with("HEAD")), "{watched:?}");
+        for w in watched {
+            assert!(
+                Path::new(REPO).join(w).is_file(),
+                "watches {w}, no such file"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// CHANGELOG.md
+
+/// One `## [VERSION] - DATE` section of CHANGELOG.md: the version, the date
+/// and its `### Kind` headings with their bullet counts.
+#[derive(Debug)]
+struct Release {
+    version: String,
+    date: String,
+    kinds: Vec<(String, usize)>,
+}
+
+/// CHANGELOG.md's released sections, in file order; `## [Unreleased]` is
+/// allowed first and skipped.
+fn changelog_releases(text: &str) -> Vec<Release> {
+    let mut out: Vec<Release> = Vec::new();
+    let mut unreleased = false;
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("## ") {
+            if head == "[Unreleased]" {
+                assert!(out.is_empty(), "[Unreleased] comes first");
+                unreleased = true;
+                continue;
+            }
+            unreleased = false;
+            let (version, date) = head
+                .strip_prefix('[')
+                .and_then(|h| h.split_once("] - "))
+                .unwrap_or_else(|| panic!("not `## [VERSION] - YYYY-MM-DD`: {line}"));
+            out.push(Release {
+                version: version.to_string(),
+                date: date.to_string(),
+                kinds: Vec::new(),
+            });
+        } else if let Some(kind) = line.strip_prefix("### ") {
+            if unreleased {
+                continue;
+            }
+            let release = out.last_mut().expect("a ### heading before the first ##");
+            release.kinds.push((kind.to_string(), 0));
+        } else if line.starts_with("- ") && !unreleased {
+            if let Some(kind) = out.last_mut().and_then(|r| r.kinds.last_mut()) {
+                kind.1 += 1;
+            }
+        }
+    }
+    out
+}
+
+fn semver_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|n| n.parse().unwrap()).collect()
+}
+
+#[test]
+fn changelog_has_a_section_for_this_version_newest_first() {
+    let text = repo_file("CHANGELOG.md");
+    assert!(text.starts_with("# Changelog\n"), "a `# Changelog` title");
+    let releases = changelog_releases(&text);
+    assert_eq!(
+        releases.first().map(|r| r.version.as_str()),
+        Some(VERSION),
+        "CHANGELOG.md's newest section is not Cargo.toml's version {VERSION}"
+    );
+    assert_eq!(releases.last().map(|r| r.version.as_str()), Some("0.1.0"));
+    for pair in releases.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        assert!(
+            semver_key(&newer.version) > semver_key(&older.version),
+            "{} is listed before {}",
+            newer.version,
+            older.version
+        );
+        assert!(newer.date >= older.date, "{newer:?} dated before {older:?}");
+    }
+    let kinds = [
+        "Added",
+        "Changed",
+        "Deprecated",
+        "Removed",
+        "Fixed",
+        "Security",
+    ];
+    for r in &releases {
+        assert!(is_semver(&r.version), "{r:?}");
+        let d = r.date.as_bytes();
+        assert!(
+            d.len() == 10
+                && d[4] == b'-'
+                && d[7] == b'-'
+                && d.iter()
+                    .enumerate()
+                    .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit()),
+            "{}: date {} is not YYYY-MM-DD",
+            r.version,
+            r.date
+        );
+        assert!(!r.kinds.is_empty(), "{} says nothing", r.version);
+        for (kind, bullets) in &r.kinds {
+            assert!(kinds.contains(&kind.as_str()), "{}: ### {kind}", r.version);
+            assert!(*bullets > 0, "{}: ### {kind} has no entry", r.version);
+        }
+    }
+}
+
+#[test]
+fn changelog_parser_reads_sections_kinds_and_entries() {
+    let releases = changelog_releases(
+        "# Changelog\n\n## [Unreleased]\n### Added\n- soon\n\n## [0.2.0] - 2026-12-07\n\
+         ### Added\n- a\n- b\n### Fixed\n- c\n\n## [0.1.0] - 2026-11-01\n### Added\n- d\n",
+    );
+    // "version date kind:entries ...", one line per release.
+    let seen: Vec<String> = releases
+        .iter()
+        .map(|r| {
+            let kinds = r.kinds.iter().map(|(k, n)| format!(" {k}:{n}"));
+            format!("{} {}{}", r.version, r.date, kinds.collect::<String>())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "0.2.0 2026-12-07 Added:2 Fixed:1",
+            "0.1.0 2026-11-01 Added:1"
+        ]
+    );
+    assert!(std::panic::catch_unwind(|| changelog_releases("## 0.1.0\n")).is_err());
+    assert!(is_semver("0.2.0") && is_semver("10.0.1"));
+    assert!(!is_semver("0.2") && !is_semver("01.2.3") && !is_semver("1.2.3-rc1"));
+}
+
+// ---------------------------------------------------------------------------
+// metadata.yaml: maxSecondsBetweenMessages
+
+/// A `Duration` constant of a source file, in seconds: `pub const NAME:
+/// Duration = Duration::from_secs(N);` (or `from_millis`), as written.
+fn duration_const(file: &str, name: &str) -> f64 {
+    let text = repo_file(file);
+    let decl = format!("const {name}: Duration = Duration::from_");
+    let rest = &text[text
+        .find(&decl)
+        .unwrap_or_else(|| panic!("{file} has no `{decl}...`"))
+        + decl.len()..];
+    let (unit, rest) = rest.split_once('(').unwrap();
+    let number: f64 = rest[..rest.find(')').unwrap()]
+        .replace('_', "")
+        .parse()
+        .unwrap();
+    match unit {
+        "secs" => number,
+        "millis" => number / 1000.0,
+        _ => panic!("{file} {name}: Duration::from_{unit}"),
+    }
+}
+
+/// The longest the connector can go without writing a message, in seconds,
+/// for the longest sleep and request timeout it accepts. Every sleep (a
+/// retry, a rate window) is announced by a LOG just before it; the request
+/// after it can take up to timeout_seconds (connecting included) before its
+/// records or the next LOG are written. One sleep, then one request.
+fn longest_silence(longest_sleep_item: f64, timeout: f64) -> f64 {
+    let server_wait = duration_const("src/rate.rs", "MAX_SERVER_WAIT")
+        + duration_const("src/rate.rs", "RESET_MARGIN");
+    longest_sleep_item.max(server_wait) + timeout
+}
+
+#[test]
+fn metadata_max_seconds_between_messages_outlasts_the_longest_silence() {
+    let spec = run(&["spec"]);
+    let props = &spec.messages[0]["spec"]["connectionSpecification"]["properties"];
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("{v}"));
+    let sleep_max = number(&props["retry_schedule_seconds"]["items"]["maximum"]);
+    let timeout_max = number(&props["timeout_seconds"]["maximum"]);
+    let sleep_default = props["retry_schedule_seconds"]["default"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(number)
+        .fold(0.0, f64::max);
+    let timeout_default = number(&props["timeout_seconds"]["default"]);
+
+    let m = metadata();
+    let max_seconds = match m.node("data.maxSecondsBetweenMessages") {
+        yaml_rust2::Yaml::Integer(i) => *i as f64,
+        other => panic!("maxSecondsBetweenMessages is not an integer: {other:?}"),
+    };
+    // The defaults: a 120 s rate window (plus its margin), then 60 s.
+    let by_default = longest_silence(sleep_default, timeout_default);
+    assert_eq!(by_default, 180.25);
+    // The longest a config may ask for: the platform must not take a sync
+    // that waits as configured for a stuck one.
+    let at_most = longest_silence(sleep_max, timeout_max);
+    assert!(
+        max_seconds > at_most,
+        "maxSecondsBetweenMessages {max_seconds} is not above the longest silence {at_most} s"
+    );
+    // Nor so far above it that a stuck source would go unnoticed for long
+    // after: within 10%, so that a change of the limits changes it too.
+    assert!(
+        max_seconds <= at_most * 1.1,
+        "maxSecondsBetweenMessages {max_seconds} is far above the longest silence {at_most} s"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The release's SBOMs (dist/, written by .ci/release)
+
+/// Cargo.lock's registry packages: (name, version) to checksum.
+fn lock_checksums() -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for block in repo_file("Cargo.lock").split("[[package]]").skip(1) {
+        let field = |key: &str| {
+            block.lines().find_map(|l| {
+                l.strip_prefix(&format!("{key} = \""))
+                    .and_then(|v| v.strip_suffix('"'))
+                    .map(str::to_string)
+            })
+        };
+        if let (Some(name), Some(version), Some(sum)) =
+            (field("name"), field("version"), field("checksum"))
+        {
+            out.insert((name, version), sum);
+        }
+    }
+    out
+}
+
+/// Every package compiled into the binary for `target`, this one aside, as
+/// cargo's own resolver says: normal dependencies, features as a build of
+/// the binary has them (no dev-dependency's), no build-only crates.
+fn binary_crates(target: &str) -> Vec<(String, String)> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(REPO)
+        .args(["tree", "--locked", "--edges", "normal", "--prefix", "none"])
+        .args(["--format", "{p}", "--target", target])
+        .output()
+        .expect("run cargo tree");
+    assert!(out.status.success(), "{out:?}");
+    let mut crates: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            let version = words.next()?.strip_prefix('v')?;
+            (name != NAME).then(|| (name.to_string(), version.to_string()))
+        })
+        .collect();
+    crates.sort();
+    crates.dedup();
+    crates
+}
+
+#[test]
+fn sbom_lists_every_crate_of_the_binary_with_its_lock_version_licence_and_checksum() {
+    let test = "sbom_lists_every_crate_of_the_binary_with_its_lock_version_licence_and_checksum";
+    let dist = Path::new(REPO).join("dist");
+    let file = format!("{NAME}-{MUSL_TARGET}.cdx.json");
+    let path = dist.join(&file);
+    if !path.is_file() {
+        skip(
+            test,
+            &format!("no {}; .ci/release writes it", path.display()),
+            !required(),
+        );
+        return;
+    }
+    let sbom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("JSON");
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.5");
+    let described = &sbom["metadata"]["component"];
+    assert_eq!(described["name"], NAME);
+    assert_eq!(described["version"], VERSION);
+    assert_eq!(described["type"], "application");
+    let triple = sbom["metadata"]["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "cdx:rustc:sbom:target:triple");
+    assert_eq!(triple.map(|p| &p["value"]), Some(&MUSL_TARGET.into()));
+
+    let lock = lock_checksums();
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for c in sbom["components"].as_array().expect("components") {
+        let name = c["name"].as_str().expect("a name").to_string();
+        let version = c["version"].as_str().expect("a version").to_string();
+        let key = (name.clone(), version.clone());
+        let sum = lock
+            .get(&key)
+            .unwrap_or_else(|| panic!("{name} {version} is not in Cargo.lock"));
+        assert_eq!(
+            c["hashes"],
+            serde_json::json!([{"alg": "SHA-256", "content": sum}]),
+            "{name} {version}: the checksum is not Cargo.lock's"
+        );
+        let licence = c["licenses"][0]["expression"].as_str().unwrap_or_default();
+        assert!(!licence.is_empty(), "{name} {version} has no licence");
+        assert_eq!(
+            c["purl"],
+            format!("pkg:cargo/{name}@{version}").as_str(),
+            "{name}"
+        );
+        listed.push(key);
+    }
+    listed.sort();
+    // Exactly the crates compiled into it: none left out, none added (a
+    // dev-dependency, another platform's crate, a build script's tool).
+    assert_eq!(listed, binary_crates(MUSL_TARGET));
+    for dev_only in ["yaml-rust2", "rcgen", "cc"] {
+        assert!(
+            listed.iter().all(|(n, _)| n != dev_only),
+            "{dev_only} is listed"
+        );
+    }
+
+    // SHA256SUMS covers it, and holds.
+    let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).expect("dist/SHA256SUMS");
+    assert!(
+        sums.lines().any(|l| l.ends_with(&format!("  {file}"))),
+        "SHA256SUMS lacks {file}:\n{sums}"
+    );
+    let check = Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&dist)
+        .output()
+        .expect("run sha256sum");
+    assert!(check.status.success(), "{check:?}");
+}
+
+#[test]
+fn cargo_lock_parser_reads_registry_packages() {
+    let lock = lock_checksums();
+    let serde_json_version = lock
+        .keys()
+        .find(|(n, _)| n == "serde_json")
+        .map(|(_, v)| v.clone())
+        .expect("serde_json in Cargo.lock");
+    let sum = &lock[&("serde_json".to_string(), serde_json_version)];
+    assert!(sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()));
+    // This package is no registry package: it has no checksum.
+    assert!(lock.keys().all(|(n, _)| n != NAME));
+}
+
+// ---------------------------------------------------------------------------
+// icon.svg
+
+/// The value of `attr="..."` in the SVG's root element.
+fn svg_root_attr(svg: &str, attr: &str) -> Option<String> {
+    let root = &svg[svg.find("<svg")?..];
+    let root = &root[..root.find('>')?];
+    let start = root.find(&format!(" {attr}=\""))? + attr.len() + 3;
+    Some(root[start..start + root[start..].find('"')?].to_string())
+}
+
+#[test]
+fn icon_svg_is_square_small_and_self_contained() {
+    // Airbyte's QA checks and registry read icon.svg at the connector's top.
+    let svg = repo_file("icon.svg");
+    assert!(svg.len() <= 4096, "icon.svg is {} bytes", svg.len());
+    assert!(svg.trim_start().starts_with("<svg"), "an SVG document");
+    let view_box = svg_root_attr(&svg, "viewBox").expect("a viewBox");
+    let numbers: Vec<f64> = view_box
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        numbers.len() == 4 && numbers[2] == numbers[3] && numbers[2] > 0.0,
+        "viewBox {view_box} is not square"
+    );
+    assert_eq!(svg_root_attr(&svg, "width"), svg_root_attr(&svg, "height"));
+    // Drawn by itself: no script, no font it may lack, nothing fetched.
+    for banned in ["<script", "<text", "<image", "href=", "@import", "url(http"] {
+        assert!(!svg.contains(banned), "icon.svg has {banned}");
     }
 }

@@ -686,7 +686,12 @@ fn help_lists_commands_config_keys_defaults_and_exit_codes() {
     let version = Command::new(BIN).arg("-V").output().unwrap();
     assert_eq!(
         String::from_utf8(version.stdout).unwrap(),
-        format!("source-persistiq {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "source-persistiq {} (commit {}, {})\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("SPQ_COMMIT"),
+            env!("SPQ_TARGET")
+        )
     );
 }
 

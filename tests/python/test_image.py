@@ -171,6 +171,18 @@ def test_image_and_its_binary_are_of_the_platform_asked_for(image):
     assert proc.stdout.decode().split() == [uname, str(e_machine)]
 
 
+def test_image_names_its_version_commit_and_target(image):
+    """`--version` in the image says the label's version, the commit of this
+    checkout (CI's image holds the binary .ci/release built from it) and the
+    musl target of the image's architecture: what a bug report quotes."""
+    tag = image["Config"]["Labels"]["io.airbyte.version"]
+    target = {"amd64": "x86_64-unknown-linux-musl", "arm64": "aarch64-unknown-linux-musl"}[image["Architecture"]]
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "--verify", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    proc = docker("run", "--rm", IMAGE, "--version")
+    assert proc.stdout.decode() == f"source-persistiq {tag} (commit {commit}, {target})\n"
+
+
 @pytest.mark.parametrize("user", ["1000:1000", None], ids=["as-uid-1000", "as-image-user"])
 def test_sh_sleep_kill_mv_work_and_airbyte_is_writable(image, control, user):
     script = r"""
