@@ -19,8 +19,14 @@ pub const DEFAULT_RETRY_SCHEDULE: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0];
 /// The longest one HTTP request may take, connect to last body byte.
 pub const DEFAULT_TIMEOUT_SECONDS: f64 = 60.0;
 
-/// Longest single sleep or timeout we accept: a day. Anything longer is a typo.
-const MAX_SECONDS: f64 = 86_400.0;
+/// The longest sleep of the retry schedule: an hour. The connector writes
+/// nothing while it sleeps, and metadata.yaml's `maxSecondsBetweenMessages`
+/// (how long the platform waits for a message before it takes a source for
+/// stuck) must outlast a sleep and then a request.
+pub const MAX_SLEEP_SECONDS: f64 = 3_600.0;
+
+/// The longest request timeout: ten minutes, far past any page's answer.
+pub const MAX_TIMEOUT_SECONDS: f64 = 600.0;
 
 /// The shortest request timeout that can work at all.
 const MIN_TIMEOUT_SECONDS: f64 = 0.01;
@@ -253,10 +259,10 @@ fn retry_schedule(obj: &Map<String, Value>) -> Result<Vec<Duration>> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            seconds(item, false).ok_or_else(|| {
+            seconds(item, false, MAX_SLEEP_SECONDS).ok_or_else(|| {
                 Error::config(format!(
                     "config key `retry_schedule_seconds` item {i} must be a number of seconds \
-                     from 0 to {MAX_SECONDS}, found {item}"
+                     from 0 to {MAX_SLEEP_SECONDS}, found {item}"
                 ))
             })
         })
@@ -266,12 +272,12 @@ fn retry_schedule(obj: &Map<String, Value>) -> Result<Vec<Duration>> {
 fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
     match obj.get("timeout_seconds") {
         None | Some(Value::Null) => Ok(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECONDS)),
-        Some(v) => seconds(v, true)
+        Some(v) => seconds(v, true, MAX_TIMEOUT_SECONDS)
             .filter(|t| t.as_secs_f64() >= MIN_TIMEOUT_SECONDS)
             .ok_or_else(|| {
                 Error::config(format!(
                     "config key `timeout_seconds` must be a number of seconds from \
-                     {MIN_TIMEOUT_SECONDS} to {MAX_SECONDS}, found {v}"
+                     {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS}, found {v}"
                 ))
             }),
     }
@@ -296,11 +302,11 @@ fn start_date(obj: &Map<String, Value>) -> Result<Option<crate::time::Stamp>> {
     }
 }
 
-/// A JSON number as a duration, if it is finite and in range.
-fn seconds(value: &Value, positive: bool) -> Option<Duration> {
+/// A JSON number as a duration, if it is finite and in range (up to `max`).
+fn seconds(value: &Value, positive: bool, max: f64) -> Option<Duration> {
     let s = value.as_f64()?;
     let low_ok = if positive { s > 0.0 } else { s >= 0.0 };
-    (low_ok && s <= MAX_SECONDS).then(|| Duration::from_secs_f64(s))
+    (low_ok && s <= max).then(|| Duration::from_secs_f64(s))
 }
 
 #[cfg(test)]
@@ -309,6 +315,34 @@ mod tests {
     use serde_json::json;
 
     const KEY: &str = "a-test-key-123";
+
+    /// The spec says the limits the config holds a value to, and each is
+    /// held: the metadata's `maxSecondsBetweenMessages` is derived from
+    /// the spec's (tests/packaging.rs).
+    #[test]
+    fn the_spec_states_the_limits_config_keeps() {
+        let spec: Value = serde_json::from_str(SPEC_JSON).unwrap();
+        let props = &spec["properties"];
+        let sleep = &props["retry_schedule_seconds"]["items"]["maximum"];
+        assert_eq!(sleep.as_f64(), Some(MAX_SLEEP_SECONDS));
+        assert_eq!(
+            props["timeout_seconds"]["maximum"].as_f64(),
+            Some(MAX_TIMEOUT_SECONDS)
+        );
+        let with = |key: &str, v: f64| {
+            let mut cfg = json!({"api_key": KEY});
+            cfg[key] = if key == "timeout_seconds" {
+                json!(v)
+            } else {
+                json!([v])
+            };
+            Config::from_json(&cfg)
+        };
+        assert!(with("retry_schedule_seconds", MAX_SLEEP_SECONDS).is_ok());
+        assert!(with("retry_schedule_seconds", MAX_SLEEP_SECONDS + 1.0).is_err());
+        assert!(with("timeout_seconds", MAX_TIMEOUT_SECONDS).is_ok());
+        assert!(with("timeout_seconds", MAX_TIMEOUT_SECONDS + 1.0).is_err());
+    }
 
     #[test]
     fn loopback_hosts() {
