@@ -291,7 +291,7 @@ impl Plan {
 
     /// Where the interrupted run stopped in the list of `parent` (`None`:
     /// the stream's one list), if it began it.
-    fn begun(&self, parent: Option<&str>) -> Option<&At> {
+    fn begun_in(&self, parent: Option<&str>) -> Option<&At> {
         self.begun.iter().find(|a| a.parent.as_deref() == parent)
     }
 
@@ -302,15 +302,15 @@ impl Plan {
             done: per_parent.then(|| self.done.clone()),
             ..Position::default()
         };
-        position.at.extend(at);
         // A parent an earlier attempt stopped in keeps its place until
         // this run reads it, whatever parents it reads first.
+        let current = at.as_ref().and_then(|a| a.parent.clone());
+        position.at.extend(at);
         for begun in &self.begun {
             let Some(parent) = &begun.parent else {
                 continue;
             };
-            let current = position.at.first().and_then(|a| a.parent.as_ref());
-            if !self.done.contains(parent) && current != Some(parent) {
+            if !self.done.contains(parent) && current.as_ref() != Some(parent) {
                 position.at.push(begun.clone());
             }
         }
@@ -503,7 +503,7 @@ impl<'a> StreamRun<'a> {
         out.flush()?;
         match self.def.parent {
             None => {
-                let checkpoint = self.plan.begun(None).cloned();
+                let checkpoint = self.plan.begun_in(None).cloned();
                 let path = self.def.path.to_string();
                 self.read_list(client, path, None, 1, checkpoint, out)?;
             }
@@ -726,7 +726,7 @@ impl<'a> StreamRun<'a> {
             if self.plan.done.contains(parent_id) {
                 continue;
             }
-            let checkpoint = self.plan.begun(Some(parent_id)).cloned();
+            let checkpoint = self.plan.begun_in(Some(parent_id)).cloned();
             let records = self.records;
             self.read_child(client, parent_def, parent_id, checkpoint, out)?;
             if before.contains(parent_id.as_str()) {

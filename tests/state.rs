@@ -24,8 +24,12 @@ fn fixture(name: &str) -> String {
 fn read_with(mock: &MockServer, dir: &TempDir, streams: &[&str], mode: &str, state: &str) -> Run {
     let cfg = dir.json("c.json", &config(&mock.base_url()));
     let cat = dir.json("cat.json", &catalog(streams, mode));
-    let st = dir.file("state.jsonl", state);
-    run(&["read", "--config", &cfg, "--catalog", &cat, "--state", &st])
+    resume(&cfg, &cat, &dir.file("state.jsonl", state))
+}
+
+/// `read --config cfg --catalog cat --state state`, three file paths.
+fn resume(cfg: &str, cat: &str, state: &str) -> Run {
+    run(&["read", "--config", cfg, "--catalog", cat, "--state", state])
 }
 
 /// The ids of `records`, as a set.
@@ -341,15 +345,7 @@ fn every_begun_campaign_keeps_its_page_in_every_later_checkpoint() {
             );
         }
     }
-    let run = run(&[
-        "read",
-        "--config",
-        &cfg,
-        "--catalog",
-        &cat,
-        "--state",
-        state.as_ref().unwrap(),
-    ]);
+    let run = resume(&cfg, &cat, state.as_ref().unwrap());
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     written.extend(run.record_data("replies"));
     assert_eq!(
@@ -391,15 +387,7 @@ fn a_404_on_the_resume_page_keeps_its_check() {
     mock.add_fault(Fault::new(&big, Some(3), 1, not_found));
     let state = dir.json("s.json", &state_file(&first));
     let from = mock.seen().len();
-    let run = run(&[
-        "read",
-        "--config",
-        &cfg,
-        "--catalog",
-        &cat,
-        "--state",
-        &state,
-    ]);
+    let run = resume(&cfg, &cat, &state);
     nothing_lost_and_twice_said(&run, "replies", &mock.replies(), &before);
     let pages: Vec<String> = mock.seen()[from..]
         .iter()
