@@ -57,7 +57,7 @@ pub struct StreamDef {
     pub schema: &'static str,
     pub paging: Paging,
     /// The stream whose records' `id`s fill `{parent_id}` in `path`.
-    pub parent: Option<&'static str>,
+    pub parent: Option<&'static StreamDef>,
     pub incremental: Option<Incremental>,
 }
 
@@ -88,6 +88,13 @@ const fn stream(name: &'static str, schema: &'static str, paging: Paging) -> Str
     }
 }
 
+/// The parent of the streams read per campaign.
+const CAMPAIGNS: StreamDef = stream(
+    "campaigns",
+    include_str!("../schemas/campaigns.json"),
+    Paging::Pages,
+);
+
 /// Every stream, in the order `discover` lists them.
 pub const STREAMS: &[StreamDef] = &[
     stream(
@@ -106,11 +113,7 @@ pub const STREAMS: &[StreamDef] = &[
             Paging::Pages,
         )
     },
-    stream(
-        "campaigns",
-        include_str!("../schemas/campaigns.json"),
-        Paging::Pages,
-    ),
+    CAMPAIGNS,
     stream(
         "lead_statuses",
         include_str!("../schemas/lead_statuses.json"),
@@ -140,7 +143,7 @@ pub const STREAMS: &[StreamDef] = &[
     },
     StreamDef {
         path: "campaigns/{parent_id}/leads",
-        parent: Some("campaigns"),
+        parent: Some(&CAMPAIGNS),
         ..stream(
             "campaign_leads",
             include_str!("../schemas/campaign_leads.json"),
@@ -151,7 +154,7 @@ pub const STREAMS: &[StreamDef] = &[
     // checkpoint names the campaign and page to resume at.
     StreamDef {
         path: "campaigns/{parent_id}/replies",
-        parent: Some("campaigns"),
+        parent: Some(&CAMPAIGNS),
         incremental: Some(Incremental {
             param: "start_at",
             cursor: Cursor::Field("sent_at"),
@@ -192,7 +195,7 @@ mod tests {
             );
             if let Some(parent) = s.parent {
                 assert!(
-                    find(parent).is_some_and(|p| p.parent.is_none()),
+                    find(parent.name).is_some_and(|p| p.parent.is_none()),
                     "{}",
                     s.name
                 );
