@@ -34,9 +34,9 @@ pub struct Request<'a> {
     pub field: Option<&'a str>,
     /// Whether the list is paged; only then can an answer be stale.
     pub paged: bool,
-    /// The record sets of the list's earlier pages: ids are unique, so an
-    /// answer with the ids of one of them is a stale copy.
-    pub seen: &'a Fingerprints,
+    /// The record sets of the list's earlier pages, for a paged list: ids
+    /// are unique, so an answer with the ids of one of them is a stale copy.
+    pub seen: Option<&'a mut Fingerprints>,
 }
 
 /// A 64-bit hash of the set of record ids of each page a list has served:
@@ -46,7 +46,7 @@ pub struct Request<'a> {
 /// serve the same records. Noted by the client as a page is judged, so
 /// that each page is hashed once.
 #[derive(Default)]
-pub struct Fingerprints(std::cell::RefCell<std::collections::HashSet<u64>>);
+pub struct Fingerprints(std::collections::HashSet<u64>);
 
 impl Fingerprints {
     /// Four lanes of eight bytes a step, each step a bijection of its
@@ -101,8 +101,8 @@ impl Fingerprints {
     }
 
     /// Notes a page's records; false if the same set was served before.
-    pub fn note<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> bool {
-        self.0.borrow_mut().insert(Fingerprints::of_set(records))
+    pub fn note<'a>(&mut self, records: impl Iterator<Item = &'a [u8]>) -> bool {
+        self.0.insert(Fingerprints::of_set(records))
     }
 }
 
@@ -142,7 +142,7 @@ impl Client {
     }
 
     /// Gets the page `req` asks for, checked, retrying on the schedule.
-    pub fn get_page(&mut self, req: &Request, out: &mut Out) -> Result<Page<'_>> {
+    pub fn get_page(&mut self, req: &mut Request, out: &mut Out) -> Result<Page<'_>> {
         let mut retries = 0;
         // Counted apart: a suspect page gets its own retries even after
         // retries for other troubles.
@@ -203,7 +203,7 @@ impl Client {
     }
 
     /// One request and what its answer comes to.
-    fn try_once(&mut self, req: &Request) -> Attempt {
+    fn try_once(&mut self, req: &mut Request) -> Attempt {
         let timeout = self
             .time_left()
             .map_or(self.timeout, |left| left.min(self.timeout));
@@ -290,7 +290,7 @@ impl Client {
     }
 
     /// A 2xx answer: a usable page, or why not.
-    fn judge_page(&self, req: &Request, head: &Head) -> Attempt {
+    fn judge_page(&self, req: &mut Request, head: &Head) -> Attempt {
         match &head.body {
             BodyRead::Whole => {}
             BodyRead::TooLarge => {
@@ -320,7 +320,8 @@ impl Client {
         if !req.paged {
             return Attempt::Page(layout);
         }
-        if !layout.is_empty() && !req.seen.note(layout.identities(&self.body)) {
+        let seen = req.seen.as_deref_mut();
+        if !layout.is_empty() && seen.is_some_and(|s| !s.note(layout.identities(&self.body))) {
             let why = "the page repeats the records of an earlier page (the same ids: a stale \
                        copy from a cache or proxy, or a server that ignores `page`?)";
             return Attempt::Retry(Trouble::new(Kind::BadBody, why));

@@ -181,14 +181,14 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
     };
     let mut client = client::Client::new(&config, Some(CHECK_BUDGET));
     let probe = client.get_page(
-        &client::Request {
+        &mut client::Request {
             path_query: "users?page=1",
             what: "check (GET users)",
             stream: None,
             collection: "users",
             field: None,
             paged: false,
-            seen: &Default::default(),
+            seen: None,
         },
         out,
     );

@@ -373,6 +373,13 @@ impl Out {
     }
 
     /// Hands every whole line gathered so far to stdout.
+    /// The lines written since the last flush, taken: what a test of a
+    /// module that writes through `Out` reads back.
+    #[cfg(test)]
+    pub fn take_text(&mut self) -> String {
+        String::from_utf8(std::mem::take(&mut self.buf)).unwrap_or_default()
+    }
+
     pub fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());

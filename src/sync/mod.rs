@@ -23,7 +23,7 @@ use crate::streams::{self, StreamDef};
 use crate::text::count;
 use crate::time::Stamp;
 use checkpoint::{At, Saved, Write};
-use pager::Pager;
+use pager::{Pager, Source};
 use plan::Plan;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -191,7 +191,7 @@ impl<'a> StreamRun<'a> {
     }
 
     /// Syncs the stream from its first page to its last.
-    fn sync(&mut self, client: &mut Client, out: &mut Out) -> Result<()> {
+    fn sync(&mut self, client: &mut impl Source, out: &mut Out) -> Result<()> {
         let started = Instant::now();
         out.progress_start(&self.id.name);
         out.status(self.id, Status::Started);
@@ -247,7 +247,7 @@ impl<'a> StreamRun<'a> {
     /// STATE.
     fn read_list(
         &mut self,
-        client: &mut Client,
+        client: &mut impl Source,
         path: String,
         parent: Option<&str>,
         first_page: u64,
@@ -270,7 +270,7 @@ impl<'a> StreamRun<'a> {
     #[allow(clippy::too_many_arguments)]
     fn walk_list(
         &mut self,
-        client: &mut Client,
+        client: &mut impl Source,
         path: String,
         parent: Option<&str>,
         first_page: u64,

@@ -3,9 +3,8 @@
 //! endpoint by listing the parents again.
 
 use super::checkpoint::At;
-use super::pager::Pager;
+use super::pager::{Pager, Source};
 use super::StreamRun;
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::output::{log, Out};
 use crate::page::Page;
@@ -36,7 +35,7 @@ impl StreamRun<'_> {
     /// list of every parent in it that this sync has not read yet.
     pub(super) fn read_per_parent(
         &mut self,
-        client: &mut Client,
+        client: &mut impl Source,
         parent_def: &StreamDef,
         out: &mut Out,
     ) -> Result<()> {
@@ -103,7 +102,7 @@ impl StreamRun<'_> {
     /// page that failed, and then the stream fails.
     pub(super) fn read_child(
         &mut self,
-        client: &mut Client,
+        client: &mut impl Source,
         parent_def: &StreamDef,
         parent_id: &str,
         checkpoint: Option<At>,
@@ -183,7 +182,7 @@ impl StreamRun<'_> {
     /// shifts the others across page bounds (one seen twice, one never).
     pub(super) fn snapshot(
         &mut self,
-        client: &mut Client,
+        client: &mut impl Source,
         parent_def: &StreamDef,
         out: &mut Out,
     ) -> Result<Vec<String>> {
@@ -234,7 +233,7 @@ impl StreamRun<'_> {
     /// One listing of the parent stream's ids, in the API's order.
     pub(super) fn list_parents(
         &mut self,
-        client: &mut Client,
+        client: &mut impl Source,
         parent_def: &StreamDef,
         out: &mut Out,
     ) -> Result<Listing> {
@@ -286,5 +285,96 @@ impl StreamRun<'_> {
             );
         }
         ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pager::script::Script;
+    use super::super::plan::Plan;
+    use super::*;
+    use crate::catalog::SyncMode;
+    use crate::output::StreamId;
+    use crate::streams;
+
+    /// Campaign records with these ids.
+    fn campaigns(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| format!(r#"{{"id":"{id}"}}"#)).collect()
+    }
+
+    /// Serves one listing of the campaigns: `pages`, each a page of ids.
+    fn listing(script: &mut Script, pages: &[&[&str]]) {
+        for (i, ids) in pages.iter().enumerate() {
+            let records = campaigns(ids);
+            let records: Vec<&str> = records.iter().map(String::as_str).collect();
+            let more = i + 1 < pages.len();
+            script.serve(
+                &format!("campaigns?page={}", i + 1),
+                "campaigns",
+                &records,
+                more,
+            );
+        }
+    }
+
+    /// The snapshot `replies` takes of what `script` serves, and what it
+    /// logged.
+    fn snapshot(script: &mut Script, mode: SyncMode) -> (Result<Vec<String>>, String, bool) {
+        let replies = streams::find("replies").unwrap();
+        let mut out = Out::new();
+        let id = StreamId::new("replies", None);
+        let plan = Plan::new(replies, mode, None, None, &mut out).unwrap();
+        let mut run = StreamRun::new(replies, &id, plan);
+        let parent = replies.parent.unwrap();
+        let ids = run.snapshot(script, parent, &mut out);
+        let held = run.plan.cursor.as_ref().is_some_and(|c| c.held);
+        (ids, out.take_text(), held)
+    }
+
+    #[test]
+    fn two_listings_that_agree_make_the_snapshot() {
+        let mut script = Script::default();
+        listing(&mut script, &[&["c1", "c2"], &["c3"]]);
+        let (ids, _, _) = snapshot(&mut script, SyncMode::FullRefresh);
+        assert_eq!(ids.unwrap(), ["c1", "c2", "c3"]);
+        assert_eq!(script.asked.len(), 4, "the list read twice");
+    }
+
+    #[test]
+    fn a_listing_with_an_id_twice_or_one_that_changed_is_not_trusted() {
+        let mut script = Script::default();
+        // c0 inserted ahead while page 2 was asked for: c2 is seen twice.
+        listing(&mut script, &[&["c1", "c2"], &["c2", "c3"]]);
+        // c2 deleted from a page already listed: c3 moved past the listing.
+        listing(&mut script, &[&["c0", "c1"], &["c2"]]);
+        listing(&mut script, &[&["c0", "c1"], &["c3"]]);
+        listing(&mut script, &[&["c0", "c1"], &["c3"]]);
+        let (ids, log, _) = snapshot(&mut script, SyncMode::FullRefresh);
+        assert_eq!(ids.unwrap(), ["c0", "c1", "c3"]);
+        assert!(log.contains("c2 was listed twice"), "{log}");
+        assert!(log.contains("changed between two listings"), "{log}");
+    }
+
+    #[test]
+    fn a_list_that_changes_in_every_listing_fails_before_any_record() {
+        let mut script = Script::default();
+        for n in 0..MAX_LISTINGS {
+            let id = format!("c{n}");
+            listing(&mut script, &[&[id.as_str()]]);
+        }
+        let (ids, _, _) = snapshot(&mut script, SyncMode::FullRefresh);
+        let error = ids.unwrap_err();
+        assert_eq!(error.failure.as_str(), "transient_error");
+        assert!(error.message.contains("changed during each of 5 listings"));
+        assert_eq!(script.asked.len(), MAX_LISTINGS as usize);
+    }
+
+    #[test]
+    fn an_empty_page_taken_in_a_listing_holds_the_cursor() {
+        let mut script = Script::default();
+        listing(&mut script, &[&["c1"], &[], &["c2"]]);
+        let (ids, _, held) = snapshot(&mut script, SyncMode::Incremental);
+        assert_eq!(ids.unwrap(), ["c1", "c2"]);
+        assert!(held);
     }
 }
