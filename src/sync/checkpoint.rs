@@ -46,6 +46,15 @@ const NO_CURSOR: &str = "__ab_no_cursor_state_message";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct At {
+    /// Full: the list is being read a second time from page 1, as a
+    /// resume check failed, and an interrupted attempt had written its
+    /// pages up to this one: their records come a second time, counted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_page"
+    )]
+    pub again: Option<u64>,
     /// For a full read, the id of the last record written on `page` (a
     /// numeric id as its JSON text): found there again, no record the
     /// interrupted run had not written can have moved before the page.
@@ -81,6 +90,9 @@ pub struct Position {
     /// `None` in a state of a release that did not keep them (then every
     /// parent is read).
     pub done: Option<BTreeSet<String>>,
+    /// The parents an earlier release read are not all in `done` (its
+    /// state had none): the parents read again come a second time.
+    pub unrecorded: bool,
     /// Incremental: the greatest cursor value seen so far.
     pub cursor: Option<Stamp>,
     /// Incremental, with a record-field cursor: when the sync's first
@@ -152,6 +164,12 @@ fn stamp_value(stamp: Option<&Stamp>) -> Value {
 #[derive(Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Repr {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_page"
+    )]
+    again: Option<u64>,
     /// Always written by an incremental read, null before any record.
     #[serde(
         default,
@@ -199,6 +217,12 @@ struct Repr {
         deserialize_with = "started"
     )]
     started: Option<Stamp>,
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        deserialize_with = "unrecorded"
+    )]
+    unrecorded: bool,
 }
 
 impl Position {
@@ -207,6 +231,7 @@ impl Position {
     fn to_value(&self, incremental: bool) -> Value {
         let first = self.at.first();
         let repr = Repr {
+            again: first.and_then(|a| a.again),
             cursor: incremental.then(|| self.cursor.clone()),
             done: self.done.clone(),
             empty: self.empty,
@@ -215,6 +240,7 @@ impl Position {
             parent: first.and_then(|a| a.parent.clone()),
             pending: self.at.iter().skip(1).cloned().collect(),
             started: self.started.clone(),
+            unrecorded: self.unrecorded,
         };
         serde_json::to_value(repr).unwrap_or(Value::Null)
     }
@@ -237,6 +263,7 @@ impl Position {
         let mut at = Vec::new();
         match (repr.page, repr.parent) {
             (Some(page), parent) if parent.is_some() == per_parent => at.push(At {
+                again: repr.again,
                 last: repr.last,
                 page,
                 parent,
@@ -280,6 +307,7 @@ impl Position {
         Ok(Position {
             at,
             done: repr.done.filter(|_| per_parent),
+            unrecorded: repr.unrecorded,
             cursor: repr.cursor.flatten(),
             started: repr.started,
             empty: repr.empty,
@@ -397,6 +425,10 @@ fn empty<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(checked(d, "empty", "true or false", Value::as_bool)?.unwrap_or(false))
 }
 
+fn unrecorded<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(checked(d, "unrecorded", "true or false", Value::as_bool)?.unwrap_or(false))
+}
+
 fn cursor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Stamp>>, D::Error> {
     let v = Value::deserialize(d)?;
     time(&v)
@@ -439,44 +471,26 @@ mod tests {
     fn positions(per_parent: bool, incremental: bool) -> Vec<Position> {
         let mut all = Vec::new();
         let parent = |i: usize| per_parent.then(|| format!("c_{i}"));
+        let at = |parent: Option<String>, page, last: Option<&str>, again| At {
+            again,
+            last: last.map(str::to_string),
+            page,
+            parent,
+        };
         let begun: Vec<Vec<At>> = if per_parent {
             vec![
                 vec![],
-                vec![At {
-                    parent: parent(1),
-                    page: 1,
-                    last: None,
-                }],
+                vec![at(parent(1), 1, None, None)],
                 vec![
-                    At {
-                        parent: parent(2),
-                        page: 7,
-                        last: Some("7".into()),
-                    },
-                    At {
-                        parent: parent(3),
-                        page: MAX_PAGE,
-                        last: Some("l_\"x\"".into()),
-                    },
-                    At {
-                        parent: parent(4),
-                        page: 2,
-                        last: None,
-                    },
+                    at(parent(2), 7, Some("7"), Some(9)),
+                    at(parent(3), MAX_PAGE, Some("l_\"x\""), None),
+                    at(parent(4), 2, None, Some(3)),
                 ],
             ]
         } else {
             vec![
-                vec![At {
-                    parent: None,
-                    page: 1,
-                    last: None,
-                }],
-                vec![At {
-                    parent: None,
-                    page: 5,
-                    last: Some("l_8fK2aQ".into()),
-                }],
+                vec![at(None, 1, None, None)],
+                vec![at(None, 5, Some("l_8fK2aQ"), Some(8))],
             ]
         };
         for at in begun {
@@ -489,9 +503,11 @@ mod tests {
                 vec![None]
             };
             for done in dones {
+                let unrecorded = done.as_ref().is_some_and(|d| !d.is_empty());
                 let base = Position {
                     at: at.clone(),
                     done,
+                    unrecorded,
                     ..Position::default()
                 };
                 if !incremental {
@@ -570,6 +586,7 @@ mod tests {
         assert_eq!(
             full.full.unwrap().at,
             [At {
+                again: None,
                 parent: None,
                 page: 5,
                 last: None

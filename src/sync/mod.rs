@@ -127,12 +127,11 @@ pub fn full_read_stopped(name: &str, state: &Value) -> bool {
         .and_then(|def| Saved::parse(def, state).ok())
         .is_some_and(|s| s.full.is_some())
 }
-/// How `page`, the first a full read going on from `checkpoint` read,
-/// stands against it: where it still holds the last record written, how
-/// many of its records the interrupted run had written; otherwise why it
-/// may no longer be where that run stopped (past the end of the list, the
-/// record moved, or no record to look for).
-fn recheck(page: &Page, next: Option<u64>, checkpoint: &At) -> Result<u64, String> {
+/// Whether `page`, the first a full read going on from `checkpoint` read,
+/// is still where the interrupted run stopped: it still holds the last
+/// record written; if not, why it may not be (past the end of the list,
+/// the record moved, or no record to look for).
+fn recheck(page: &Page, next: Option<u64>, checkpoint: &At) -> Result<(), String> {
     let at = checkpoint.page;
     if page.records.is_empty() && next.is_none() {
         return Err(format!("page {at} is now past the end of the list"));
@@ -143,12 +142,15 @@ fn recheck(page: &Page, next: Option<u64>, checkpoint: &At) -> Result<u64, Strin
              release, or the page's last record had no id)"
         ));
     };
-    page.records
+    let found = page
+        .records
         .iter()
-        .position(|r| r.id_text().as_deref() == Some(last))
-        .map(|i| i as u64 + 1)
+        .any(|r| r.id_text().as_deref() == Some(last));
+    found
+        .then_some(())
         .ok_or_else(|| format!("page {at} no longer holds record {}", mask(last)))
 }
+
 /// One stream's sync in progress.
 struct StreamRun<'a> {
     def: &'a StreamDef,
@@ -160,6 +162,13 @@ struct StreamRun<'a> {
     records: u64,
     /// Records since this stream's previous STATE, for its `recordCount`.
     unstated: u64,
+    /// The current list is read a second time up to this page, which an
+    /// interrupted attempt had written: (that page, records so far). Kept
+    /// here, not in one walk, so that a walk again after a 404 counts on.
+    again: Option<(u64, u64)>,
+    /// Records of parents that an earlier release, which kept no `done`,
+    /// may have read: written perhaps a second time.
+    unrecorded_twice: u64,
 }
 
 /// A list that failed, and where it stood.
@@ -187,6 +196,8 @@ impl<'a> StreamRun<'a> {
             pages: 0,
             records: 0,
             unstated: 0,
+            again: None,
+            unrecorded_twice: 0,
         }
     }
 
@@ -304,9 +315,16 @@ impl<'a> StreamRun<'a> {
         // Only a full read's first page, going on from its checkpoint, is
         // checked: an incremental read goes on from a page it never read.
         let mut check = checkpoint.filter(|_| full);
-        // After a failed check, the pages up to the checkpoint's, which
-        // the interrupted run had written: (that page, records so far).
-        let mut again: Option<(u64, u64)> = None;
+        // A checkpoint taken in a second read of pages an attempt before
+        // it had written: the pages after it, to that one, come again.
+        let mut then_again = check.as_ref().and_then(|c| c.again.filter(|u| *u > c.page));
+        if let (Some(until), Some(c)) = (then_again, &check) {
+            out.warn_loudly(&format!(
+                "{label}: the interrupted sync was reading the list a second time; pages {} to \
+                 {until} come a second time (their count follows once page {until} is read)",
+                c.page + 1
+            ));
+        }
         loop {
             let this_page = pager.page;
             *stood = (this_page, check.is_some());
@@ -314,18 +332,22 @@ impl<'a> StreamRun<'a> {
                 break;
             };
             if let Some(c) = check.take() {
+                // The pages an attempt before wrote, to read again if the
+                // check fails: this one, or the range it was reading again.
+                let until = c.page.max(c.again.unwrap_or(0));
                 match recheck(&page, pager.next_page(), &c) {
-                    Ok(twice) => out.warn_loudly(&format!(
-                        "{label}: {} came a second time: the resumed full refresh read page {} \
-                         again, whose records up to {} the interrupted sync had written (it \
-                         resumes at the last page written, so that no record that moved back \
-                         onto it is lost; the destination dedups them by id)",
-                        count(twice, "record"),
+                    Ok(()) => out.warn_loudly(&format!(
+                        "{label}: up to {} came a second time: the resumed full refresh read \
+                         page {} again, whose records up to {} the interrupted sync had written, \
+                         with any that moved behind it (it resumes at the last page written, \
+                         so that no record that moved back onto it is lost; the destination \
+                         dedups them by id)",
+                        count(page.records.len() as u64, "record"),
                         c.page,
                         mask(c.last.as_deref().unwrap_or_default())
                     )),
                     // Page 1 is read whatever moved: its records count.
-                    Err(_) if c.page == 1 => again = Some((1, 0)),
+                    Err(_) if c.page == 1 => self.again = Some((until, 0)),
                     Err(why) => {
                         // Records added or deleted since the interrupted
                         // run may have moved ones it had not read onto
@@ -333,9 +355,12 @@ impl<'a> StreamRun<'a> {
                         // lose them.
                         out.warn_loudly(&format!(
                             "{label}: {why}, so records may have moved since the interrupted \
-                             sync; reading the list again from page 1"
+                             sync; reading the list again from page 1, and the records of pages \
+                             1 to {until}, which it had written, come a second time (their count \
+                             follows once page {until} is read)"
                         ));
-                        again = Some((c.page, 0));
+                        self.again = Some((until, 0));
+                        then_again = None;
                         pager =
                             Pager::new(path.clone(), filter.clone(), self.def, label.clone(), 1);
                         pager.field = field;
@@ -355,17 +380,44 @@ impl<'a> StreamRun<'a> {
             };
             let written = self.write(&page, out);
             let at = pager.next_page();
-            if let Some((until, records)) = &mut again {
+            if let Some((until, records)) = &mut self.again {
+                // Said with the page, in the write that carries its records,
+                // so that no stop can part the two.
+                log!(
+                    out,
+                    Warn,
+                    "{label}: page {this_page}: up to {} came a second time (an interrupted sync \
+                     had written the list's pages to {until})",
+                    count(written, "record")
+                );
                 *records += written;
                 if this_page >= *until || at.is_none() {
                     out.warn_loudly(&format!(
-                        "{label}: up to {} came a second time: the list was read again from \
-                         page 1, and the interrupted sync had written its pages 1 to {until} \
-                         (the destination dedups them by id)",
+                        "{label}: the list was read again, and an interrupted sync had written \
+                         its pages to {until}: up to {} in all came a second time (the \
+                         destination dedups them by id)",
                         count(*records, "record"),
                     ));
-                    again = None;
+                    self.again = None;
                 }
+            }
+            // A parent an earlier release may have read: said with the
+            // page, in the write that carries its records.
+            let unrecorded = self.plan.done_unknown
+                && parent.is_some_and(|p| self.plan.begun_in(Some(p)).is_none());
+            if unrecorded && written > 0 {
+                log!(
+                    out,
+                    Warn,
+                    "{label}: page {this_page}: up to {} came a second time (an interrupted sync \
+                     of an earlier release may have read this list)",
+                    count(written, "record")
+                );
+                self.unrecorded_twice += written;
+            }
+            // Resumed in a second read: the pages after this one count.
+            if let Some(until) = then_again.take() {
+                self.again = Some((until, 0));
             }
             if self.plan.resumable {
                 if let Some(c) = &mut self.plan.cursor {
@@ -385,7 +437,9 @@ impl<'a> StreamRun<'a> {
                     // what is written twice. An incremental read goes on
                     // from the next page, so that its resumes stay exact.
                     let page = if full { at.map(|_| this_page) } else { at };
+                    let again = self.again.map(|(until, _)| until);
                     let at = page.map(|page| At {
+                        again: again.filter(|until| page < *until),
                         parent: parent.map(str::to_string),
                         page,
                         last,

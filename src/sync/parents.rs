@@ -54,21 +54,20 @@ impl StreamRun<'_> {
                 );
             }
         }
-        // A state of a release that kept no `done`: that release read the
-        // parents in the API's order, so those listed before the one it
-        // stopped in were probably read. Read again, and counted.
-        let before: HashSet<&str> = match self.plan.begun.first() {
-            Some(At {
-                parent: Some(stopped),
-                ..
-            }) if self.plan.done_unknown => listed
-                .iter()
-                .take_while(|id| *id != stopped)
-                .map(String::as_str)
-                .collect(),
-            _ => HashSet::new(),
-        };
-        let mut again = 0;
+        // A state of a release that kept no `done`: which parents it read
+        // is not known (it read them in the API's order then, and the list
+        // may have moved since), so every parent not begun may have been
+        // read: each comes again, counted as a second time.
+        let unrecorded = self.plan.done_unknown;
+        if unrecorded {
+            out.warn_loudly(&format!(
+                "stream {}: the state does not record which {parent} an interrupted sync of \
+                 an earlier release had finished, so every {parent} is read, and the records of \
+                 those it had read come a second time (their count follows at the end of the \
+                 stream)",
+                self.id.name
+            ));
+        }
         // A wrong endpoint needs no check of its own here: its 404s come
         // for parents still listed, and `read_child` fails on those.
         for parent_id in &listed {
@@ -76,21 +75,15 @@ impl StreamRun<'_> {
                 continue;
             }
             let checkpoint = self.plan.begun_in(Some(parent_id)).cloned();
-            let records = self.records;
             self.read_child(client, parent_def, parent_id, checkpoint, out)?;
-            if before.contains(parent_id.as_str()) {
-                again += self.records - records;
-            }
         }
-        if !before.is_empty() {
+        if unrecorded {
             out.warn_loudly(&format!(
-                "stream {}: up to {} came a second time: the state came from an earlier \
-                 release, which did not record the {parent} it had finished, so the {} {parent} \
-                 listed before the one it stopped in were read again (the destination dedups \
+                "stream {}: up to {} in all came a second time, of the {parent} that an \
+                 interrupted sync of an earlier release may have read (the destination dedups \
                  them by id)",
                 self.id.name,
-                count(again, "record"),
-                before.len()
+                count(self.unrecorded_twice, "record"),
             ));
         }
         Ok(())
@@ -109,6 +102,7 @@ impl StreamRun<'_> {
         out: &mut Out,
     ) -> Result<()> {
         let path = self.def.path.replace("{parent_id}", &encode(parent_id));
+        self.again = None;
         let mut page = 1;
         let mut from = checkpoint;
         let mut retries = 0;

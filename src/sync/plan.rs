@@ -37,9 +37,9 @@ pub(super) struct Plan {
     /// has read to their end. A resume reads every other listed parent,
     /// whatever order the API lists them in now.
     pub(super) done: BTreeSet<String>,
-    /// The state came from a release that kept no `done`: the parents
-    /// listed before the one it stopped in were probably read, and are
-    /// read again (counted, and said).
+    /// The state came from a release that kept no `done` (or from an
+    /// attempt that resumed one): the parents it read are not known, and
+    /// those read again come a second time (counted, and said).
     pub(super) done_unknown: bool,
 }
 
@@ -123,7 +123,8 @@ impl Plan {
         };
         if let Some(position) = &position {
             plan.begun = position.at.clone();
-            plan.done_unknown = per_parent && position.done.is_none() && !plan.begun.is_empty();
+            plan.done_unknown = per_parent
+                && (position.unrecorded || position.done.is_none() && !plan.begun.is_empty());
             plan.done = position.done.clone().unwrap_or_default();
         }
         if let Some(spec) = incremental {
@@ -171,6 +172,7 @@ impl Plan {
     pub(super) fn in_progress(&self, at: Option<At>, per_parent: bool) -> Value {
         let mut position = Position {
             done: per_parent.then(|| self.done.clone()),
+            unrecorded: self.done_unknown,
             ..Position::default()
         };
         // A parent an earlier attempt stopped in keeps its place until
