@@ -40,7 +40,8 @@ pub struct Error {
     pub message: String,
     /// Extra detail for the logs (URL path, status, a snippet of the body).
     pub internal: Option<String>,
-    /// stdout was closed by the reader: stop quietly, there is nobody to tell.
+    /// stdout cannot be written (its reader left, its disk is full): the
+    /// command stops, and says why on stderr, the one place left.
     pub output_closed: bool,
     /// The HTTP status that caused the error, when the API answered.
     pub http_status: Option<u16>,
@@ -80,17 +81,29 @@ impl Error {
     pub fn output_closed() -> Error {
         Error {
             output_closed: true,
-            ..Error::system("stdout was closed")
+            ..Error::system(
+                "the reader of stdout closed it before the end (a broken pipe, as `| head` \
+                 makes); nothing after the last line it read was written. Read all of stdout, \
+                 or send it to a file",
+            )
         }
     }
 
-    /// Writing to stdout failed: a broken pipe means the reader left,
-    /// anything else is a real failure to report.
+    /// Writing to stdout failed: a broken pipe means the reader left;
+    /// either way nothing more can be written there.
     pub fn stdout(e: &io::Error) -> Error {
         if e.kind() == io::ErrorKind::BrokenPipe {
             Error::output_closed()
         } else {
-            Error::system(format!("writing to stdout failed: {e}"))
+            let next = if e.kind() == io::ErrorKind::StorageFull {
+                "free space where stdout goes, or send it to another disk"
+            } else {
+                "check where stdout goes"
+            };
+            Error {
+                output_closed: true,
+                ..Error::system(format!("writing to stdout failed: {e}; {next}"))
+            }
         }
     }
 

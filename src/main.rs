@@ -56,22 +56,26 @@ fn main() -> ExitCode {
         }
     };
     let name = command.name();
+    // A closed fd 1 (`>&-`) would be taken by the next file or socket
+    // opened, and the messages written into it: stop before opening any.
+    if !matches!(command, Command::Help | Command::Version) && !output::stdout_is_open() {
+        eprintln!(
+            "source-persistiq: {name} failed: stdout is closed (`>&-`), so no message can be \
+             written; send it to a file (`> messages.jsonl`), a pipe or /dev/null"
+        );
+        return ExitCode::from(1);
+    }
     let mut out = Out::new();
     let code = match run(command, &mut out) {
         Ok(code) => code,
-        Err(e) if e.output_closed => return ExitCode::SUCCESS,
+        Err(e) if e.output_closed => return stdout_failed(name, &e, out),
         Err(e) => {
             out.trace_error(&e, None);
             1
         }
     };
-    // A reader that left early is not an error worth a word (see `--help`).
     match out.flush() {
-        Err(e) if e.output_closed => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("source-persistiq: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => stdout_failed(name, &e, out),
         Ok(()) => {
             let line = failure_line(name, out.failures(), out.not_read());
             // After the live progress line, if any, is cleared (on drop).
@@ -82,6 +86,17 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// stdout failed (its reader left, its disk is full): stderr is the one
+/// place left to say so, after the live line is cleared.
+fn stdout_failed(command: &str, e: &error::Error, out: Out) -> ExitCode {
+    drop(out);
+    eprintln!(
+        "source-persistiq: {command} failed: {}",
+        progress::printable(&e.message)
+    );
+    ExitCode::from(1)
 }
 
 /// The one plain line on stderr for a command that failed (or a check that

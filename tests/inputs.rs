@@ -208,9 +208,10 @@ fn state_files_are_lenient_but_must_be_json() {
     }
 }
 
-/// `read ... | head -1`: the reader leaves; the connector goes quietly.
+/// `read ... | head -1`: the reader leaves; the connector stops at once,
+/// exits 1 and says so on stderr (a shell's `pipefail` sees it).
 #[test]
-fn a_closed_stdout_ends_the_sync_quietly() {
+fn a_closed_stdout_ends_the_sync_with_a_line_on_stderr() {
     let mock = MockServer::start(Options {
         leads: 5000,
         ..Options::default()
@@ -236,18 +237,64 @@ fn a_closed_stdout_ends_the_sync_quietly() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
-    assert!(stderr.is_empty(), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.starts_with("source-persistiq: read failed: the reader of stdout closed it")
+            && stderr.lines().count() == 1,
+        "stderr: {stderr}"
+    );
     assert!(
         mock.seen().len() < 50,
         "it went on syncing after its reader left"
     );
 }
 
-/// SIGTERM or SIGINT mid-sync: gone within a second, whole lines only.
+/// `>&-` and `> /dev/full`: exit 1 and one line on stderr saying what to
+/// do, before any request for a closed stdout (whose fd the next socket
+/// would take).
+#[test]
+fn a_closed_or_full_stdout_fails_with_a_line_on_stderr() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    for command in ["spec", "check", "discover", "read"] {
+        for (to, words) in [
+            (">&-", "stdout is closed (`>&-`)"),
+            ("> /dev/full", "No space left on device"),
+        ] {
+            let args = if command == "spec" {
+                String::new()
+            } else {
+                format!("--config {cfg}")
+            };
+            let out = Command::new("bash")
+                .args(["-c", &format!("exec {BIN} {command} {args} {to}")])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let case = format!("{command} {to}: {stderr}");
+            assert_eq!(out.status.code(), Some(1), "{case}");
+            assert!(
+                stderr.starts_with(&format!("source-persistiq: {command} failed: "))
+                    && stderr.contains(words)
+                    && stderr.lines().count() == 1,
+                "{case}"
+            );
+        }
+    }
+    let requests = mock.seen();
+    assert!(
+        requests.len() <= 2,
+        "only check and read to /dev/full ask the API: {}",
+        requests.len()
+    );
+}
+
+/// Any signal whose default is to end the process, mid-sync: gone within
+/// a second, of that signal, whole lines only.
 #[test]
 fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
-    for signal in ["TERM", "INT"] {
+    for signal in ["HUP", "INT", "QUIT", "TERM", "ALRM", "USR1", "USR2"] {
         let mock = MockServer::start(Options::default());
         // Page 4 takes forever: the signal arrives while the connector
         // waits; pages 1-3 are out, each written as soon as it was checked.
@@ -257,6 +304,7 @@ fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
         let args = ["read", "--config", &cfg, "--streams", "leads"];
         let (run, took) = interrupt_at(&mock, "page=4", signal, &args);
         assert!(took < Duration::from_secs(1), "SIG{signal}: took {took:?}");
+        assert_eq!(run.code, None, "SIG{signal}: not killed by it");
         assert!(
             run.stdout.ends_with('\n'),
             "SIG{signal}: a partial line was left"
