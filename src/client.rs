@@ -17,6 +17,10 @@ use crate::time;
 use crate::transport::{BodyRead, Failure, Head, Transport, MAX_BODY_BYTES};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The host of `config::DEFAULT_BASE_URL`, offered for a base_url host
+/// that does not exist and is close to it.
+const API_HOST: &str = "api.persistiq.com";
+
 /// How much of an unexpected body an error message may quote.
 const QUOTE_BYTES: usize = 200;
 
@@ -98,7 +102,16 @@ pub struct Client {
     /// No request before this: the server said its rate window is used up.
     quiet_until: Option<ServerWait>,
     body: Vec<u8>,
+    /// How long a request's tries go on while the host refuses them.
+    refused_for: Duration,
 }
+
+/// How long a refused port is tried again: `check` answers within 5 s and
+/// `read` fails within 10 s (a server restarting is back within that; a
+/// wrong port never is, and curl gives up at once). The schedule's sleeps
+/// that fit in it are slept.
+const REFUSED_FOR_CHECK: Duration = Duration::from_secs(4);
+const REFUSED_FOR_READ: Duration = Duration::from_secs(9);
 
 /// What one try came to.
 enum Attempt {
@@ -120,6 +133,8 @@ impl Client {
             deadline: budget.map(|b| Instant::now() + b),
             quiet_until: None,
             body: Vec::with_capacity(1 << 20),
+            // Only `check` has a budget.
+            refused_for: budget.map_or(REFUSED_FOR_READ, |_| REFUSED_FOR_CHECK),
         }
     }
 
@@ -129,6 +144,7 @@ impl Client {
         // Counted apart: a suspect page gets its own retries even after
         // retries for other troubles.
         let mut suspect_retries = 0;
+        let first_try = Instant::now();
         loop {
             self.wait_for_rate_window(req, out)?;
             let (trouble, suspect) = match self.try_once(req) {
@@ -142,7 +158,15 @@ impl Client {
             } else {
                 retries
             };
-            let next = retry::next(&self.schedule, &trouble, tries_of_kind, self.time_left());
+            let next = match retry::next(&self.schedule, &trouble, tries_of_kind, self.time_left())
+            {
+                Next::Retry(sleep)
+                    if trouble.refused && first_try.elapsed() + sleep > self.refused_for =>
+                {
+                    Next::GiveUp
+                }
+                next => next,
+            };
             let sleep = match (next, suspect) {
                 (Next::Retry(sleep), _) => sleep,
                 (_, Some(layout)) => {
@@ -320,10 +344,14 @@ impl Client {
         let Failure {
             error: e,
             connected,
+            no_such_host,
         } = failure;
         let text = secret::mask(&e.to_string());
         let origin = self.transport.origin();
         let via = self.transport.via();
+        if let Some(host) = no_such_host {
+            return Attempt::Fail(self.no_such_host(&host));
+        }
         let kind = if connected {
             Kind::Unavailable
         } else {
@@ -398,11 +426,34 @@ impl Client {
                 };
                 Attempt::Retry(unreachable(kind, why))
             }
-            _ => Attempt::Retry(unreachable(
-                kind,
-                format!("request to {origin}{via} failed: {text}"),
-            )),
+            _ => {
+                let mut trouble =
+                    unreachable(kind, format!("request to {origin}{via} failed: {text}"));
+                trouble.refused = matches!(&e, ureq::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                Attempt::Retry(trouble)
+            }
         }
+    }
+
+    /// The error for a host the resolver says does not exist: no retry
+    /// will find it, so it is said at once (curl does the same), with the
+    /// API's host name when the name is close to it.
+    fn no_such_host(&self, host: &str) -> Error {
+        let host = secret::mask(host);
+        let message = if host == self.transport.host() {
+            let guess = did_you_mean(&host);
+            format!(
+                "the host {host} of base_url does not exist: the DNS has no such name{guess}; \
+                 check base_url"
+            )
+        } else {
+            format!(
+                "the proxy's host {host} does not exist: the DNS has no such name; check the \
+                 proxy URL (proxy_url, or HTTPS_PROXY)"
+            )
+        };
+        Error::config(message).stopping_sync("the API's host does not exist")
     }
 
     /// Waits while the server's rate window is used up, as its last answer said.
@@ -438,6 +489,14 @@ fn unreachable(kind: Kind, why: String) -> Trouble {
          then try again",
     );
     trouble
+}
+
+/// " (did you mean api.persistiq.com?)" for a host close to the API's.
+fn did_you_mean(host: &str) -> String {
+    crate::cli::closest(host, [API_HOST])
+        .filter(|h| !h.eq_ignore_ascii_case(host))
+        .map(|h| format!(" (did you mean {h}?)"))
+        .unwrap_or_default()
 }
 
 /// The error of a command whose next wait would outlast its budget.
@@ -626,6 +685,31 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_close_to_the_apis_gets_a_guess() {
+        assert!(crate::config::DEFAULT_BASE_URL.contains(&format!("//{API_HOST}/")));
+        for typo in [
+            "api.persistiq.co",
+            "api.persitiq.com",
+            "app.persistiq.com",
+            "persistiq.com",
+        ] {
+            assert_eq!(
+                did_you_mean(typo),
+                " (did you mean api.persistiq.com?)",
+                "{typo}"
+            );
+        }
+        for other in [
+            "api.persistiq.com",
+            "API.PersistIq.com",
+            "example.invalid",
+            "localhost",
+        ] {
+            assert_eq!(did_you_mean(other), "", "{other}");
+        }
+    }
 
     #[test]
     fn fingerprints_tell_pages_apart_by_any_byte_and_length() {
