@@ -104,6 +104,8 @@ pub struct Client {
     body: Vec<u8>,
     /// How long a request's tries go on while the host refuses them.
     refused_for: Duration,
+    /// The API has answered 2xx: base_url is right, a 404 is a page's own.
+    reached_api: bool,
 }
 
 /// How long a refused port is tried again: `check` answers within 5 s and
@@ -135,6 +137,7 @@ impl Client {
             body: Vec::with_capacity(1 << 20),
             // Only `check` has a budget.
             refused_for: budget.map_or(REFUSED_FOR_READ, |_| REFUSED_FOR_CHECK),
+            reached_api: false,
         }
     }
 
@@ -232,6 +235,7 @@ impl Client {
         }
         self.quiet_until = advice.before_next();
         if (200..300).contains(&status) {
+            self.reached_api = true;
             return self.judge_page(req, &head);
         }
         let request_id = request_id(&head.headers);
@@ -255,6 +259,22 @@ impl Client {
                 .with_status(status)
                 .stopping_sync("the API key was rejected"),
             ),
+            // Before any 2xx, and with base_url not ending in the API's
+            // version, a 404 says more of base_url than of the page.
+            404 if !self.reached_api && !self.transport.base_url().ends_with("/v1/") => {
+                Attempt::Fail(
+                Error::config(format!(
+                    "{}: the API answered HTTP 404 (not found) to the first request, to {}; check \
+                     base_url: it must end in /v1/ (it is {}; PersistIq's API is at {}){request_id}",
+                    req.what,
+                    self.transport.origin(),
+                    self.transport.base_url(),
+                    crate::config::DEFAULT_BASE_URL,
+                ))
+                .with_status(status)
+                .stopping_sync("base_url does not lead to the API"),
+            )
+            }
             300..=399 => {
                 let location = head
                     .headers

@@ -110,8 +110,12 @@ impl Error {
     /// A file the user named could not be read; `what` says which one
     /// ("config", "catalog", "state").
     pub fn unreadable(what: &str, path: &Path, e: &io::Error) -> Error {
+        let why = match e.kind() {
+            io::ErrorKind::PermissionDenied => permission_hint(path),
+            _ => String::new(),
+        };
         Error::config(format!(
-            "cannot read the {what} file {}: {e}",
+            "cannot read the {what} file {}: {e}{why}",
             path.display()
         ))
     }
@@ -142,6 +146,38 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Who this process is and who may read `path`: a file written under
+/// `umask 077` by one user cannot be read by a container running as
+/// another (the image runs as uid 1000).
+fn permission_hint(path: &Path) -> String {
+    let (uid, gid) = ids();
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| {
+                format!(
+                    ", the file is uid {}'s with mode {:o}",
+                    m.uid(),
+                    m.mode() & 0o777
+                )
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "; this process runs as uid {uid} (gid {gid}){owner}: make the file readable by uid \
+         {uid} (chown, or chmod a+r on a file only you can reach; the Docker image runs as uid \
+         1000)"
+    )
+}
+
+/// The user and group ids the process acts as.
+#[allow(unsafe_code)] // geteuid and getegid have no safe wrapper in std
+fn ids() -> (u32, u32) {
+    // SAFETY: geteuid() and getegid() take nothing, cannot fail and touch
+    // no memory of ours.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
 
 /// The connector's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

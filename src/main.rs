@@ -137,7 +137,7 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
         Command::Spec => spec(out),
         Command::Check { config } => check(&config, out)?,
         Command::Discover { config } => {
-            load_config(&config)?;
+            load_config(&config, out)?;
             discover(out)?;
         }
         Command::Read(args) => return read(&args, out),
@@ -145,9 +145,23 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
     Ok(0)
 }
 
-/// Reads and checks the config.
-fn load_config(path: &Path) -> Result<Config> {
-    Config::from_json(&read_config_json(path)?)
+/// Reads and checks the config, and warns of what it ignores.
+fn load_config(path: &Path, out: &mut Out) -> Result<Config> {
+    let config = Config::from_json(&read_config_json(path)?)?;
+    warn_of(&config, out);
+    Ok(config)
+}
+
+/// Each config warning, in a LOG and on stderr: a person at a shell reads
+/// stderr; the platform shows the LOG.
+fn warn_of(config: &Config, out: &mut Out) {
+    for warning in &config.warnings {
+        log!(out, Warn, "{warning}");
+        eprintln!(
+            "source-persistiq: warning: {}",
+            progress::printable(warning)
+        );
+    }
 }
 
 /// Reads the config file; from here on the key is masked in text from
@@ -188,7 +202,10 @@ fn minified(pretty: &str) -> Box<RawValue> {
 fn check(path: &Path, out: &mut Out) -> Result<()> {
     let value = read_config_json(path)?;
     let config = match Config::from_json(&value) {
-        Ok(c) => c,
+        Ok(c) => {
+            warn_of(&c, out);
+            c
+        }
         Err(e) => {
             out.trace_error(&e, None);
             out.connection_status(false, Some(&e.message));
@@ -259,7 +276,7 @@ fn discover(out: &mut Out) -> Result<()> {
 }
 
 fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
-    let config = load_config(&args.config)?;
+    let config = load_config(&args.config, out)?;
     // Without a catalog, a state file asks for the incremental streams to
     // go on from it: how a cron job keeps `--streams leads` incremental.
     let mode = match args.state {

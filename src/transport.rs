@@ -153,6 +153,11 @@ impl Transport {
         &self.host
     }
 
+    /// base_url, as the config normalised it.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// GETs `path_query` (relative to base_url) within `timeout`, reading
     /// the whole body into `body` before returning, so that no later delay
     /// of ours (a slow reader of stdout) counts against the request.
