@@ -40,6 +40,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// One line on stderr. Not `eprintln!`, which panics when stderr is a pipe
+/// whose reader left too (`2>&1 | head`): the exit code says enough then.
+macro_rules! say {
+    ($($line:tt)+) => {{
+        let _ = writeln!(std::io::stderr(), $($line)+);
+    }};
+}
+
 /// `check` answers within about this much: Airbyte waits a minute for it.
 const CHECK_BUDGET: Duration = Duration::from_secs(30);
 
@@ -48,7 +56,7 @@ fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os().skip(1).collect()) {
         Ok(c) => c,
         Err(usage) => {
-            eprintln!(
+            say!(
                 "source-persistiq: {usage}\n\n{}\n\nRun `source-persistiq --help` for more.",
                 cli::USAGE
             );
@@ -59,7 +67,7 @@ fn main() -> ExitCode {
     // A closed fd 1 (`>&-`) would be taken by the next file or socket
     // opened, and the messages written into it: stop before opening any.
     if !matches!(command, Command::Help | Command::Version) && !output::stdout_is_open() {
-        eprintln!(
+        say!(
             "source-persistiq: {name} failed: stdout is closed (`>&-`), so no message can be \
              written; send it to a file (`> messages.jsonl`), a pipe or /dev/null"
         );
@@ -81,7 +89,7 @@ fn main() -> ExitCode {
             // After the live progress line, if any, is cleared (on drop).
             drop(out);
             if let Some(line) = line {
-                eprintln!("{line}");
+                say!("{line}");
             }
             ExitCode::from(code)
         }
@@ -92,7 +100,7 @@ fn main() -> ExitCode {
 /// place left to say so, after the live line is cleared.
 fn stdout_failed(command: &str, e: &error::Error, out: Out) -> ExitCode {
     drop(out);
-    eprintln!(
+    say!(
         "source-persistiq: {command} failed: {}",
         progress::printable(&e.message)
     );
@@ -157,7 +165,7 @@ fn load_config(path: &Path, out: &mut Out) -> Result<Config> {
 fn warn_of(config: &Config, out: &mut Out) {
     for warning in &config.warnings {
         log!(out, Warn, "{warning}");
-        eprintln!(
+        say!(
             "source-persistiq: warning: {}",
             progress::printable(warning)
         );

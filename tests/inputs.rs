@@ -249,6 +249,26 @@ fn a_closed_stdout_ends_the_sync_with_a_line_on_stderr() {
     );
 }
 
+/// `read ... 2>&1 | head -c 10`: stdout and stderr are one pipe whose
+/// reader left. The line for stderr cannot be written either; the exit
+/// code still says so, and nothing panics (`eprintln!` would, exit 101).
+#[test]
+fn a_closed_pipe_for_both_outputs_exits_1_without_a_panic() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{BIN} read --config {cfg} 2>&1 | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
+
 /// `>&-` and `> /dev/full`: exit 1 and one line on stderr saying what to
 /// do, before any request for a closed stdout (whose fd the next socket
 /// would take).
