@@ -262,18 +262,7 @@ impl Client {
             // Before any 2xx, and with base_url not ending in the API's
             // version, a 404 says more of base_url than of the page.
             404 if !self.reached_api && !self.transport.base_url().ends_with("/v1/") => {
-                Attempt::Fail(
-                Error::config(format!(
-                    "{}: the API answered HTTP 404 (not found) to the first request, to {}; check \
-                     base_url: it must end in /v1/ (it is {}; PersistIq's API is at {}){request_id}",
-                    req.what,
-                    self.transport.origin(),
-                    self.transport.base_url(),
-                    crate::config::DEFAULT_BASE_URL,
-                ))
-                .with_status(status)
-                .stopping_sync("base_url does not lead to the API"),
-            )
+                Attempt::Fail(self.not_the_api(req.what, &request_id))
             }
             300..=399 => {
                 let location = head
@@ -454,6 +443,20 @@ impl Client {
                 Attempt::Retry(trouble)
             }
         }
+    }
+
+    /// The error for a 404 to the first request when base_url lacks the
+    /// API's `/v1/`: every other request would 404 too.
+    fn not_the_api(&self, what: &str, request_id: &str) -> Error {
+        Error::config(format!(
+            "{what}: the API answered HTTP 404 (not found) to the first request, to {}; check \
+             base_url: it must end in /v1/ (it is {}; PersistIq's API is at {}){request_id}",
+            self.transport.origin(),
+            self.transport.base_url(),
+            crate::config::DEFAULT_BASE_URL,
+        ))
+        .with_status(404)
+        .stopping_sync("base_url does not lead to the API")
     }
 
     /// The error for a host the resolver says does not exist: no retry
