@@ -90,6 +90,8 @@ fn forms_of(secret: &str) -> Vec<Vec<char>> {
             }
         }
     }
+    // A key of combining marks alone has no characters to look for.
+    forms.retain(|form| !form.is_empty());
     forms
 }
 
@@ -226,7 +228,7 @@ fn longest_run(
             n += 1;
         }
         let end = ends.iter().copied().max().unwrap_or(at);
-        if n >= need && best.is_none_or(|(m, e)| (n, end) > (m, e)) {
+        if n >= need && n > 0 && best.is_none_or(|(m, e)| (n, end) > (m, e)) {
             best = Some((n, end));
         }
     }
@@ -479,6 +481,8 @@ mod tests {
             let left = out.replace("[redacted]", "");
             assert!(left.len() < text.len() - 6, "{echo} -> {out}");
         }
+        // Marks alone: nothing to mask, and no loop on an empty match.
+        assert_eq!(masked(&"\u{301}".repeat(9), "a\u{301}b"), "a\u{301}b");
         // The entity form of `&` itself, not `&` followed by `amp;`.
         assert_eq!(
             masked(key, "a piq-cl\u{e9}/k+y&amp;t\u{f6}k 4f8a2c91e7 b"),
