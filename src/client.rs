@@ -690,7 +690,9 @@ fn quote(body: &[u8]) -> String {
 /// Text from the server with the key masked, then cut to `max` bytes: in
 /// that order, or a key cut in two would no longer be recognised.
 fn clip(text: &str, max: usize) -> String {
-    let masked = secret::mask(text);
+    // Only what can be shown is masked (a body's message may be megabytes),
+    // with enough past the cut for a key that straddles it.
+    let masked = secret::mask(truncate(text, max + secret::longest_form()));
     truncate(&masked, max).to_string()
 }
 

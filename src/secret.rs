@@ -171,11 +171,16 @@ fn mask_each(text: &str, secrets: &[&[char]]) -> String {
     }
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
-    let mut forms = Vec::new();
+    // Reused, so that most positions (no secret starts there) cost no allocation.
+    let (mut forms, mut first) = (Vec::new(), Vec::new());
     while i < text.len() {
+        forms.clear();
+        each_form(text, i, &mut forms);
+        first.clear();
+        first.extend(forms.iter().filter_map(|&(c, _)| fold(c)));
         let end = secrets
             .iter()
-            .filter_map(|secret| longest_run(text, i, secret, &mut forms))
+            .filter_map(|secret| longest_run(text, i, secret, &first, &mut forms))
             .max();
         if let Some(end) = end {
             out.push_str(MASK);
@@ -190,17 +195,16 @@ fn mask_each(text: &str, secrets: &[&[char]]) -> String {
 }
 
 /// The end of the longest run of at least `RUN_CHARS` characters of
-/// `secret` (or all of a shorter one) written at `at`, if any.
+/// `secret` (or all of a shorter one) written at `at`, if any; `first`
+/// holds the characters the forms at `at` stand for, folded.
 fn longest_run(
     text: &str,
     at: usize,
     secret: &[char],
+    first: &[char],
     forms: &mut Vec<(char, usize)>,
 ) -> Option<usize> {
     let need = RUN_CHARS.min(secret.len());
-    forms.clear();
-    each_form(text, at, forms);
-    let first: Vec<char> = forms.iter().filter_map(|&(c, _)| fold(c)).collect();
     let mut best: Option<(usize, usize)> = None;
     for start in 0..=secret.len().saturating_sub(need) {
         if !first.contains(&secret[start]) {
@@ -208,6 +212,7 @@ fn longest_run(
         }
         // Every position a form of secret[start..start + n] can end at.
         let mut ends = vec![at];
+        let mut marks = Vec::new();
         let mut n = 0;
         while start + n < secret.len() {
             let mut next = Vec::new();
@@ -215,7 +220,7 @@ fn longest_run(
                 forms.clear();
                 each_form(text, p, forms);
                 for &(c, end) in forms.iter() {
-                    let end = skip_marks(text, end);
+                    let end = skip_marks(text, end, &mut marks);
                     if fold(c) == Some(secret[start + n]) && !next.contains(&end) {
                         next.push(end);
                     }
@@ -236,11 +241,10 @@ fn longest_run(
 }
 
 /// `at` past any combining marks (in any form) written there.
-fn skip_marks(text: &str, mut at: usize) -> usize {
-    let mut forms = Vec::new();
+fn skip_marks(text: &str, mut at: usize, forms: &mut Vec<(char, usize)>) -> usize {
     loop {
         forms.clear();
-        each_form(text, at, &mut forms);
+        each_form(text, at, forms);
         match forms.iter().find(|&&(c, _)| fold(c).is_none()) {
             Some(&(_, end)) => at = end,
             None => return at,
