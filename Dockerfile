@@ -1,5 +1,5 @@
 # The source-persistiq image for the Airbyte platform; how to build, push and
-# register it: README, "Static binary and Docker image", and docs/image.md.
+# register it: README, "The Docker image", and docs/image.md.
 #
 # tests/packaging.rs checks this file against metadata.yaml and Cargo.toml;
 # no Docker engine is needed for that check.

@@ -276,8 +276,10 @@ Streams: {streams}
 
 Exit codes:
   0  success (check: also when the API key is rejected; the answer is in
-     CONNECTION_STATUS), or stdout closed early by its reader
-  1  failure, described by a TRACE ERROR on stdout and one line on stderr
+     CONNECTION_STATUS)
+  1  failure, described by a TRACE ERROR on stdout and one line on stderr;
+     or stdout closed, full, or left early by its reader (`| head`): one
+     line on stderr
   2  usage error (unknown command or flag), described on stderr
 
 Example:

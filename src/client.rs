@@ -17,6 +17,10 @@ use crate::time;
 use crate::transport::{BodyRead, Failure, Head, Transport, MAX_BODY_BYTES};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The host of `config::DEFAULT_BASE_URL`, offered for a base_url host
+/// that does not exist and is close to it.
+const API_HOST: &str = "api.persistiq.com";
+
 /// How much of an unexpected body an error message may quote.
 const QUOTE_BYTES: usize = 200;
 
@@ -116,7 +120,18 @@ pub struct Client {
     /// No request before this: the server said its rate window is used up.
     quiet_until: Option<ServerWait>,
     body: Vec<u8>,
+    /// How long a request's tries go on while the host refuses them.
+    refused_for: Duration,
+    /// The API has answered 2xx: base_url is right, a 404 is a page's own.
+    reached_api: bool,
 }
+
+/// How long a refused port is tried again: `check` answers within 5 s and
+/// `read` fails within 10 s (a server restarting is back within that; a
+/// wrong port never is, and curl gives up at once). The schedule's sleeps
+/// that fit in it are slept.
+const REFUSED_FOR_CHECK: Duration = Duration::from_secs(4);
+const REFUSED_FOR_READ: Duration = Duration::from_secs(9);
 
 /// What one try came to.
 enum Attempt {
@@ -138,6 +153,9 @@ impl Client {
             deadline: budget.map(|b| Instant::now() + b),
             quiet_until: None,
             body: Vec::with_capacity(1 << 20),
+            // Only `check` has a budget.
+            refused_for: budget.map_or(REFUSED_FOR_READ, |_| REFUSED_FOR_CHECK),
+            reached_api: false,
         }
     }
 
@@ -147,6 +165,7 @@ impl Client {
         // Counted apart: a suspect page gets its own retries even after
         // retries for other troubles.
         let mut suspect_retries = 0;
+        let first_try = Instant::now();
         loop {
             self.wait_for_rate_window(req, out)?;
             let (trouble, suspect) = match self.try_once(req) {
@@ -160,7 +179,15 @@ impl Client {
             } else {
                 retries
             };
-            let next = retry::next(&self.schedule, &trouble, tries_of_kind, self.time_left());
+            let next = match retry::next(&self.schedule, &trouble, tries_of_kind, self.time_left())
+            {
+                Next::Retry(sleep)
+                    if trouble.refused && first_try.elapsed() + sleep > self.refused_for =>
+                {
+                    Next::GiveUp
+                }
+                next => next,
+            };
             let sleep = match (next, suspect) {
                 (Next::Retry(sleep), _) => sleep,
                 (_, Some(layout)) => {
@@ -226,6 +253,7 @@ impl Client {
         }
         self.quiet_until = advice.before_next();
         if (200..300).contains(&status) {
+            self.reached_api = true;
             return self.judge_page(req, &head);
         }
         let request_id = request_id(&head.headers);
@@ -249,6 +277,11 @@ impl Client {
                 .with_status(status)
                 .stopping_sync("the API key was rejected"),
             ),
+            // Before any 2xx, and with base_url not ending in the API's
+            // version, a 404 says more of base_url than of the page.
+            404 if !self.reached_api && !self.transport.base_url().ends_with("/v1/") => {
+                Attempt::Fail(self.not_the_api(req.what, &request_id))
+            }
             300..=399 => {
                 let location = head
                     .headers
@@ -339,10 +372,14 @@ impl Client {
         let Failure {
             error: e,
             connected,
+            no_such_host,
         } = failure;
         let text = secret::mask(&e.to_string());
         let origin = self.transport.origin();
         let via = self.transport.via();
+        if let Some(host) = no_such_host {
+            return Attempt::Fail(self.no_such_host(&host));
+        }
         let kind = if connected {
             Kind::Unavailable
         } else {
@@ -417,11 +454,48 @@ impl Client {
                 };
                 Attempt::Retry(unreachable(kind, why))
             }
-            _ => Attempt::Retry(unreachable(
-                kind,
-                format!("request to {origin}{via} failed: {text}"),
-            )),
+            _ => {
+                let mut trouble =
+                    unreachable(kind, format!("request to {origin}{via} failed: {text}"));
+                trouble.refused = matches!(&e, ureq::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                Attempt::Retry(trouble)
+            }
         }
+    }
+
+    /// The error for a 404 to the first request when base_url lacks the
+    /// API's `/v1/`: every other request would 404 too.
+    fn not_the_api(&self, what: &str, request_id: &str) -> Error {
+        Error::config(format!(
+            "{what}: the API answered HTTP 404 (not found) to the first request, to {}; check \
+             base_url: it must end in /v1/ (it is {}; PersistIq's API is at {}){request_id}",
+            self.transport.origin(),
+            self.transport.base_url(),
+            crate::config::DEFAULT_BASE_URL,
+        ))
+        .with_status(404)
+        .stopping_sync("base_url does not lead to the API")
+    }
+
+    /// The error for a host the resolver says does not exist: no retry
+    /// will find it, so it is said at once (curl does the same), with the
+    /// API's host name when the name is close to it.
+    fn no_such_host(&self, host: &str) -> Error {
+        let host = secret::mask(host);
+        let message = if host == self.transport.host() {
+            let guess = did_you_mean(&host);
+            format!(
+                "the host {host} of base_url does not exist: the DNS has no such name{guess}; \
+                 check base_url"
+            )
+        } else {
+            format!(
+                "the proxy's host {host} does not exist: the DNS has no such name; check the \
+                 proxy URL (proxy_url, or HTTPS_PROXY)"
+            )
+        };
+        Error::config(message).stopping_sync("the API's host does not exist")
     }
 
     /// Waits while the server's rate window is used up, as its last answer said.
@@ -457,6 +531,14 @@ fn unreachable(kind: Kind, why: String) -> Trouble {
          then try again",
     );
     trouble
+}
+
+/// " (did you mean api.persistiq.com?)" for a host close to the API's.
+fn did_you_mean(host: &str) -> String {
+    crate::cli::closest(host, [API_HOST])
+        .filter(|h| !h.eq_ignore_ascii_case(host))
+        .map(|h| format!(" (did you mean {h}?)"))
+        .unwrap_or_default()
 }
 
 /// The error of a command whose next wait would outlast its budget.
@@ -627,7 +709,9 @@ fn quote(body: &[u8]) -> String {
 /// Text from the server with the key masked, then cut to `max` bytes: in
 /// that order, or a key cut in two would no longer be recognised.
 fn clip(text: &str, max: usize) -> String {
-    let masked = secret::mask(text);
+    // Only what can be shown is masked (a body's message may be megabytes),
+    // with enough past the cut for a key that straddles it.
+    let masked = secret::mask(truncate(text, max + secret::longest_form()));
     truncate(&masked, max).to_string()
 }
 
@@ -645,6 +729,31 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_close_to_the_apis_gets_a_guess() {
+        assert!(crate::config::DEFAULT_BASE_URL.contains(&format!("//{API_HOST}/")));
+        for typo in [
+            "api.persistiq.co",
+            "api.persitiq.com",
+            "app.persistiq.com",
+            "persistiq.com",
+        ] {
+            assert_eq!(
+                did_you_mean(typo),
+                " (did you mean api.persistiq.com?)",
+                "{typo}"
+            );
+        }
+        for other in [
+            "api.persistiq.com",
+            "API.PersistIq.com",
+            "example.invalid",
+            "localhost",
+        ] {
+            assert_eq!(did_you_mean(other), "", "{other}");
+        }
+    }
 
     /// Whether `then` is a repeat of `first`, two pages' record arrays.
     fn seen_only(first: &str, then: &str) -> bool {

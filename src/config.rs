@@ -54,6 +54,8 @@ pub struct Config {
     pub trust: Trust,
     /// The proxy the API's tunnel goes through, if any.
     pub proxy: Option<ProxyChoice>,
+    /// What to warn of: keys this connector does not know, which it ignores.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -100,8 +102,36 @@ impl Config {
             start_date: start_date(obj)?,
             trust: network::trust(ca_certificate.as_deref(), trust_env)?,
             proxy,
+            warnings: unknown_keys(obj),
         })
     }
+}
+
+/// A warning for each key the spec does not have: a misspelt optional key
+/// (`start_dat`) would otherwise be ignored in silence, its default used.
+fn unknown_keys(obj: &Map<String, Value>) -> Vec<String> {
+    let spec: Value = serde_json::from_str(SPEC_JSON).unwrap_or_default();
+    let Some(known) = spec["properties"].as_object() else {
+        return Vec::new();
+    };
+    obj.keys()
+        .filter(|key| !known.contains_key(key.as_str()))
+        .map(|key| {
+            let key = secret::mask(key);
+            let guess = crate::cli::closest(&key, known.keys().map(String::as_str))
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            format!(
+                "config key `{key}` is not one this connector knows{guess}; it is ignored. \
+                 Known keys: {}",
+                known
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect()
 }
 
 fn api_key(obj: &Map<String, Value>) -> Result<ApiKey> {

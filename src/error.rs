@@ -40,7 +40,8 @@ pub struct Error {
     pub message: String,
     /// Extra detail for the logs (URL path, status, a snippet of the body).
     pub internal: Option<String>,
-    /// stdout was closed by the reader: stop quietly, there is nobody to tell.
+    /// stdout cannot be written (its reader left, its disk is full): the
+    /// command stops, and says why on stderr, the one place left.
     pub output_closed: bool,
     /// The HTTP status that caused the error, when the API answered.
     pub http_status: Option<u16>,
@@ -80,25 +81,41 @@ impl Error {
     pub fn output_closed() -> Error {
         Error {
             output_closed: true,
-            ..Error::system("stdout was closed")
+            ..Error::system(
+                "the reader of stdout closed it before the end (a broken pipe, as `| head` \
+                 makes); nothing after the last line it read was written. Read all of stdout, \
+                 or send it to a file",
+            )
         }
     }
 
-    /// Writing to stdout failed: a broken pipe means the reader left,
-    /// anything else is a real failure to report.
+    /// Writing to stdout failed: a broken pipe means the reader left;
+    /// either way nothing more can be written there.
     pub fn stdout(e: &io::Error) -> Error {
         if e.kind() == io::ErrorKind::BrokenPipe {
             Error::output_closed()
         } else {
-            Error::system(format!("writing to stdout failed: {e}"))
+            let next = if e.kind() == io::ErrorKind::StorageFull {
+                "free space where stdout goes, or send it to another disk"
+            } else {
+                "check where stdout goes"
+            };
+            Error {
+                output_closed: true,
+                ..Error::system(format!("writing to stdout failed: {e}; {next}"))
+            }
         }
     }
 
     /// A file the user named could not be read; `what` says which one
     /// ("config", "catalog", "state").
     pub fn unreadable(what: &str, path: &Path, e: &io::Error) -> Error {
+        let why = match e.kind() {
+            io::ErrorKind::PermissionDenied => permission_hint(path),
+            _ => String::new(),
+        };
         Error::config(format!(
-            "cannot read the {what} file {}: {e}",
+            "cannot read the {what} file {}: {e}{why}",
             path.display()
         ))
     }
@@ -129,6 +146,38 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Who this process is and who may read `path`: a file written under
+/// `umask 077` by one user cannot be read by a container running as
+/// another (the image runs as uid 1000).
+fn permission_hint(path: &Path) -> String {
+    let (uid, gid) = ids();
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .map(|m| {
+                format!(
+                    ", the file is uid {}'s with mode {:o}",
+                    m.uid(),
+                    m.mode() & 0o777
+                )
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "; this process runs as uid {uid} (gid {gid}){owner}: make the file readable by uid \
+         {uid} (chown, or chmod a+r on a file only you can reach; the Docker image runs as uid \
+         1000)"
+    )
+}
+
+/// The user and group ids the process acts as.
+#[allow(unsafe_code)] // geteuid and getegid have no safe wrapper in std
+fn ids() -> (u32, u32) {
+    // SAFETY: geteuid() and getegid() take nothing, cannot fail and touch
+    // no memory of ours.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
 
 /// The connector's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -40,6 +40,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// One line on stderr. Not `eprintln!`, which panics when stderr is a pipe
+/// whose reader left too (`2>&1 | head`): the exit code says enough then.
+macro_rules! say {
+    ($($line:tt)+) => {{
+        let _ = writeln!(std::io::stderr(), $($line)+);
+    }};
+}
+
 /// `check` answers within about this much: Airbyte waits a minute for it.
 const CHECK_BUDGET: Duration = Duration::from_secs(30);
 
@@ -48,7 +56,7 @@ fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os().skip(1).collect()) {
         Ok(c) => c,
         Err(usage) => {
-            eprintln!(
+            say!(
                 "source-persistiq: {usage}\n\n{}\n\nRun `source-persistiq --help` for more.",
                 cli::USAGE
             );
@@ -56,32 +64,47 @@ fn main() -> ExitCode {
         }
     };
     let name = command.name();
+    // A closed fd 1 (`>&-`) would be taken by the next file or socket
+    // opened, and the messages written into it: stop before opening any.
+    if !matches!(command, Command::Help | Command::Version) && !output::stdout_is_open() {
+        say!(
+            "source-persistiq: {name} failed: stdout is closed (`>&-`), so no message can be \
+             written; send it to a file (`> messages.jsonl`), a pipe or /dev/null"
+        );
+        return ExitCode::from(1);
+    }
     let mut out = Out::new();
     let code = match run(command, &mut out) {
         Ok(code) => code,
-        Err(e) if e.output_closed => return ExitCode::SUCCESS,
+        Err(e) if e.output_closed => return stdout_failed(name, &e, out),
         Err(e) => {
             out.trace_error(&e, None);
             1
         }
     };
-    // A reader that left early is not an error worth a word (see `--help`).
     match out.flush() {
-        Err(e) if e.output_closed => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("source-persistiq: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => stdout_failed(name, &e, out),
         Ok(()) => {
             let line = failure_line(name, out.failures(), out.not_read());
             // After the live progress line, if any, is cleared (on drop).
             drop(out);
             if let Some(line) = line {
-                eprintln!("{line}");
+                say!("{line}");
             }
             ExitCode::from(code)
         }
     }
+}
+
+/// stdout failed (its reader left, its disk is full): stderr is the one
+/// place left to say so, after the live line is cleared.
+fn stdout_failed(command: &str, e: &error::Error, out: Out) -> ExitCode {
+    drop(out);
+    say!(
+        "source-persistiq: {command} failed: {}",
+        progress::printable(&e.message)
+    );
+    ExitCode::from(1)
 }
 
 /// The one plain line on stderr for a command that failed (or a check that
@@ -121,7 +144,7 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
         Command::Spec => spec(out),
         Command::Check { config } => check(&config, out)?,
         Command::Discover { config } => {
-            load_config(&config)?;
+            load_config(&config, out)?;
             discover(out)?;
         }
         Command::Read(args) => return read(&args, out),
@@ -129,9 +152,19 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
     Ok(0)
 }
 
-/// Reads and checks the config.
-fn load_config(path: &Path) -> Result<Config> {
-    Config::from_json(&read_config_json(path)?)
+/// Reads and checks the config, and warns of what it ignores.
+fn load_config(path: &Path, out: &mut Out) -> Result<Config> {
+    let config = Config::from_json(&read_config_json(path)?)?;
+    warn_of(&config, out);
+    Ok(config)
+}
+
+/// Each config warning, in a LOG and on stderr: a person at a shell reads
+/// stderr; the platform shows the LOG.
+fn warn_of(config: &Config, out: &mut Out) {
+    for warning in &config.warnings {
+        out.warn_loudly(warning);
+    }
 }
 
 /// Reads the config file; from here on the key is masked in text from
@@ -172,7 +205,10 @@ fn minified(pretty: &str) -> Box<RawValue> {
 fn check(path: &Path, out: &mut Out) -> Result<()> {
     let value = read_config_json(path)?;
     let config = match Config::from_json(&value) {
-        Ok(c) => c,
+        Ok(c) => {
+            warn_of(&c, out);
+            c
+        }
         Err(e) => {
             out.trace_error(&e, None);
             out.connection_status(false, Some(&e.message));
@@ -243,7 +279,7 @@ fn discover(out: &mut Out) -> Result<()> {
 }
 
 fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
-    let config = load_config(&args.config)?;
+    let config = load_config(&args.config, out)?;
     let state = match &args.state {
         Some(path) => {
             let text = std::fs::read(path).map_err(|e| Error::unreadable("state", path, &e))?;

@@ -16,6 +16,12 @@ use serde_json::value::RawValue;
 use std::fmt;
 use std::io::Write;
 
+/// Whether fd 1 was open when the process started, and is.
+pub fn stdout_is_open() -> bool {
+    use std::os::fd::AsFd;
+    !signals::stdout_was_closed() && std::io::stdout().as_fd().try_clone_to_owned().is_ok()
+}
+
 /// The stream a message belongs to, pre-rendered once per stream.
 #[derive(Clone, Debug)]
 pub struct StreamId {
@@ -259,7 +265,9 @@ impl Out {
         if let Some(p) = &mut self.progress {
             p.clear();
         }
-        eprintln!(
+        // Not `eprintln!`, which panics when stderr is a closed pipe.
+        let _ = writeln!(
+            std::io::stderr(),
             "source-persistiq: warning: {}",
             crate::progress::printable(message)
         );

@@ -12,6 +12,12 @@
 //!
 //! Each stream ends with one line of its own, kept on screen: its counts
 //! when it completed, or that it failed and why in a few words.
+//!
+//! The live line never wraps: `\r` and "erase line" clear one row only, so
+//! a wrapped line would leave its first rows behind at every redraw. Each
+//! draw asks the terminal its width (a resize is seen at the next draw)
+//! and cuts the line to fit, keeping the end of a wait's reason (`retry 2
+//! of 6 in 1.00 s`), the part that changes.
 
 use crate::text::count;
 use std::io::{IsTerminal, Write};
@@ -132,8 +138,14 @@ impl Progress {
         }
     }
 
-    /// The sync is about to sleep: say why, at once.
+    /// The sync is about to sleep: say why, at once. The line starts
+    /// with the stream's name already: the reason does not repeat it.
     pub fn wait(&mut self, why: &str) {
+        let named = format!("stream {}", self.stream);
+        let why = match why.strip_prefix(named.as_str()) {
+            Some(rest) if !self.stream.is_empty() => rest.trim_start_matches([',', ':', ' ']),
+            _ => why,
+        };
         self.waiting = Some(printable(why));
         self.draw();
     }
@@ -203,6 +215,7 @@ impl Progress {
             let sep = if line.is_empty() { "" } else { "; " };
             line.push_str(&format!("{sep}waiting: {why}"));
         }
+        let line = fit(&line, terminal_columns().saturating_sub(1));
         self.put(&line, false);
         self.last_draw = Some(Instant::now());
     }
@@ -233,6 +246,84 @@ impl Progress {
         self.open = end.is_empty();
         crate::signals::live_line(self.open);
     }
+}
+
+/// The width of the terminal on stderr, in columns; 80 when it does not
+/// say (a pty nobody sized).
+fn terminal_columns() -> usize {
+    #[cfg(unix)]
+    #[allow(unsafe_code)] // TIOCGWINSZ has no safe wrapper in std
+    {
+        // SAFETY: struct winsize is four u16s, valid when zeroed.
+        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ writes one struct winsize to the pointer,
+        // a live local of that type; on a bad fd it fails and writes nothing.
+        let asked = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut size) };
+        if asked == 0 && size.ws_col > 0 {
+            return usize::from(size.ws_col);
+        }
+    }
+    80
+}
+
+/// How many columns `c` takes on a terminal: 0 for a combining mark or a
+/// zero-width character, 2 for East Asian wide ones and emoji, else 1.
+/// The main ranges only: a line that would still overflow is rare, and a
+/// full width table is too large for the binary's budget.
+fn columns(c: char) -> usize {
+    match u32::from(c) {
+        0x300..=0x36f | 0x200b..=0x200f | 0xfe00..=0xfe0f => 0,
+        0x1100..=0x115f
+        | 0x2e80..=0xa4cf
+        | 0xac00..=0xd7a3
+        | 0xf900..=0xfaff
+        | 0xfe30..=0xfe4f
+        | 0xff00..=0xff60
+        | 0xffe0..=0xffe6
+        | 0x1f300..=0x1f64f
+        | 0x1f900..=0x1f9ff
+        | 0x20000..=0x3fffd => 2,
+        _ => 1,
+    }
+}
+
+/// The columns `text` takes.
+fn width(text: &str) -> usize {
+    text.chars().map(columns).sum()
+}
+
+/// The longest start of `text` that takes at most `max` columns.
+fn cut(text: &str, max: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        used += columns(c);
+        if used > max {
+            return &text[..i];
+        }
+    }
+    text
+}
+
+/// `line` in at most `max` columns: whole if it fits; else its last clause
+/// (after the last `; `: a retry's count and delay) kept and what comes
+/// before cut with an ellipsis; in a window too narrow for that, its
+/// start and an ellipsis.
+fn fit(line: &str, max: usize) -> String {
+    if width(line) <= max {
+        return line.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    if let Some(at) = line.rfind("; ") {
+        let tail = &line[at..];
+        // Room for the stream's name at least, or the tail alone means little.
+        if width(tail) + 16 <= max {
+            let head = cut(&line[..at], max - width(tail) - 1);
+            return format!("{}\u{2026}{tail}", head.trim_end());
+        }
+    }
+    format!("{}\u{2026}", cut(line, max - 1).trim_end())
 }
 
 /// `text` with control characters (newlines, escapes: from a server's error
@@ -286,6 +377,27 @@ mod tests {
         );
         assert!(!wanted(false, Stdout::FileOrDevice));
         assert!(!wanted(false, Stdout::Terminal));
+    }
+
+    #[test]
+    fn a_line_is_cut_to_the_window_keeping_the_retry_count() {
+        let line = "users: 0 records, 0 pages; waiting: page 1: HTTP 503: unavailable: \
+                    the upstream is down; retry 1 of 6 in 1.00 s";
+        assert_eq!(fit(line, 200), line);
+        let fitted = fit(line, 59);
+        assert_eq!(width(&fitted), 59, "{fitted}");
+        assert!(
+            fitted.ends_with("\u{2026}; retry 1 of 6 in 1.00 s"),
+            "{fitted}"
+        );
+        assert!(fitted.starts_with("users: 0 records"), "{fitted}");
+        assert_eq!(fit(line, 20), "users: 0 records, 0\u{2026}");
+        assert_eq!(fit(line, 1), "\u{2026}");
+        assert_eq!(fit(line, 0), "");
+        // Wide characters count twice, combining marks not at all.
+        assert_eq!(width("\u{65e5}\u{672c}e\u{301}"), 5);
+        assert_eq!(cut("\u{65e5}\u{672c}", 3), "\u{65e5}");
+        assert!(width(&fit(&"\u{65e5}".repeat(50), 9)) <= 9);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Trouble {
     pub server_wait: Option<ServerWait>,
     /// What to do if it lasts, for the final error only.
     pub advice: Option<&'static str>,
+    /// The host refused the connection: nothing listens on the port, most
+    /// often a wrong port in base_url; retried for a few seconds only.
+    pub refused: bool,
 }
 
 impl Trouble {
@@ -50,6 +53,7 @@ impl Trouble {
             why: why.into(),
             server_wait: None,
             advice: None,
+            refused: false,
         }
     }
 

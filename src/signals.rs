@@ -1,9 +1,14 @@
-//! SIGTERM and SIGINT: stop at once, but never in the middle of a line.
+//! Every signal whose default is to end the process (HUP: a closed
+//! terminal or ssh session; INT, QUIT, TERM, ALRM, USR1, USR2): stop at
+//! once, but never in the middle of a line.
 //!
 //! Outside a write to stdout the handler ends the process on the spot (the
 //! default action), so a sync blocked in a slow request or a retry sleep
 //! stops within a second. While a write is under way it only records the
-//! signal; the writer finishes its whole lines and then re-raises it.
+//! signal; the writer finishes its whole lines and then re-raises it, so
+//! the process still dies of that signal (the parent sees which) and
+//! stdout ends with a STATE a resume can use. SIGPIPE stays ignored, as
+//! Rust leaves it: a reader that left is a failed write, said on stderr.
 #![allow(unsafe_code)] // calls into the C library: a SAFETY note on each
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
@@ -56,12 +61,45 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
+/// fd 1 was closed when the process started (`>&-`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Asked before `main`: Rust's start-up puts /dev/null on a closed fd 1,
+/// after which `>&-` cannot be told from `> /dev/null`. The C library runs
+/// `.init_array` entries before that start-up.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static NOTE_STDOUT: extern "C" fn() = {
+    extern "C" fn note() {
+        // SAFETY: F_GETFD only reads fd 1's flags; it fails with EBADF on
+        // a closed fd and touches no memory.
+        if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+            STDOUT_CLOSED.store(true, SeqCst);
+        }
+    }
+    note
+};
+
+/// Whether fd 1 was closed when the process started.
+pub fn stdout_was_closed() -> bool {
+    STDOUT_CLOSED.load(SeqCst)
+}
+
 /// Installs the handlers; call once at start-up. A signal the parent set
 /// to be ignored (`nohup`, `trap '' INT`) stays ignored: its disposition is
 /// read first and left alone.
 pub fn install() {
     #[cfg(unix)]
-    for sig in [libc::SIGTERM, libc::SIGINT] {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGALRM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
         if is_ignored(sig) {
             continue;
         }

@@ -68,6 +68,9 @@ pub struct Failure {
     /// found or no connection opened in time (refused, no route, packets
     /// dropped, the proxy's tunnel or the TLS handshake not completed).
     pub connected: bool,
+    /// The host the resolver said has no such name (not "try again"): the
+    /// API's, or the proxy's.
+    pub no_such_host: Option<String>,
 }
 
 /// How reading a body ended.
@@ -150,6 +153,11 @@ impl Transport {
         &self.host
     }
 
+    /// base_url, as the config normalised it.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// GETs `path_query` (relative to base_url) within `timeout`, reading
     /// the whole body into `body` before returning, so that no later delay
     /// of ours (a slow reader of stdout) counts against the request.
@@ -181,6 +189,7 @@ impl Transport {
         let response = called.map_err(|error| Failure {
             error,
             connected: self.reach.connected(),
+            no_such_host: self.reach.no_such_host(),
         })?;
         let (head, reader) = response.into_parts();
         // One byte past the cap tells a body at the cap from one over it.
@@ -224,6 +233,8 @@ impl Transport {
 #[derive(Debug, Default)]
 struct Reach {
     lookup_failed: AtomicBool,
+    /// The host a lookup found to have no such name.
+    no_such_host: Mutex<Option<String>>,
     /// A new connection was asked for: none in the pool would do.
     dialled: AtomicBool,
     opened: AtomicBool,
@@ -234,6 +245,13 @@ impl Reach {
         for flag in [&self.lookup_failed, &self.dialled, &self.opened] {
             flag.store(false, Ordering::Relaxed);
         }
+        if let Ok(mut host) = self.no_such_host.lock() {
+            *host = None;
+        }
+    }
+
+    fn no_such_host(&self) -> Option<String> {
+        self.no_such_host.lock().ok().and_then(|h| h.clone())
     }
 
     /// Whether the try had a connection: a pooled one, or one it opened.
@@ -315,7 +333,14 @@ impl Resolver for CachingResolver {
         }
         let addrs = DefaultResolver::default()
             .resolve(uri, config, timeout)
-            .inspect_err(|_| self.reach.lookup_failed.store(true, Ordering::Relaxed))?;
+            .inspect_err(|e| {
+                self.reach.lookup_failed.store(true, Ordering::Relaxed);
+                if no_such_name(e) {
+                    if let Ok(mut host) = self.reach.no_such_host.lock() {
+                        *host = uri.host().map(str::to_string);
+                    }
+                }
+            })?;
         if let Ok(mut cache) = self.cache.lock() {
             *cache = Some(Cached {
                 origin,
@@ -326,9 +351,65 @@ impl Resolver for CachingResolver {
     }
 }
 
+/// Whether a failed lookup is the resolver's "no such name" (NXDOMAIN,
+/// or a name without addresses), which no retry changes, rather than its
+/// "try again" (EAI_AGAIN: no DNS server answered), which a retry may.
+/// std reports getaddrinfo's code only as the C library's text for it, so
+/// the text is compared with the C library's own for those codes.
+fn no_such_name(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => {
+            let text = io.to_string();
+            #[cfg(target_os = "linux")]
+            let codes = [libc::EAI_NONAME, libc::EAI_NODATA];
+            #[cfg(not(target_os = "linux"))]
+            let codes = [libc::EAI_NONAME];
+            codes
+                .into_iter()
+                .filter(|&code| code != libc::EAI_AGAIN)
+                .filter_map(gai_text)
+                .any(|said| text.ends_with(&format!(": {said}")))
+        }
+        _ => false,
+    }
+}
+
+/// The C library's text for a getaddrinfo error code.
+#[allow(unsafe_code)] // gai_strerror has no safe wrapper
+fn gai_text(code: libc::c_int) -> Option<String> {
+    // SAFETY: gai_strerror returns a pointer to a static NUL-terminated
+    // string (musl, glibc), or null; it is only read, at once.
+    let text = unsafe { libc::gai_strerror(code) };
+    if text.is_null() {
+        return None;
+    }
+    // SAFETY: not null, NUL-terminated and static, as above.
+    let text = unsafe { std::ffi::CStr::from_ptr(text) };
+    // musl says "Unknown error" for a code it does not use (EAI_NODATA).
+    Some(text.to_string_lossy().into_owned()).filter(|t| !t.starts_with("Unknown"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_such_name_is_told_from_try_again() {
+        let said = |code| {
+            let text = format!(
+                "failed to lookup address information: {}",
+                gai_text(code).unwrap()
+            );
+            ureq::Error::Io(std::io::Error::other(text))
+        };
+        assert!(no_such_name(&said(libc::EAI_NONAME)));
+        assert!(!no_such_name(&said(libc::EAI_AGAIN)), "a retry may find it");
+        assert!(!no_such_name(&said(libc::EAI_FAIL)));
+        assert!(no_such_name(&ureq::Error::HostNotFound));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!no_such_name(&ureq::Error::Io(refused)));
+    }
 
     #[test]
     fn a_try_is_connected_with_a_pooled_or_opened_connection_only() {

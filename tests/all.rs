@@ -10,6 +10,7 @@
 mod support;
 
 mod connector;
+mod docs;
 mod echo;
 mod faults;
 mod golden;

@@ -137,3 +137,148 @@ fn a_key_with_whitespace_inside_is_a_config_error() {
     let run = read(&dir, &cfg, Some(&["tags"]));
     run.the_error_saying("config_error", "whitespace inside");
 }
+
+/// `bytes` in base64, with `alphabet`'s last two characters, padded.
+fn base64(bytes: &[u8], last_two: &str) -> String {
+    let alphabet: Vec<char> =
+        format!("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789{last_two}")
+            .chars()
+            .collect();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` holds any 8 characters in a row of `echo`.
+fn holds_a_run_of(text: &str, echo: &str) -> Option<String> {
+    let chars: Vec<char> = echo.chars().collect();
+    chars
+        .windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .find(|run| text.contains(run.as_str()))
+}
+
+/// The key, echoed by a server that transformed it, reaches no output:
+/// not the TRACE ERROR, not the LOG of the retry, not the line on stderr,
+/// not the live line at a terminal.
+#[test]
+fn no_transformed_echo_of_the_key_reaches_any_output() {
+    let key = "piq-cl\u{e9}/k+y&t\u{f6}k-4f8a2c91e7";
+    let hex = "4f8a2c91e7b3d605aa19f0c2";
+    let title: String = key
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-");
+    let html: String = key
+        .chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            c if c.is_ascii_alphanumeric() || c == '-' => c.to_string(),
+            c => format!("&#{};", c as u32),
+        })
+        .collect();
+    let twice: String = key
+        .bytes()
+        .map(|b| match b {
+            b if b.is_ascii_alphanumeric() => (b as char).to_string(),
+            b => format!("%25{b:02X}"),
+        })
+        .collect();
+    let nfd = key
+        .replace('\u{e9}', "e\u{301}")
+        .replace('\u{f6}', "o\u{308}");
+    let echoes = [
+        ("upper case", key, key.to_uppercase()),
+        ("a hex key in upper case", hex, hex.to_uppercase()),
+        ("title case", key, title),
+        ("base64", key, base64(key.as_bytes(), "+/")),
+        ("base64url", key, base64(key.as_bytes(), "-_")),
+        (
+            "Basic auth",
+            key,
+            base64(format!("user:{key}").as_bytes(), "+/"),
+        ),
+        ("HTML entities", key, html),
+        ("percent-encoded twice", key, twice),
+        ("NFD", key, nfd),
+        (
+            "the first 20 characters",
+            key,
+            key.chars().take(20).collect(),
+        ),
+    ];
+    for (what, key, echo) in echoes {
+        let mock = MockServer::start(Options {
+            api_key: key.to_string(),
+            ..Options::default()
+        });
+        let body = json!({"status": "error", "error": {"reason": "unavailable",
+            "message": format!("key {echo} is busy")}});
+        mock.add_fault(Fault::new(
+            "tags",
+            Some(1),
+            usize::MAX,
+            Action::Status(503, vec![], body.to_string()),
+        ));
+        let dir = TempDir::new();
+        let mut cfg = config(&mock.base_url());
+        cfg["api_key"] = json!(key);
+        let cfg = dir.json("c.json", &cfg);
+        let output = std::process::Command::new(BIN)
+            .args(["read", "--config", &cfg, "--streams", "tags"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let run = finish(output, &[key]);
+        let trace = run.the_error("transient_error", what).to_string();
+        let log = run.logs("WARN").join("\n");
+        assert!(log.contains("retry 1 of 2"), "{what}: {log}");
+        let stderr = &run.stderr;
+        assert!(
+            stderr.starts_with("source-persistiq: read failed"),
+            "{what}: {stderr}"
+        );
+        for (output, text) in [("TRACE", &trace), ("LOG", &log), ("stderr", stderr)] {
+            assert!(text.contains("[redacted]"), "{what}, {output}: {text}");
+            if let Some(run) = holds_a_run_of(text, &echo) {
+                panic!("{what}, {output}: {run:?} of {echo:?} in {text}");
+            }
+        }
+        // The live line, and the stream's final line, under a terminal.
+        let screen = std::process::Command::new("script")
+            .args([
+                "-qefc",
+                &format!("{BIN} read --config {cfg} --streams tags >/dev/null"),
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        let screen = String::from_utf8_lossy(&screen.stdout);
+        assert!(
+            screen.contains("waiting: "),
+            "{what}: no live line: {screen:?}"
+        );
+        assert!(screen.contains("[redacted]"), "{what}: {screen:?}");
+        if let Some(run) = holds_a_run_of(&screen, &echo) {
+            panic!("{what}, the terminal: {run:?} of {echo:?} in {screen:?}");
+        }
+    }
+}

@@ -208,9 +208,10 @@ fn state_files_are_lenient_but_must_be_json() {
     }
 }
 
-/// `read ... | head -1`: the reader leaves; the connector goes quietly.
+/// `read ... | head -1`: the reader leaves; the connector stops at once,
+/// exits 1 and says so on stderr (a shell's `pipefail` sees it).
 #[test]
-fn a_closed_stdout_ends_the_sync_quietly() {
+fn a_closed_stdout_ends_the_sync_with_a_line_on_stderr() {
     let mock = MockServer::start(Options {
         leads: 5000,
         ..Options::default()
@@ -236,18 +237,86 @@ fn a_closed_stdout_ends_the_sync_quietly() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
-    assert!(stderr.is_empty(), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.starts_with("source-persistiq: read failed: the reader of stdout closed it")
+            && stderr.lines().count() == 1,
+        "stderr: {stderr}"
+    );
     assert!(
         mock.seen().len() < 50,
         "it went on syncing after its reader left"
     );
 }
 
-/// SIGTERM or SIGINT mid-sync: gone within a second, whole lines only.
+/// `read ... 2>&1 | head -c 10`: stdout and stderr are one pipe whose
+/// reader left. The line for stderr cannot be written either; the exit
+/// code still says so, and nothing panics (`eprintln!` would, exit 101).
+#[test]
+fn a_closed_pipe_for_both_outputs_exits_1_without_a_panic() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{BIN} read --config {cfg} 2>&1 | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
+
+/// `>&-` and `> /dev/full`: exit 1 and one line on stderr saying what to
+/// do, before any request for a closed stdout (whose fd the next socket
+/// would take).
+#[test]
+fn a_closed_or_full_stdout_fails_with_a_line_on_stderr() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    for command in ["spec", "check", "discover", "read"] {
+        for (to, words) in [
+            (">&-", "stdout is closed (`>&-`)"),
+            ("> /dev/full", "No space left on device"),
+        ] {
+            let args = if command == "spec" {
+                String::new()
+            } else {
+                format!("--config {cfg}")
+            };
+            let out = Command::new("bash")
+                .args(["-c", &format!("exec {BIN} {command} {args} {to}")])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let case = format!("{command} {to}: {stderr}");
+            assert_eq!(out.status.code(), Some(1), "{case}");
+            assert!(
+                stderr.starts_with(&format!("source-persistiq: {command} failed: "))
+                    && stderr.contains(words)
+                    && stderr.lines().count() == 1,
+                "{case}"
+            );
+        }
+    }
+    let requests = mock.seen();
+    assert!(
+        requests.len() <= 2,
+        "only check and read to /dev/full ask the API: {}",
+        requests.len()
+    );
+}
+
+/// Any signal whose default is to end the process, mid-sync: gone within
+/// a second, of that signal, whole lines only.
 #[test]
 fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
-    for signal in ["TERM", "INT"] {
+    // QUIT too, in `living::any_ending_signal_during_a_blocked_write_...`,
+    // where no core file can be written (`ulimit -c 0`).
+    for signal in ["HUP", "INT", "TERM", "ALRM", "USR1", "USR2"] {
         let mock = MockServer::start(Options::default());
         // Page 4 takes forever: the signal arrives while the connector
         // waits; pages 1-3 are out, each written as soon as it was checked.
@@ -257,6 +326,7 @@ fn a_signal_stops_the_sync_at_once_leaving_whole_lines() {
         let args = ["read", "--config", &cfg, "--streams", "leads"];
         let (run, took) = interrupt_at(&mock, "page=4", signal, &args);
         assert!(took < Duration::from_secs(1), "SIG{signal}: took {took:?}");
+        assert_eq!(run.code, None, "SIG{signal}: not killed by it");
         assert!(
             run.stdout.ends_with('\n'),
             "SIG{signal}: a partial line was left"
@@ -382,4 +452,111 @@ fn an_ignored_sigint_stays_ignored() {
     let run = finish(output, &[API_KEY]);
     assert_eq!(run.code, Some(0), "SIGINT was not ignored");
     assert_eq!(run.record_data("leads"), mock.records("leads"));
+}
+
+/// A misspelt optional key would be ignored in silence, its default used:
+/// a WARN in a LOG and on stderr names it and the key it is closest to.
+#[test]
+fn an_unknown_config_key_is_a_warning_naming_the_closest_key() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["start_dat"] = json!("2024-01-01T00:00:00Z");
+    cfg["colour"] = json!("blue");
+    let cfg = dir.json("c.json", &cfg);
+    for command in ["check", "discover", "read"] {
+        let args = [command, "--config", &cfg, "--streams", "users"];
+        let run = run(&args[..if command == "read" { 5 } else { 3 }]);
+        assert_eq!(run.code, Some(0), "{command}: {}", run.stderr);
+        let warnings = run.logs("WARN");
+        let said = "config key `start_dat` is not one this connector knows (did you mean \
+                    `start_date`?); it is ignored";
+        assert!(
+            warnings.iter().any(|w| w.starts_with(said)),
+            "{command}: {warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("config key `colour` is not one this connector knows; it is ignored. Known keys: api_key, ")),
+            "{command}: {warnings:?}"
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("source-persistiq: warning: {said}")),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// base_url without its `/v1/`: the first request's 404 says what to fix,
+/// instead of a bare "HTTP 404".
+#[test]
+fn a_404_on_the_first_request_says_base_url_must_end_in_v1() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let root = mock.base_url().trim_end_matches("v1/").to_string();
+    let cfg = dir.json("c.json", &config(&root));
+    let said = format!(
+        "the API answered HTTP 404 (not found) to the first request, to {}; check base_url: it \
+         must end in /v1/ (it is {root}; PersistIq's API is at https://api.persistiq.com/v1/)",
+        root.trim_end_matches('/')
+    );
+    let check = run(&["check", "--config", &cfg]);
+    let status = &check.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    assert!(
+        status["message"].as_str().unwrap().ends_with(&said),
+        "{status}"
+    );
+    let read = run(&["read", "--config", &cfg, "--streams", "users,leads"]);
+    assert!(read
+        .the_error_saying("config_error", "404")
+        .ends_with(&said));
+    assert_eq!(
+        read.statuses("leads"),
+        ["INCOMPLETE"],
+        "the next stream would 404 too"
+    );
+    assert!(read.stderr.contains(&said), "{}", read.stderr);
+    assert_eq!(mock.seen().len(), 2, "one request each, no retry");
+}
+
+/// A config written under `umask 077` by one user, read by a process
+/// running as another (the image's uid 1000): the error says who it runs
+/// as and who owns the file.
+#[test]
+fn an_unreadable_config_names_the_user_it_runs_as() {
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config("http://127.0.0.1:9/v1/"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    // Root reads any file: run as uid 1000, as the image does.
+    let mut command = if root.unwrap_or(false) {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "1000", "--regid", "1000", "--clear-groups", BIN]);
+        c
+    } else {
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o000)).unwrap();
+        Command::new(BIN)
+    };
+    let out = command.args(["check", "--config", &cfg]).output().unwrap();
+    let run = finish(out, &[API_KEY]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let message = run.the_error_saying("config_error", "Permission denied");
+    assert!(
+        message.contains("; this process runs as uid ")
+            && message.contains("the Docker image runs as uid 1000"),
+        "{message}"
+    );
+    assert!(
+        run.stderr.contains("this process runs as uid"),
+        "{}",
+        run.stderr
+    );
 }

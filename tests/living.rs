@@ -369,6 +369,83 @@ fn sigterm_at_any_point_of_the_last_page_leaves_its_records_with_their_state() {
     }
 }
 
+/// Every signal whose default is to end the process, sent while a write
+/// to stdout is blocked on a pipe nobody reads (a closed terminal's HUP,
+/// a cron job's ALRM, a supervisor's USR1): the write ends whole, the
+/// process dies of that very signal, and its last STATE resumes exactly.
+#[test]
+fn any_ending_signal_during_a_blocked_write_leaves_whole_lines_and_a_state() {
+    use std::os::unix::process::ExitStatusExt;
+    let signals = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("USR1", 10),
+        ("USR2", 12),
+        ("ALRM", 14),
+        ("TERM", 15),
+    ];
+    for (name, number) in signals {
+        let mock = MockServer::start(Options {
+            events: 1500,
+            ..Options::default()
+        });
+        let all = mock.records("events");
+        let last_page =
+            |s: &mock::Seen| s.path == "events" && s.param("page").as_deref() == Some("3");
+        mock.add_fault(Fault::stall("events", 3, Duration::from_millis(300)));
+        let dir = TempDir::new();
+        let (cfg, cat) = args(&dir, &mock, &["events"], "incremental");
+        // No core file for QUIT, whatever the machine's limit.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                &format!("ulimit -c 0; exec {BIN} read --config {cfg} --catalog {cat}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let reader = SlowReader::new(child.stdout.take().unwrap());
+        let started = Instant::now();
+        while !mock.seen().iter().any(last_page) {
+            assert!(started.elapsed() < Duration::from_secs(20), "no page 3");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        reader.paused.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(800));
+        let kill = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        std::thread::sleep(Duration::from_millis(100));
+        reader.paused.store(false, Ordering::SeqCst);
+        let status = child.wait().unwrap();
+        let stdout = reader.thread.join().unwrap();
+        assert_eq!(status.signal(), Some(number), "SIG{name}: {status}");
+        let first = finish(
+            std::process::Output {
+                status,
+                stdout,
+                stderr: Vec::new(),
+            },
+            &[mock::API_KEY],
+        );
+        assert!(first.stdout.ends_with('\n'), "SIG{name}: a cut line");
+        assert!(!first.of_type("STATE").is_empty(), "SIG{name}: no STATE");
+        let second = read_incremental(&mock, &dir, "events", Some(&state_file(&first)));
+        assert_eq!(second.code, Some(0), "SIG{name}: {}", second.stdout);
+        let mut together = first.record_data("events");
+        together.extend(second.record_data("events"));
+        let mut want = all.clone();
+        if first.statuses("events").last().map(String::as_str) == Some("COMPLETE") {
+            want.push(all.last().unwrap().clone());
+        }
+        assert_exactly_once(&together, &want, name);
+    }
+}
+
 #[test]
 fn a_repeat_of_any_earlier_page_is_caught() {
     let mock = MockServer::start(Options::default());

@@ -720,15 +720,73 @@ fn opening_a_connection_is_given_up_after_30_s() {
     );
 }
 
-/// A mistyped host name: ureq reports the failed lookup as a bare io error.
+/// A host name that does not exist (`.invalid` never does, RFC 6761):
+/// no retry will find it, so `check` and `read` say so at once, naming
+/// the host, as curl does; with the default schedule they took 18 s and
+/// 68 s. The later streams are not tried.
 #[test]
-fn a_host_name_not_found_stops_the_sync() {
+fn a_host_that_does_not_exist_fails_at_once_naming_it() {
     let dir = TempDir::new();
-    let mut cfg = config("https://does-not-exist.invalid/v1/");
-    cfg["retry_schedule_seconds"] = json!([]);
-    let run = read(&dir, &cfg, Some(&["users", "leads"]));
-    run.the_error_saying("transient_error", "https://does-not-exist.invalid");
+    let cfg = dir.json(
+        "c.json",
+        &json!({"api_key": API_KEY, "base_url": "https://api.persistiq.invalid/v1/"}),
+    );
+    let said = "the host api.persistiq.invalid of base_url does not exist: the DNS has no such \
+                name; check base_url";
+    let started = Instant::now();
+    let run = connector(&["check", "--config", &cfg], &[], &[]);
+    let message = failed_at_once(&run, started.elapsed(), "check");
+    assert_eq!(message, said);
+    let started = Instant::now();
+    let run = connector(
+        &["read", "--config", &cfg, "--streams", "users,leads"],
+        &[],
+        &[],
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "read took {took:?}");
+    assert!(run.logs("WARN").is_empty(), "retried: {}", run.stdout);
+    assert_eq!(run.the_error_saying("config_error", "does not exist"), said);
     assert_eq!(run.statuses("leads"), ["INCOMPLETE"]);
+    assert!(run.stderr.contains(said), "{}", run.stderr);
+}
+
+/// A port nothing listens on (a wrong port in base_url, most often) is
+/// tried again for a few seconds only, not the whole schedule: `check`
+/// answers within 5 s, `read` fails within 10 s, both with the cause.
+#[test]
+fn a_refused_port_fails_check_within_5_s_and_read_within_10_s() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = TempDir::new();
+    // The default schedule (1, 2, 5, 10, 20, 30 s): 68 s before.
+    let cfg = dir.json(
+        "c.json",
+        &json!({"api_key": API_KEY, "base_url": format!("http://127.0.0.1:{port}/v1/")}),
+    );
+    for (command, within) in [("check", 5), ("read", 10)] {
+        let started = Instant::now();
+        let run = connector(
+            &[command, "--config", &cfg, "--streams", "users"]
+                [..if command == "check" { 3 } else { 5 }],
+            &[],
+            &[],
+        );
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(within),
+            "{command}: took {took:?}"
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("request to http://127.0.0.1:{port} failed"))
+                && run.stderr.contains("Connection refused"),
+            "{command}: {}",
+            run.stderr
+        );
+        assert!(!run.logs("WARN").is_empty(), "{command}: never retried");
+    }
 }
 
 /// A connection that opened and then got no answer is the server's

@@ -134,9 +134,7 @@ fn progress_is_drawn_on_a_terminal_stderr() {
     );
     // The wait is named after its stream, even before its first page.
     assert!(
-        screen.contains(
-            "users: 0 records, 0 pages; waiting: stream users, page 1: HTTP 503; retry 1 of 2"
-        ),
+        screen.contains("users: 0 records, 0 pages; waiting: page 1: HTTP 503; retry 1 of 2"),
         "{screen:?}"
     );
     assert!(
@@ -928,4 +926,87 @@ fn start_date_is_described_alike_in_the_spec_help_and_readme() {
         .expect("README's config table has start_date");
     let meaning = row.trim_end_matches('|').rsplit('|').next().unwrap();
     assert_eq!(words(&meaning.replace('`', "")), described, "README: {row}");
+}
+
+/// The live lines drawn on `screen` (each redraw not ended by a newline),
+/// and the final lines (ended by one).
+fn live_and_final(screen: &str) -> (Vec<String>, Vec<String>) {
+    let (mut live, mut last) = (Vec::new(), Vec::new());
+    for drawn in screen.split("\r\x1b[2K").filter(|d| !d.is_empty()) {
+        match drawn.strip_suffix("\r\n") {
+            Some(line) => last.push(line.to_string()),
+            None => live.push(drawn.to_string()),
+        }
+    }
+    (live, last)
+}
+
+/// A rate-limited read whose reason is long, on a terminal `setup` sizes
+/// (`stty cols N;` runs on the pty the connector draws on).
+fn long_waits_on_a_terminal(setup: &str, schedule: &[f64]) -> String {
+    let mock = MockServer::start(Options::default());
+    let body = format!(
+        r#"{{"status":"error","error":{{"reason":"rate_limited","message":"{}"}}}}"#,
+        "the upstream cluster is busy, please slow down and try again later ".repeat(2)
+    );
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Status(503, vec![], body),
+    ));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["retry_schedule_seconds"] = serde_json::json!(schedule);
+    let cfg = dir.json("c.json", &cfg);
+    on_a_terminal_with_code(
+        &format!("{setup} {BIN} read --config {cfg} --streams users >/dev/null"),
+        1,
+    )
+}
+
+/// A live line never wraps, or each redraw would leave its first rows
+/// behind: it is cut to the window with an ellipsis, keeping the retry
+/// count; the stream's final line stays whole.
+#[test]
+fn the_live_line_fits_a_narrow_and_a_very_narrow_window() {
+    for cols in [60usize, 24, 3] {
+        let screen = long_waits_on_a_terminal(&format!("stty cols {cols};"), &[0.05, 0.05]);
+        let (live, last) = live_and_final(&screen);
+        assert!(live.len() >= 2, "{cols}: {screen:?}");
+        for line in &live {
+            assert!(
+                line.chars().count() < cols,
+                "{cols} columns: {line:?} ({} chars)",
+                line.chars().count()
+            );
+        }
+        if cols == 60 {
+            assert!(
+                live.iter()
+                    .any(|l| l.contains('\u{2026}') && l.ends_with("; retry 2 of 2 in 0.05 s")),
+                "{live:#?}"
+            );
+        }
+        assert!(
+            last.iter()
+                .any(|l| l.starts_with("users: FAILED after 0 records")),
+            "{cols}: {screen:?}"
+        );
+    }
+}
+
+/// Narrowed while it waits: the next draw fits the new width.
+#[test]
+fn the_live_line_follows_a_resize() {
+    let screen = long_waits_on_a_terminal(
+        "stty cols 120; (sleep 1; stty cols 30 </dev/tty) &",
+        &[2.0, 2.0],
+    );
+    let (live, _) = live_and_final(&screen);
+    let last = live.last().expect("a live line");
+    assert!(live.iter().all(|l| l.chars().count() < 120), "{live:#?}");
+    assert!(last.chars().count() < 30, "after the resize: {live:#?}");
+    // Drawn before the resize (1 s into a 2 s wait), wider than 30.
+    assert!(live.iter().any(|l| l.chars().count() >= 30), "{live:#?}");
 }

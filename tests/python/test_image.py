@@ -246,6 +246,39 @@ def test_check_with_a_wrong_key_fails_with_exit_0(image, control, configs):
     assert "wrong-key-image-3c7a11" not in run.stdout + run.stderr
 
 
+def test_an_unreadable_config_says_the_uid_it_runs_as(image, control, tmp_path, mock_config):
+    # A config written under `umask 077` by another user (root here): the
+    # platform's uid 1000 cannot read it, and the error says so.
+    folder = tmp_path / "private"
+    folder.mkdir()
+    folder.chmod(0o755)
+    write_json(folder / "connectorConfig.json", mock_config).chmod(0o600)
+    run = platform_run("check --config /config/connectorConfig.json", control, mounts=[(folder, "/config")])
+    assert run.returncode == 1, run.describe()
+    (trace,) = of_type(run.stdout, "TRACE")
+    message = trace["trace"]["error"]["message"]
+    assert "Permission denied" in message and "this process runs as uid 1000 (gid 1000)" in message, message
+    assert "this process runs as uid 1000" in run.stderr
+
+
+def test_the_readme_container_recipe_reads_a_private_config(image, tmp_path, mock_config):
+    # README, "The Docker image": the container run as the caller (--user)
+    # reads a config.json made under `umask 077`, as the shell section makes it.
+    from readme import code_blocks
+    block = code_blocks("The Docker image", "sh")[1]
+    work = tmp_path / "work"
+    work.mkdir()
+    write_json(work / "config.json", mock_config).chmod(0o600)
+    name, version = IMAGE.rsplit(":", 1)
+    # The shim finds its podman config from its own path: its folder on PATH.
+    env = {**os.environ, "PATH": f"{DOCKER.parent}{os.pathsep}{os.environ['PATH']}", "IMAGE": name, "VERSION": version}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    (status,) = of_type(proc.stdout.decode(), "CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "SUCCEEDED", proc.stdout
+
+
 @pytest.fixture(scope="module")
 def discover_run(configs):
     # Module-scoped, so not through the `control` fixture.

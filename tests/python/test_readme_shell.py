@@ -221,3 +221,20 @@ def test_export_paragraph_goes_on_after_a_killed_run(shell, base_url, slow_base_
 def test_try_it_block_uses_the_mock_key():
     try_it = code_blocks(SECTION, "sh")[1]
     assert f"PERSISTIQ_API_KEY={API_KEY}" in try_it
+
+
+def test_install_recipe_works_in_a_fresh_home(connector, tmp_path):
+    # "Platforms": the release files in a folder, a home without ~/.local/bin.
+    block = code_blocks("Platforms: amd64 and arm64", "sh")[0]
+    target = {"x86_64": "x86_64-unknown-linux-musl", "aarch64": "aarch64-unknown-linux-musl"}[os.uname().machine]
+    release = tmp_path / "release"
+    release.mkdir()
+    shutil.copy(connector, release / f"source-persistiq-{target}")
+    subprocess.run(f"sha256sum source-persistiq-{target} > SHA256SUMS", shell=True, cwd=release, check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    out = Shell(release, env)(block)
+    assert f"source-persistiq-{target}: OK" in out
+    assert out.rstrip().endswith("works")
+    assert os.access(home / ".local/bin/source-persistiq", os.X_OK)
