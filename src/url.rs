@@ -1,18 +1,15 @@
 //! Text that goes into a request URL.
 
-/// Percent-encodes a query value or a path segment: everything but ASCII
-/// letters, digits, `-` and `_`, so that no value can add a path step
-/// (`/`, `..`), a query or an authority to a URL.
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// What `encode` escapes: everything but ASCII letters, digits, `-` and
+/// `_`, so that no value can add a path step (`/`, `..`), a query or an
+/// authority to a URL.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+/// Percent-encodes a query value or a path segment (`ESCAPED`).
 pub fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(value, ESCAPED).to_string()
 }
 
 #[cfg(test)]
@@ -26,5 +23,6 @@ mod tests {
             "2024-01-02T03%3A04%3A05%2B00%3A00"
         );
         assert_eq!(encode("../x@y"), "%2E%2E%2Fx%40y");
+        assert_eq!(encode("c_é 1"), "c_%C3%A9%201");
     }
 }
