@@ -49,6 +49,9 @@ pub struct Record<'a> {
     /// The JSON text of the record's top-level `id` (the last one, if the
     /// record names it twice, as serde_json reads it).
     pub id: Option<&'a [u8]>,
+    /// A hash of the record's top-level keys and their values' JSON types,
+    /// in order: records of one shape need one drift check (`drift`).
+    pub shape: u64,
 }
 
 impl<'a> Record<'a> {
@@ -106,6 +109,7 @@ struct Span {
     compact: bool,
     field: Option<Range<usize>>,
     id: Option<Range<usize>>,
+    shape: u64,
 }
 
 impl Layout {
@@ -139,6 +143,7 @@ impl Layout {
                     compact: span.compact,
                     field: span.field.clone().map(|f| &body[f]),
                     id: span.id.clone().map(|f| &body[f]),
+                    shape: span.shape,
                 })
                 .collect(),
             has_more: self.has_more,
@@ -330,8 +335,11 @@ impl<'a> Scanner<'a> {
             self.spaced = false;
             let mut found = None;
             let mut id = None;
+            let mut shape = 0;
+            let b = self.b;
             // Envelope, array, record: the record opens level 3.
             self.members(3, |key, value| {
+                shape = crate::drift::fold_shape(shape, key, &b[value.clone()]);
                 if key_is(key, "id") {
                     id = Some(value.clone());
                 }
@@ -344,6 +352,7 @@ impl<'a> Scanner<'a> {
                 compact: !self.spaced,
                 field: found,
                 id,
+                shape,
             });
             self.ws();
             if self.eat(b']') {

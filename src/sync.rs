@@ -462,6 +462,19 @@ impl CursorPlan {
     }
 }
 
+/// The first sight of a drifted field in a stream, said once (LOG WARN
+/// and stderr): the record still carries it, but the destination may not.
+#[cold]
+fn warn_drift(stream: &str, drift: &crate::drift::Drift, out: &mut Out) {
+    out.warn_loudly(&format!(
+        "stream {stream}: field {}; {}. Run `source-persistiq doctor` \
+         for every drifted field and report them to the connector's maintainers (said once per \
+         stream and field)",
+        drift.describe(),
+        drift.consequence()
+    ));
+}
+
 /// One stream's sync in progress.
 struct StreamRun<'a> {
     def: &'a StreamDef,
@@ -478,6 +491,8 @@ struct StreamRun<'a> {
     /// The current list failed before its resume check was made: a read
     /// of it again must still make it.
     unchecked: bool,
+    /// The fields of its records the schema does not declare or type.
+    drift: crate::drift::Watch,
 }
 
 impl<'a> StreamRun<'a> {
@@ -492,6 +507,7 @@ impl<'a> StreamRun<'a> {
             unstated: 0,
             failed_page: 1,
             unchecked: false,
+            drift: crate::drift::Watch::new(def),
         }
     }
 
@@ -956,6 +972,9 @@ impl<'a> StreamRun<'a> {
                 if !c.admit(record.field_str()) {
                     continue;
                 }
+            }
+            for drift in self.drift.see(record.shape, record.json) {
+                warn_drift(&self.id.name, &drift, out);
             }
             out.record(self.id, record, &end);
             written += 1;

@@ -10,6 +10,7 @@
 mod support;
 
 mod connector;
+mod doctor;
 mod echo;
 mod faults;
 mod golden;
