@@ -15,12 +15,11 @@ use crate::streams::{Paging, STREAMS};
 use crate::time;
 use crate::transport::Transport;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use serde::Serialize;
 use serde_json::Value;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// All of `doctor` ends within this, as `check` does, whatever the network.
@@ -36,8 +35,7 @@ const GIVE_CA: &str = "if your network inspects HTTPS with its own CA (a company
                        base_url";
 
 /// How a step ended.
-#[derive(Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
     Ok,
     Failed,
@@ -45,15 +43,35 @@ enum Status {
 }
 
 /// One row: a step, what it found, how long it took, what to do.
-#[derive(Serialize)]
 struct Step {
     step: String,
     status: Status,
     result: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     advice: Option<String>,
+}
+
+impl Step {
+    /// The step as JSON, for `--json`.
+    fn json(&self) -> Value {
+        let status = match self.status {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        };
+        let mut step = serde_json::json!({
+            "step": self.step,
+            "status": status,
+            "result": self.result,
+        });
+        if let Some(ms) = self.ms {
+            step["ms"] = ms.into();
+        }
+        if let Some(advice) = &self.advice {
+            step["advice"] = advice.as_str().into();
+        }
+        step
+    }
 }
 
 /// The steps so far, and when `doctor` must be done.
@@ -136,18 +154,14 @@ pub fn run(path: &Path, json: bool) -> u8 {
     }
     let ok = report.steps.iter().all(|s| s.status == Status::Ok);
     let text = if json {
-        #[derive(Serialize)]
-        struct Document<'a> {
-            ok: bool,
-            version: &'a str,
-            steps: &'a [Step],
-        }
-        let doc = Document {
-            ok,
-            version: env!("CARGO_PKG_VERSION"),
-            steps: &report.steps,
-        };
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        let steps: Vec<Value> = report.steps.iter().map(Step::json).collect();
+        let doc = serde_json::json!({
+            "ok": ok,
+            "version": env!("CARGO_PKG_VERSION"),
+            "steps": steps,
+        });
+        // One line, as every other JSON the connector writes.
+        format!("{doc}\n")
     } else {
         rows(&report.steps)
     };
@@ -301,15 +315,20 @@ fn walk(config: &Config, report: &mut Report) {
 /// does not answer is waited for a bounded time.
 fn dns_step(host: &str, port: u16, proxy: bool, report: &mut Report) -> Option<Vec<SocketAddr>> {
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel();
-    let name = format!("{host}:{port}");
-    let asked = name.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(asked.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
-    });
+    let asked = format!("{host}:{port}");
+    // Not joined if it outlasts the wait: a resolver may never answer.
+    let lookup =
+        std::thread::spawn(move || asked.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
     let whose = if proxy { "the proxy " } else { "" };
     let wait = report.wait();
-    match rx.recv_timeout(wait) {
+    while !lookup.is_finished() && started.elapsed() < wait {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answer = match lookup.is_finished() {
+        true => lookup.join().map_err(drop),
+        false => Err(()),
+    };
+    match answer {
         Ok(Ok(addrs)) if !addrs.is_empty() => {
             let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
             report.ok(
@@ -551,10 +570,15 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The certificate verifier ureq's agent uses, noting the certificate.
+/// The checks ureq's agent makes of a certificate (rustls' WebPKI
+/// verifier without revocation lists, as `with_root_certificates` builds
+/// it), noting the certificate so that its fingerprint can be shown even
+/// when it is refused. Made of rustls' public parts rather than its
+/// verifier builder, which would link in revocation-list parsing.
 #[derive(Debug)]
 struct Noting {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    roots: rustls::RootCertStore,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
     seen: Mutex<Option<Vec<u8>>>,
 }
 
@@ -564,14 +588,22 @@ impl rustls::client::danger::ServerCertVerifier for Noting {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp: &[u8],
+        _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(end_entity.to_vec());
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        rustls::client::verify_server_name(&cert, server_name)?;
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -580,7 +612,7 @@ impl rustls::client::danger::ServerCertVerifier for Noting {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -589,11 +621,11 @@ impl rustls::client::danger::ServerCertVerifier for Noting {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -612,21 +644,14 @@ fn tls_step(config: &Config, mut stream: TcpStream, host: &str, report: &mut Rep
     }
     let cas = crate::text::count(roots.len() as u64, "CA");
     let trust = format!("{} ({cas})", config.trust.source);
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build();
-    let (verifier, name) = match (verifier, ServerName::try_from(host.to_string())) {
-        (Ok(v), Ok(name)) => (v, name),
-        _ => {
-            let result = format!("no TLS client could be made for {host}, trusting {trust}");
-            report.failed("tls", started, result, "check base_url and the CAs".into());
-            return;
-        }
+    let Ok(name) = ServerName::try_from(host.to_string()) else {
+        let result = format!("{host} is not a name a certificate can be for");
+        report.failed("tls", started, result, "check base_url".into());
+        return;
     };
     let noting = Arc::new(Noting {
-        inner: verifier,
+        roots,
+        algorithms: provider.signature_verification_algorithms,
         seen: Mutex::new(None),
     });
     let tls = rustls::ClientConfig::builder_with_provider(provider)

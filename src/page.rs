@@ -224,6 +224,32 @@ impl Envelope {
     }
 }
 
+/// The top-level members of a record the scanner accepted: each key (its
+/// text, unescaped) and its value's JSON text. For the rare drift check:
+/// the scanner, not a serde map, so that no second parser is linked in.
+pub fn members(record: &[u8]) -> Vec<(Cow<'_, str>, &[u8])> {
+    let mut found = Vec::new();
+    let mut s = Scanner::new(record);
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return found;
+    }
+    let _ = s.members(1, |key, value| {
+        let key = match std::str::from_utf8(key) {
+            Ok(text) if !key.contains(&b'\\') => Cow::Borrowed(text),
+            _ => {
+                let mut quoted = Vec::with_capacity(key.len() + 2);
+                quoted.push(b'"');
+                quoted.extend_from_slice(key);
+                quoted.push(b'"');
+                Cow::Owned(serde_json::from_slice::<String>(&quoted).unwrap_or_default())
+            }
+        };
+        found.push((key, &record[value]));
+    });
+    found
+}
+
 /// Whether a key's raw text (between its quotes) names `name`.
 fn key_is(raw: &[u8], name: &str) -> bool {
     if !raw.contains(&b'\\') {

@@ -507,8 +507,8 @@ fn a_drifted_field_fails_the_drift_row_naming_stream_and_field() {
     let (result, advice) = d.step("drift", "failed");
     assert_eq!(
         result,
-        "leads: `linkedin_url` (string) is not declared in the schema; leads: `sent_count` is \
-         string, which the schema does not allow (it allows null, integer)"
+        "leads: `sent_count` is string, which the schema does not allow (it allows null, \
+         integer); leads: `linkedin_url` (string) is not declared in the schema"
     );
     assert!(
         advice.contains("typed destination drops undeclared columns"),
@@ -530,18 +530,19 @@ fn read_warns_once_per_stream_and_field_of_drift() {
         .filter(|w| w.contains("schema"))
         .collect();
     assert_eq!(warns.len(), 2, "{warns:?}");
+    // In the record's order.
     assert!(
         warns[0].starts_with(
-            "stream leads: field `linkedin_url` (string) is not declared in the schema; it \
-             reaches the destination inside each record, but a typed destination"
+            "stream leads: field `sent_count` is string, which the schema does not allow (it \
+             allows null, integer); a typed destination may fail to type the column"
         ),
         "{}",
         warns[0]
     );
     assert!(
         warns[1].starts_with(
-            "stream leads: field `sent_count` is string, which the schema does not allow (it \
-             allows null, integer); a typed destination may fail to type the column"
+            "stream leads: field `linkedin_url` (string) is not declared in the schema; it \
+             reaches the destination inside each record, but a typed destination"
         ),
         "{}",
         warns[1]
