@@ -234,7 +234,7 @@ pub fn members(record: &[u8]) -> Vec<(Cow<'_, str>, &[u8])> {
     if s.peek() != Some(b'{') {
         return found;
     }
-    let _ = s.members(1, |key, value| {
+    let _ = s.members(1, |key, _, value| {
         let key = match std::str::from_utf8(key) {
             Ok(text) if !key.contains(&b'\\') => Cow::Borrowed(text),
             _ => {
@@ -269,6 +269,9 @@ struct Scanner<'a> {
     i: usize,
     /// Set whenever whitespace between tokens is skipped.
     spaced: bool,
+    /// Set whenever a string holds an escape: a key without one is its
+    /// own name, compared byte for byte (`Scanner::key_is`).
+    escaped: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -277,6 +280,7 @@ impl<'a> Scanner<'a> {
             b,
             i: 0,
             spaced: false,
+            escaped: false,
         }
     }
 
@@ -284,6 +288,7 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     fn member_key(&mut self) -> Result<&'a [u8], &'static str> {
         self.ws();
+        self.escaped = false;
         let key = self.string()?;
         self.ws();
         if !self.eat(b':') {
@@ -361,15 +366,20 @@ impl<'a> Scanner<'a> {
             self.spaced = false;
             let mut found = None;
             let mut id = None;
-            let mut shape = 0;
+            let mut shape = 0u64;
             let b = self.b;
             // Envelope, array, record: the record opens level 3.
-            self.members(3, |key, value| {
-                shape = crate::drift::fold_shape(shape, key, &b[value.clone()]);
-                if key_is(key, "id") {
+            self.members(3, |key, escaped, value| {
+                shape = crate::drift::fold_shape(shape, b, key, &b[value.clone()]);
+                // Most keys have no escape: a compare, not a scan for one.
+                let is = |name: &str| match escaped {
+                    false => key == name.as_bytes(),
+                    true => key_is(key, name),
+                };
+                if is("id") {
                     id = Some(value.clone());
                 }
-                if field.is_some_and(|name| key_is(key, name)) {
+                if field.is_some_and(is) {
                     found = Some(value);
                 }
             })?;
@@ -378,7 +388,7 @@ impl<'a> Scanner<'a> {
                 compact: !self.spaced,
                 field: found,
                 id,
-                shape,
+                shape: crate::drift::seal(shape),
             });
             self.ws();
             if self.eat(b']') {
@@ -418,7 +428,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn object(&mut self, depth: u32) -> Result<(), &'static str> {
-        self.members(depth, |_, _| {})
+        self.members(depth, |_, _, _| {})
     }
 
     /// An object, handing each member's key and the place of its value to
@@ -427,7 +437,7 @@ impl<'a> Scanner<'a> {
     fn members(
         &mut self,
         depth: u32,
-        mut on_member: impl FnMut(&'a [u8], Range<usize>),
+        mut on_member: impl FnMut(&'a [u8], bool, Range<usize>),
     ) -> Result<(), &'static str> {
         self.i += 1;
         self.ws();
@@ -436,9 +446,10 @@ impl<'a> Scanner<'a> {
         }
         loop {
             let key = self.member_key()?;
+            let escaped = self.escaped;
             let start = self.i;
             self.value(depth + 1)?;
-            on_member(key, start..self.i);
+            on_member(key, escaped, start..self.i);
             self.ws();
             if self.eat(b'}') {
                 return Ok(());
@@ -482,26 +493,29 @@ impl<'a> Scanner<'a> {
                     self.i += 1;
                     return Ok(&self.b[start..self.i - 1]);
                 }
-                Some(b'\\') => match self.b.get(self.i + 1) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
-                    Some(b'u') => {
-                        let unit = self.hex_escape(self.i)?;
-                        self.i += 6;
-                        // UTF-16 surrogates come in pairs; a lone one is
-                        // refused, as serde_json and pydantic refuse it (a
-                        // line PyAirbyte drops would be a record lost).
-                        if (0xD800..0xDC00).contains(&unit) {
-                            let low = self.b.get(self.i..self.i + 2) == Some(b"\\u");
-                            if !(low && (0xDC00..0xE000).contains(&self.hex_escape(self.i)?)) {
+                Some(b'\\') => {
+                    self.escaped = true;
+                    match self.b.get(self.i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                        Some(b'u') => {
+                            let unit = self.hex_escape(self.i)?;
+                            self.i += 6;
+                            // UTF-16 surrogates come in pairs; a lone one is
+                            // refused, as serde_json and pydantic refuse it (a
+                            // line PyAirbyte drops would be a record lost).
+                            if (0xD800..0xDC00).contains(&unit) {
+                                let low = self.b.get(self.i..self.i + 2) == Some(b"\\u");
+                                if !(low && (0xDC00..0xE000).contains(&self.hex_escape(self.i)?)) {
+                                    return Err("lone surrogate in a \\u escape");
+                                }
+                                self.i += 6;
+                            } else if (0xDC00..0xE000).contains(&unit) {
                                 return Err("lone surrogate in a \\u escape");
                             }
-                            self.i += 6;
-                        } else if (0xDC00..0xE000).contains(&unit) {
-                            return Err("lone surrogate in a \\u escape");
                         }
+                        _ => return Err("invalid escape"),
                     }
-                    _ => return Err("invalid escape"),
-                },
+                }
                 Some(0x00..=0x1f) => return Err("control character in a string"),
                 Some(_) => self.i += 1,
                 None => return Err("unterminated string"),
