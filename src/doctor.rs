@@ -322,7 +322,7 @@ fn dns_step(host: &str, port: u16, proxy: bool, report: &mut Report) -> Option<V
     let whose = if proxy { "the proxy " } else { "" };
     let wait = report.wait();
     while !lookup.is_finished() && started.elapsed() < wait {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let answer = match lookup.is_finished() {
         true => lookup.join().map_err(drop),

@@ -118,6 +118,11 @@ fn doctor(cfg: &Value, env: &[(&str, &str)], secrets: &[&str]) -> Diagnosis {
     let (code, text, took) = once(true);
     let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let (row_code, rows, _) = once(false);
+    // `SHOW_DOCTOR_ROWS=1 cargo test --release --test all doctor:: --
+    // --nocapture --test-threads 1` prints every case's rows, for the docs.
+    if std::env::var_os("SHOW_DOCTOR_ROWS").is_some() {
+        eprintln!("{rows}");
+    }
     assert_eq!(code, row_code, "{rows}");
     assert_eq!(
         rows.lines().filter(|l| l.starts_with('[')).count(),
