@@ -95,6 +95,7 @@ impl Report {
             .max(Duration::from_millis(1))
     }
 
+    /// A step that passed, timed from `started`.
     fn ok(&mut self, step: &str, started: Instant, result: String) {
         self.push(step, Status::Ok, Some(started), result, None);
     }
@@ -114,6 +115,7 @@ impl Report {
         self.push(step, Status::Skipped, None, result, None);
     }
 
+    /// One row, its texts masked.
     fn push(
         &mut self,
         step: &str,
@@ -315,7 +317,14 @@ fn walk(config: &Config, report: &mut Report) {
 /// does not answer is waited for a bounded time.
 fn dns_step(host: &str, port: u16, proxy: bool, report: &mut Report) -> Option<Vec<SocketAddr>> {
     let started = Instant::now();
-    let asked = format!("{host}:{port}");
+    // An IPv6 address is written in brackets before its port.
+    let asked = match host.contains(':') {
+        true => format!(
+            "[{}]:{port}",
+            host.trim_start_matches('[').trim_end_matches(']')
+        ),
+        false => format!("{host}:{port}"),
+    };
     // Not joined if it outlasts the wait: a resolver may never answer.
     let lookup =
         std::thread::spawn(move || asked.to_socket_addrs().map(Iterator::collect::<Vec<_>>));

@@ -76,7 +76,7 @@ pub fn fold_shape(shape: u64, body: &[u8], key: &[u8], value: &[u8]) -> u64 {
         0 => 0,
         _ => u64::MAX >> (64 - 8 * n),
     };
-    let w = match body.get(start..start + 8) {
+    let w = match body.get(start..start.saturating_add(8)) {
         Some(bytes) => word(bytes) & mask,
         None => key.iter().rev().fold(0u64, |w, b| w << 8 | u64::from(*b)),
     };
@@ -269,6 +269,7 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// A stream's watch, from its compiled-in schema.
     pub fn new(def: &StreamDef) -> Watch {
         Watch {
             schema: Schema::of(def.schema),
@@ -291,6 +292,7 @@ impl Watch {
         self.new_shape(shape, record)
     }
 
+    /// A shape not seen before: its record checked member by member.
     #[cold]
     #[inline(never)]
     fn new_shape(&mut self, shape: u64, record: &[u8]) -> Vec<Drift> {
