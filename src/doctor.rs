@@ -475,7 +475,7 @@ fn proxy_step(
     let _ = stream.set_write_timeout(Some(report.wait()));
     let head = stream
         .write_all(ask.as_bytes())
-        .and_then(|()| read_head(&mut stream));
+        .and_then(|()| read_head(&mut stream, Instant::now() + report.wait()));
     let status = match &head {
         Ok(head) => head
             .split_whitespace()
@@ -546,12 +546,16 @@ fn no_proxy_note(host: &str) -> String {
     }
 }
 
-/// An answer's head, up to its blank line (at most 16 KiB).
-fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+/// An answer's head, up to its blank line (at most 16 KiB), by `until`:
+/// the socket's timeout bounds each read, this the trickle of them all.
+fn read_head(stream: &mut TcpStream, until: Instant) -> std::io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     // Byte by byte: whatever follows the head is the tunnel's, not ours.
     while !head.ends_with(b"\r\n\r\n") && head.len() < 16 << 10 {
+        if Instant::now() > until {
+            return Err(ErrorKind::TimedOut.into());
+        }
         if stream.read(&mut byte)? == 0 {
             return Err(std::io::Error::new(
                 ErrorKind::UnexpectedEof,
@@ -684,7 +688,14 @@ fn tls_step(config: &Config, mut stream: TcpStream, host: &str, report: &mut Rep
     let _ = stream.set_read_timeout(Some(report.wait()));
     let _ = stream.set_write_timeout(Some(report.wait()));
     let mut outcome = Ok(());
+    // Each read is bounded by the socket's timeout; a server that trickles
+    // bytes is bounded by this.
+    let until = Instant::now() + report.wait();
     while conn.is_handshaking() {
+        if Instant::now() > until {
+            outcome = Err(ErrorKind::TimedOut.into());
+            break;
+        }
         if let Err(e) = conn.complete_io(&mut stream) {
             outcome = Err(e);
             break;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::mock::{Action, Fault, MockServer, Options, RateLimit, API_KEY};
-use support::tls::{ConnectProxy, ProxyMode, TestCa, TlsFront, MOCK_NAMES};
+use support::tls::{ConnectProxy, ProxyMode, Staller, TestCa, TlsFront, MOCK_NAMES};
 use support::*;
 
 /// The variables that could change how the binary reaches the mock.
@@ -613,4 +613,31 @@ fn the_config_row_names_unknown_keys_and_a_bad_one_stops_the_way() {
         result.contains("plain http is allowed only for loopback hosts"),
         "{result}"
     );
+}
+
+#[test]
+fn a_stalled_handshake_fails_at_tls_within_its_bound() {
+    // Accepts the connection and never answers the ClientHello.
+    let staller = Staller::start();
+    let cfg = config(&format!("https://127.0.0.1:{}/v1/", staller.addr.port()));
+    let dir = TempDir::new();
+    let path = dir.json("c.json", &cfg);
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["doctor", "--config", &path, "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(1));
+    let tls = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "tls")
+        .unwrap();
+    assert_eq!(tls["status"], "failed", "{doc}");
+    assert_eq!(tls["result"], "no TLS answer within 10 s", "{doc}");
 }
