@@ -454,10 +454,13 @@ fn proxy_step(
     };
     let from = format!("{} (from {})", p.shown, p.source);
     if !p.shown.starts_with("http://") {
-        let advice =
-            "doctor opens tunnels through http:// proxies only; `check` tests this one".to_string();
-        let result = format!("{from}: not tested");
+        let advice = "doctor opens tunnels through http:// proxies only; the steps from the key \
+                      on go through this one as a sync does"
+            .to_string();
+        let result = format!("{from}: not tested here");
         report.failed("proxy", started, result, advice);
+        // The connector's own transport can still go through it.
+        report.blocked = None;
         return None;
     }
     let authority = if host.contains(':') {
@@ -830,8 +833,8 @@ fn api_steps(config: &Config, report: &mut Report) {
     let answer = match users {
         Err(e) => {
             let result = format!("GET users failed: {e}");
-            let advice = "the steps before passed: try again; if it persists, run with the same \
-                          network as the failing sync and send this report to support"
+            let advice = "check the rows above; try again, and if it persists, send this \
+                          report (run on the failing sync's network) to support"
                 .to_string();
             report.failed("api key", started, result, advice);
             for step in ["rate limit", "streams", "drift"] {
