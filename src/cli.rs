@@ -7,9 +7,18 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum Command {
     Spec,
-    Check { config: PathBuf },
-    Discover { config: PathBuf },
+    Check {
+        config: PathBuf,
+    },
+    Discover {
+        config: PathBuf,
+    },
     Read(ReadArgs),
+    /// `doctor`: the way to the API, step by step; `json` for one document.
+    Doctor {
+        config: PathBuf,
+        json: bool,
+    },
     Help,
     Version,
 }
@@ -22,6 +31,7 @@ impl Command {
             Command::Check { .. } => "check",
             Command::Discover { .. } => "discover",
             Command::Read(_) => "read",
+            Command::Doctor { .. } => "doctor",
             Command::Help => "--help",
             Command::Version => "--version",
         }
@@ -43,6 +53,7 @@ Usage: source-persistiq spec
        source-persistiq check    --config FILE
        source-persistiq discover --config FILE
        source-persistiq read     --config FILE [--catalog FILE | --streams NAME,...] [--state FILE]
+       source-persistiq doctor   --config FILE [--json]
        source-persistiq --help | --version";
 
 /// What `--version` prints: the version, the commit the binary was built
@@ -59,13 +70,14 @@ pub const VERSION_LINE: &str = concat!(
 );
 
 /// The commands, in the order `--help` lists them.
-const COMMANDS: [&str; 4] = ["spec", "check", "discover", "read"];
+const COMMANDS: [&str; 5] = ["spec", "check", "discover", "read", "doctor"];
 
 /// The options `command` takes, besides `--help`, `--version`, `--debug`.
 fn options_of(command: &str) -> &'static [&'static str] {
     match command {
         "spec" => &[],
         "read" => &["--config", "--catalog", "--streams", "--state"],
+        "doctor" => &["--config", "--json"],
         _ => &["--config"],
     }
 }
@@ -92,16 +104,20 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     let name = args
         .subcommand()
         .map_err(|_| "the command is not valid UTF-8 text".to_string())?
-        .ok_or("a command is required first: spec, check, discover or read")?;
+        .ok_or("a command is required first: spec, check, discover, read or doctor")?;
     if !COMMANDS.contains(&name.as_str()) {
         return Err(match closest(&name, COMMANDS) {
             Some(near) => format!("unknown command `{name}`; did you mean `{near}`?"),
             None => {
-                format!("unknown command `{name}`; the commands are spec, check, discover and read")
+                format!(
+                    "unknown command `{name}`; the commands are spec, check, discover, read and \
+                     doctor"
+                )
             }
         });
     }
     let config = once(&mut args, "--config")?;
+    let json = name == "doctor" && args.contains("--json");
     let mut read = ReadArgs {
         config: PathBuf::new(),
         catalog: None,
@@ -143,6 +159,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     Ok(match name.as_str() {
         "check" => Command::Check { config },
         "discover" => Command::Discover { config },
+        "doctor" => Command::Doctor { config, json },
         _ => Command::Read(ReadArgs { config, ..read }),
     })
 }
@@ -240,6 +257,10 @@ Commands:
   check      test the config and API key against the API (CONNECTION_STATUS)
   discover   list the streams with their JSON schemas (CATALOG)
   read       sync the streams: RECORD, STATE, LOG and TRACE messages
+  doctor     walk the way to the API step by step (config, DNS, TCP, proxy,
+             TLS, the key, the rate limit, each stream's first page, drift
+             from the schemas) and print one row per step, with what to do
+             when one fails; plain text, not Airbyte messages
 
 Options:
   --config FILE    config JSON (see below)
@@ -254,6 +275,8 @@ Options:
                    incremental streams go on from it, and a full read that
                    was stopped goes on from its last page; without it every
                    stream is read in full
+  --json           (doctor) one JSON document instead of rows, for a support
+                   ticket
   --debug          accepted and ignored, as Airbyte may pass it
   -h, --help       print this help
   -V, --version    print the version, the commit built from and the target
@@ -281,6 +304,8 @@ Exit codes:
      or stdout closed, full, or left early by its reader (`| head`): one
      line on stderr
   2  usage error (unknown command or flag), described on stderr
+  doctor: 0 when every step passed, 1 when one failed (its row says what
+  to do), 2 on a usage error
 
 Example:
   umask 077   # config.json holds the key: readable by you alone
@@ -380,7 +405,7 @@ mod tests {
         );
         assert_eq!(
             refusal(&["frobnicate", "--config", "c"]),
-            "unknown command `frobnicate`; the commands are spec, check, discover and read"
+            "unknown command `frobnicate`; the commands are spec, check, discover, read and doctor"
         );
     }
 

@@ -10,6 +10,8 @@ mod catalog;
 mod cli;
 mod client;
 mod config;
+mod doctor;
+mod drift;
 mod error;
 mod input;
 mod network;
@@ -148,6 +150,8 @@ fn run(command: Command, out: &mut Out) -> Result<u8> {
             discover(out)?;
         }
         Command::Read(args) => return read(&args, out),
+        // Rows for a person (or one JSON document), not Airbyte messages.
+        Command::Doctor { config, json } => return Ok(doctor::run(&config, json)),
     }
     Ok(0)
 }

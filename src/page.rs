@@ -49,6 +49,9 @@ pub struct Record<'a> {
     /// The JSON text of the record's top-level `id` (the last one, if the
     /// record names it twice, as serde_json reads it).
     pub id: Option<&'a [u8]>,
+    /// A hash of the record's top-level keys and their values' JSON types,
+    /// in order: records of one shape need one drift check (`drift`).
+    pub shape: u64,
 }
 
 impl<'a> Record<'a> {
@@ -106,6 +109,7 @@ struct Span {
     compact: bool,
     field: Option<Range<usize>>,
     id: Option<Range<usize>>,
+    shape: u64,
 }
 
 impl Layout {
@@ -139,6 +143,7 @@ impl Layout {
                     compact: span.compact,
                     field: span.field.clone().map(|f| &body[f]),
                     id: span.id.clone().map(|f| &body[f]),
+                    shape: span.shape,
                 })
                 .collect(),
             has_more: self.has_more,
@@ -170,7 +175,7 @@ pub fn scan(body: &[u8], collection: &str, field: Option<&str>) -> Result<Layout
     if !s.eat(b'}') {
         loop {
             let key = s.member_key().map_err(|e| at(&s, e))?;
-            if key.is(collection) {
+            if key_is(key, collection) {
                 if records.is_some() {
                     return Err(at(&s, &format!("`{collection}` given twice")));
                 }
@@ -219,30 +224,43 @@ impl Envelope {
     }
 }
 
-/// A member's key as it lies in the body.
-#[derive(Clone, Copy)]
-struct Key<'a> {
-    /// Its raw text, between the quotes.
-    raw: &'a [u8],
-    /// It holds an escape: only then can its raw text differ from what it
-    /// names. The scanner knows this from reading it, so that the usual
-    /// key is compared as bytes, once (every member of every record).
-    escaped: bool,
+/// The top-level members of a record the scanner accepted: each key (its
+/// text, unescaped) and its value's JSON text. For the rare drift check:
+/// the scanner, not a serde map, so that no second parser is linked in.
+pub fn members(record: &[u8]) -> Vec<(Cow<'_, str>, &[u8])> {
+    let mut found = Vec::new();
+    let mut s = Scanner::new(record);
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return found;
+    }
+    let _ = s.members(1, |key, _, value| {
+        let key = match std::str::from_utf8(key) {
+            Ok(text) if !key.contains(&b'\\') => Cow::Borrowed(text),
+            _ => {
+                let mut quoted = Vec::with_capacity(key.len() + 2);
+                quoted.push(b'"');
+                quoted.extend_from_slice(key);
+                quoted.push(b'"');
+                Cow::Owned(serde_json::from_slice::<String>(&quoted).unwrap_or_default())
+            }
+        };
+        found.push((key, &record[value]));
+    });
+    found
 }
 
-impl Key<'_> {
-    /// Whether the key names `name`.
-    fn is(self, name: &str) -> bool {
-        if !self.escaped {
-            return self.raw == name.as_bytes();
-        }
-        // Escaped keys are rare: let serde_json decode them.
-        let mut quoted = Vec::with_capacity(self.raw.len() + 2);
-        quoted.push(b'"');
-        quoted.extend_from_slice(self.raw);
-        quoted.push(b'"');
-        serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == name)
+/// Whether a key's raw text (between its quotes) names `name`.
+fn key_is(raw: &[u8], name: &str) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == name.as_bytes();
     }
+    // Escaped keys are rare: let serde_json decode them.
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == name)
 }
 
 /// A cursor over a UTF-8 body (checked before scanning starts).
@@ -251,7 +269,8 @@ struct Scanner<'a> {
     i: usize,
     /// Set whenever whitespace between tokens is skipped.
     spaced: bool,
-    /// Whether the last string read held an escape.
+    /// Set whenever a string holds an escape: a key without one is its
+    /// own name, compared byte for byte (`Scanner::key_is`).
     escaped: bool,
 }
 
@@ -267,13 +286,10 @@ impl<'a> Scanner<'a> {
 
     /// `"key":` of an object member, with the whitespace around it.
     #[inline(always)]
-    fn member_key(&mut self) -> Result<Key<'a>, &'static str> {
+    fn member_key(&mut self) -> Result<&'a [u8], &'static str> {
         self.ws();
-        let raw = self.string()?;
-        let key = Key {
-            raw,
-            escaped: self.escaped,
-        };
+        self.escaped = false;
+        let key = self.string()?;
         self.ws();
         if !self.eat(b':') {
             return Err("expected `:`");
@@ -284,13 +300,13 @@ impl<'a> Scanner<'a> {
 
     /// The value of an envelope member other than the record array, noting
     /// what it says of more pages.
-    fn envelope_value(&mut self, key: Key, envelope: &mut Envelope) -> Result<(), &'static str> {
-        if key.is("has_more") {
+    fn envelope_value(&mut self, key: &[u8], envelope: &mut Envelope) -> Result<(), &'static str> {
+        if key_is(key, "has_more") {
             if envelope.has_more.is_some() {
                 return Err("`has_more` given twice");
             }
             envelope.has_more = Some(self.has_more()?);
-        } else if key.is("next_page") {
+        } else if key_is(key, "next_page") {
             if envelope.next_page_named.is_some() {
                 return Err("`next_page` given twice");
             }
@@ -350,12 +366,20 @@ impl<'a> Scanner<'a> {
             self.spaced = false;
             let mut found = None;
             let mut id = None;
+            let mut shape = 0u64;
+            let b = self.b;
             // Envelope, array, record: the record opens level 3.
-            self.members(3, |key, value| {
-                if key.is("id") {
+            self.members(3, |key, escaped, value| {
+                shape = crate::drift::fold_shape(shape, b, key, &b[value.clone()]);
+                // Most keys have no escape: a compare, not a scan for one.
+                let is = |name: &str| match escaped {
+                    false => key == name.as_bytes(),
+                    true => key_is(key, name),
+                };
+                if is("id") {
                     id = Some(value.clone());
                 }
-                if field.is_some_and(|name| key.is(name)) {
+                if field.is_some_and(is) {
                     found = Some(value);
                 }
             })?;
@@ -364,6 +388,7 @@ impl<'a> Scanner<'a> {
                 compact: !self.spaced,
                 field: found,
                 id,
+                shape: crate::drift::seal(shape),
             });
             self.ws();
             if self.eat(b']') {
@@ -403,7 +428,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn object(&mut self, depth: u32) -> Result<(), &'static str> {
-        self.members(depth, |_, _| {})
+        self.members(depth, |_, _, _| {})
     }
 
     /// An object, handing each member's key and the place of its value to
@@ -412,7 +437,7 @@ impl<'a> Scanner<'a> {
     fn members(
         &mut self,
         depth: u32,
-        mut on_member: impl FnMut(Key<'a>, Range<usize>),
+        mut on_member: impl FnMut(&'a [u8], bool, Range<usize>),
     ) -> Result<(), &'static str> {
         self.i += 1;
         self.ws();
@@ -421,9 +446,10 @@ impl<'a> Scanner<'a> {
         }
         loop {
             let key = self.member_key()?;
+            let escaped = self.escaped;
             let start = self.i;
             self.value(depth + 1)?;
-            on_member(key, start..self.i);
+            on_member(key, escaped, start..self.i);
             self.ws();
             if self.eat(b'}') {
                 return Ok(());
@@ -460,7 +486,6 @@ impl<'a> Scanner<'a> {
             return Err("expected a string");
         }
         let start = self.i;
-        self.escaped = false;
         loop {
             self.i = skip_plain(self.b, self.i);
             match self.peek() {

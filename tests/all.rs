@@ -11,6 +11,7 @@ mod support;
 
 mod connector;
 mod docs;
+mod doctor;
 mod echo;
 mod faults;
 mod golden;

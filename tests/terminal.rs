@@ -287,7 +287,7 @@ fn usage_errors_name_what_is_wrong() {
         (&["read"], "`read` needs --config FILE"),
         (
             &["frobnicate"],
-            "unknown command `frobnicate`; the commands are spec, check, discover and read",
+            "unknown command `frobnicate`; the commands are spec, check, discover, read and doctor",
         ),
         (
             &["chek", "--config", "c.json"],

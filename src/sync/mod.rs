@@ -151,6 +151,19 @@ fn recheck(page: &Page, next: Option<u64>, checkpoint: &At) -> Result<(), String
         .ok_or_else(|| format!("page {at} no longer holds record {}", mask(last)))
 }
 
+/// The first sight of a drifted field in a stream, said once (LOG WARN
+/// and stderr): the record still carries it, but the destination may not.
+#[cold]
+fn warn_drift(stream: &str, drift: &crate::drift::Drift, out: &mut Out) {
+    out.warn_loudly(&format!(
+        "stream {stream}: field {}; {}. Run `source-persistiq doctor` \
+         for every drifted field and report them to the connector's maintainers (said once per \
+         stream and field)",
+        drift.describe(),
+        drift.consequence()
+    ));
+}
+
 /// One stream's sync in progress.
 struct StreamRun<'a> {
     def: &'a StreamDef,
@@ -169,6 +182,8 @@ struct StreamRun<'a> {
     /// Records of parents that an earlier release, which kept no `done`,
     /// may have read: written perhaps a second time.
     unrecorded_twice: u64,
+    /// The fields of its records the schema does not declare or type.
+    drift: crate::drift::Watch,
 }
 
 /// A list that failed, and where it stood.
@@ -198,6 +213,7 @@ impl<'a> StreamRun<'a> {
             unstated: 0,
             again: None,
             unrecorded_twice: 0,
+            drift: crate::drift::Watch::new(def),
         }
     }
 
@@ -475,6 +491,9 @@ impl StreamRun<'_> {
                 if !c.admit(record.field_str()) {
                     continue;
                 }
+            }
+            for drift in self.drift.see(record.shape, record.json) {
+                warn_drift(&self.id.name, &drift, out);
             }
             out.record(self.id, record, &end);
             written += 1;
