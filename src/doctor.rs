@@ -9,11 +9,11 @@
 
 use crate::config::Config;
 use crate::drift::{Drift, Schema};
+use crate::http::transport::Transport;
 use crate::page;
 use crate::secret;
 use crate::streams::{Paging, STREAMS};
 use crate::time;
-use crate::transport::Transport;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::Value;
 use std::io::{ErrorKind, IsTerminal, Read, Write};

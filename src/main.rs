@@ -8,25 +8,22 @@
 
 mod catalog;
 mod cli;
-mod client;
 mod config;
 mod doctor;
 mod drift;
 mod error;
+mod http;
 mod input;
 mod network;
 mod output;
 mod page;
 mod progress;
-mod rate;
-mod retry;
 mod secret;
 mod signals;
 mod streams;
 mod sync;
 mod text;
 mod time;
-mod transport;
 mod url;
 
 use catalog::{State, SyncMode};
@@ -219,18 +216,20 @@ fn check(path: &Path, out: &mut Out) -> Result<()> {
             return Ok(());
         }
     };
-    let mut client = client::Client::new(&config, Some(CHECK_BUDGET));
+    let mut client = http::client::Client::new(&config, Some(CHECK_BUDGET));
     let probe = client.get_page(
-        &mut client::Request {
+        &mut http::client::Request {
             path_query: "users?page=1",
             what: "check (GET users)",
-            stream: None,
             collection: "users",
             field: None,
             paged: false,
             seen: None,
         },
-        out,
+        &mut output::Told {
+            out: &mut *out,
+            stream: None,
+        },
     );
     match probe.map(drop) {
         Ok(()) => out.connection_status(true, None),
@@ -320,7 +319,7 @@ fn read(args: &ReadArgs, out: &mut Out) -> Result<u8> {
             streams::names()
         ));
     }
-    let mut client = client::Client::new(&config, None);
+    let mut client = http::client::Client::new(&config, None);
     let all_complete = sync::read(
         &mut client,
         &selected,

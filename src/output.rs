@@ -6,6 +6,7 @@
 //! (`secret::mask`), so messages are written as they are.
 
 use crate::error::{Error, Result};
+use crate::http::client::Report;
 use crate::page::Record;
 use crate::progress::Progress;
 use crate::signals;
@@ -88,6 +89,28 @@ struct Reason {
 struct RateLimited {
     /// Epoch milliseconds.
     quota_reset: u64,
+}
+
+/// What the client tells while it waits, said for one stream, or for none
+/// (`check`): LOG lines, the live line, and the stream's rate-limited
+/// STREAM_STATUS.
+pub struct Told<'a> {
+    pub out: &'a mut Out,
+    pub stream: Option<&'a StreamId>,
+}
+
+impl Report for Told<'_> {
+    fn taken(&mut self, note: &str) {
+        self.out.log(Level::Warn, note);
+    }
+
+    fn waiting(&mut self, why: &str, retry: bool, rate_limited: Option<Option<u64>>) -> Result<()> {
+        if let (Some(stream), Some(until)) = (self.stream, rate_limited) {
+            self.out.rate_limited(stream, until);
+        }
+        let level = if retry { Level::Warn } else { Level::Info };
+        self.out.waiting(level, why)
+    }
 }
 
 /// A formatted LOG line: `log!(out, Warn, "stream {name}: ...")`.
@@ -380,7 +403,6 @@ impl Out {
         }
     }
 
-    /// Hands every whole line gathered so far to stdout.
     /// The lines written since the last flush, taken: what a test of a
     /// module that writes through `Out` reads back.
     #[cfg(test)]
@@ -388,6 +410,7 @@ impl Out {
         String::from_utf8(std::mem::take(&mut self.buf)).unwrap_or_default()
     }
 
+    /// Hands every whole line gathered so far to stdout.
     pub fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());

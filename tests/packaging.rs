@@ -1106,8 +1106,8 @@ fn duration_const(file: &str, name: &str) -> f64 {
 /// after it can take up to timeout_seconds (connecting included) before its
 /// records or the next LOG are written. One sleep, then one request.
 fn longest_silence(longest_sleep_item: f64, timeout: f64) -> f64 {
-    let server_wait = duration_const("src/rate.rs", "MAX_SERVER_WAIT")
-        + duration_const("src/rate.rs", "RESET_MARGIN");
+    let server_wait = duration_const("src/http/rate.rs", "MAX_SERVER_WAIT")
+        + duration_const("src/http/rate.rs", "RESET_MARGIN");
     longest_sleep_item.max(server_wait) + timeout
 }
 

@@ -14,8 +14,8 @@ mod parents;
 mod plan;
 
 use crate::catalog::{Selected, State};
-use crate::client::Client;
 use crate::error::Result;
+use crate::http::client::Client;
 use crate::output::{log, Level, Out, RecordEnd, Status, StreamId};
 use crate::page::Page;
 use crate::secret::mask;

@@ -3,9 +3,9 @@
 //! empty pages is stopped, and what it has seen of the list.
 
 use super::checkpoint::MAX_PAGE;
-use crate::client::{Client, Fingerprints, Request};
 use crate::error::{Error, Result};
-use crate::output::{log, Out, StreamId};
+use crate::http::client::{Client, Fingerprints, Request};
+use crate::output::{log, Out, StreamId, Told};
 use crate::page::Page;
 use crate::streams::{Paging, StreamDef};
 
@@ -16,12 +16,12 @@ const MAX_IDLE_PAGES: u32 = 3;
 /// Where pages come from: the API client, or a test's pages.
 pub(super) trait Source {
     /// The page `req` asks for, checked and retried as `Client::get_page`.
-    fn page<'c>(&'c mut self, req: &mut Request, out: &mut Out) -> Result<Page<'c>>;
+    fn page<'c>(&'c mut self, req: &mut Request, told: &mut Told) -> Result<Page<'c>>;
 }
 
 impl Source for Client {
-    fn page<'c>(&'c mut self, req: &mut Request, out: &mut Out) -> Result<Page<'c>> {
-        self.get_page(req, out)
+    fn page<'c>(&'c mut self, req: &mut Request, told: &mut Told) -> Result<Page<'c>> {
+        self.get_page(req, told)
     }
 }
 
@@ -107,13 +107,16 @@ impl Pager {
         let mut request = Request {
             path_query: &path_query,
             what: &what,
-            stream: Some(stream),
             collection: self.collection,
             field: self.field,
             paged: self.paged,
             seen: Some(&mut self.seen),
         };
-        let page = client.page(&mut request, out)?;
+        let told = &mut Told {
+            out: &mut *out,
+            stream: Some(stream),
+        };
+        let page = client.page(&mut request, told)?;
         if !self.paged && page.has_more {
             log!(
                 out,
@@ -187,7 +190,7 @@ pub(super) mod script {
     }
 
     impl Source for Script {
-        fn page<'c>(&'c mut self, req: &mut Request, _out: &mut Out) -> Result<Page<'c>> {
+        fn page<'c>(&'c mut self, req: &mut Request, _told: &mut Told) -> Result<Page<'c>> {
             self.asked.push(req.path_query.to_string());
             let Some(bodies) = self.bodies.get_mut(req.path_query) else {
                 return Err(Error::system(format!("{}: HTTP 404", req.what)).with_status(404));

@@ -2,8 +2,8 @@
 //! came before it, whether to try again and after how long. Pure, so that
 //! tests can walk it without a server.
 
+use super::rate::ServerWait;
 use crate::error::Error;
-use crate::rate::ServerWait;
 use std::time::Duration;
 
 /// How often an answer that may be a glitch (an empty page that still says
@@ -131,9 +131,63 @@ pub fn give_up(what: &str, trouble: &Trouble, tries: usize) -> Error {
 /// would spend the whole retry schedule on the same closed door.
 pub const NO_CONNECTION: &str = "no connection could be opened to the API";
 
+/// What an HTTP status asks of the client, before its body is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 2xx: a page, to be checked.
+    Page,
+    /// 429: wait for the rate window, then try again.
+    RateLimited,
+    /// 408, 5xx: the server failed this once; try again.
+    Unavailable,
+    /// 401, 403: the key was rejected; no try will mend it.
+    Rejected,
+    /// 404: a wrong path, or a record deleted.
+    NotFound,
+    /// 3xx: never followed, so that the key stays with base_url's origin.
+    Redirect,
+    /// Any other status: a request the API refuses.
+    Refused,
+}
+
+/// The answer a status is.
+pub fn answer_to(status: u16) -> Answer {
+    match status {
+        200..=299 => Answer::Page,
+        429 => Answer::RateLimited,
+        408 | 500..=599 => Answer::Unavailable,
+        401 | 403 => Answer::Rejected,
+        404 => Answer::NotFound,
+        300..=399 => Answer::Redirect,
+        _ => Answer::Refused,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_status_is_one_answer() {
+        for (status, answer) in [
+            (200, Answer::Page),
+            (204, Answer::Page),
+            (429, Answer::RateLimited),
+            (408, Answer::Unavailable),
+            (500, Answer::Unavailable),
+            (599, Answer::Unavailable),
+            (401, Answer::Rejected),
+            (403, Answer::Rejected),
+            (404, Answer::NotFound),
+            (301, Answer::Redirect),
+            (308, Answer::Redirect),
+            (400, Answer::Refused),
+            (422, Answer::Refused),
+            (100, Answer::Refused),
+        ] {
+            assert_eq!(answer_to(status), answer, "HTTP {status}");
+        }
+    }
     use std::time::UNIX_EPOCH;
 
     fn secs(s: &[u64]) -> Vec<Duration> {

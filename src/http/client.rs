@@ -6,23 +6,18 @@
 //! answer (an HTML error page, a stale copy of the page before) that a
 //! retry may mend; the check is `page::scan`, a pure function of the body.
 
+use super::errors::{
+    api_reason, clip, did_you_mean, out_of_time, proxy_status, quote, rate_limited_until,
+    request_id, rustls_error, tls_failure, unreachable, QUOTE_BYTES,
+};
+use super::rate::{Advice, ServerWait};
+use super::retry::{self, Answer, Kind, Next, Trouble};
+use super::transport::{BodyRead, Failure, Head, Transport, MAX_BODY_BYTES};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::output::{Level, Out, StreamId};
 use crate::page::{self, Layout, Page};
-use crate::rate::{Advice, ServerWait};
-use crate::retry::{self, Kind, Next, Trouble};
 use crate::secret;
-use crate::time;
-use crate::transport::{BodyRead, Failure, Head, Transport, MAX_BODY_BYTES};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// The host of `config::DEFAULT_BASE_URL`, offered for a base_url host
-/// that does not exist and is close to it.
-const API_HOST: &str = "api.persistiq.com";
-
-/// How much of an unexpected body an error message may quote.
-const QUOTE_BYTES: usize = 200;
+use std::time::{Duration, Instant, SystemTime};
 
 /// One list page to ask for, and what its answer must be.
 pub struct Request<'a> {
@@ -30,8 +25,6 @@ pub struct Request<'a> {
     pub path_query: &'a str,
     /// Names the request in logs and errors ("stream leads, page 3").
     pub what: &'a str,
-    /// The stream whose statuses say when it waits on a rate limit.
-    pub stream: Option<&'a StreamId>,
     /// The envelope key of the record array.
     pub collection: &'a str,
     /// A record member to find while the page is checked (`Record::field`).
@@ -110,6 +103,19 @@ impl Fingerprints {
     }
 }
 
+/// What the client tells while it retries and waits, for its caller to say
+/// in its own terms (the sync: LOG lines, a rate-limited STREAM_STATUS, the
+/// live line). The client itself writes nothing.
+pub trait Report {
+    /// A page that stayed suspect through its retries is taken as it is.
+    fn taken(&mut self, note: &str);
+    /// The client is about to sleep, for `why`: after a failed try
+    /// (`retry`), or before the next request while the rate window is used
+    /// up. `rate_limited`: a rate limit is the reason, with the time the
+    /// window opens again (ms since the epoch) when the server gave one.
+    fn waiting(&mut self, why: &str, retry: bool, rate_limited: Option<Option<u64>>) -> Result<()>;
+}
+
 /// The client. Reuses one connection and one body buffer across pages.
 pub struct Client {
     transport: Transport,
@@ -160,14 +166,14 @@ impl Client {
     }
 
     /// Gets the page `req` asks for, checked, retrying on the schedule.
-    pub fn get_page(&mut self, req: &mut Request, out: &mut Out) -> Result<Page<'_>> {
+    pub fn get_page(&mut self, req: &mut Request, report: &mut impl Report) -> Result<Page<'_>> {
         let mut retries = 0;
         // Counted apart: a suspect page gets its own retries even after
         // retries for other troubles.
         let mut suspect_retries = 0;
         let first_try = Instant::now();
         loop {
-            self.wait_for_rate_window(req, out)?;
+            self.wait_for_rate_window(req, report)?;
             let (trouble, suspect) = match self.try_once(req) {
                 Attempt::Page(layout) => return Ok(layout.page(&self.body)),
                 Attempt::Fail(e) => return Err(e),
@@ -192,7 +198,7 @@ impl Client {
                 (Next::Retry(sleep), _) => sleep,
                 (_, Some(layout)) => {
                     let note = format!("{}: {}; taken as it is", req.what, trouble.why);
-                    out.log(Level::Warn, &note);
+                    report.taken(&note);
                     return Ok(layout.page(&self.body));
                 }
                 (Next::OutOfTime, None) => return Err(out_of_time(req.what, &trouble)),
@@ -213,12 +219,9 @@ impl Client {
                 self.schedule.len(),
                 sleep.as_secs_f64()
             );
-            if trouble.kind == Kind::RateLimited {
-                if let Some(stream) = req.stream {
-                    out.rate_limited(stream, trouble.server_wait.map(|w| w.until_ms()));
-                }
-            }
-            out.waiting(Level::Warn, &note)?;
+            let rate_limited = (trouble.kind == Kind::RateLimited)
+                .then(|| trouble.server_wait.map(|w| w.until_ms()));
+            report.waiting(&note, true, rate_limited)?;
             std::thread::sleep(sleep);
         }
     }
@@ -246,19 +249,20 @@ impl Client {
         };
         let advice = Advice::of(&head.headers, SystemTime::now());
         let status = head.status;
-        if status == 429 {
+        let answer = retry::answer_to(status);
+        if answer == Answer::RateLimited {
             let mut trouble = Trouble::new(Kind::RateLimited, "HTTP 429: rate limited");
             trouble.server_wait = advice.before_retry();
             return Attempt::Retry(self.too_far(trouble, &advice));
         }
         self.quiet_until = advice.before_next();
-        if (200..300).contains(&status) {
+        if answer == Answer::Page {
             self.reached_api = true;
             return self.judge_page(req, &head);
         }
         let request_id = request_id(&head.headers);
-        match status {
-            408 | 500..=599 => {
+        match answer {
+            Answer::Unavailable => {
                 let reason = format!("{}{request_id}", api_reason(&self.body));
                 let mut trouble = Trouble::new(Kind::Unavailable, format!("HTTP {status}{reason}"));
                 // Only Retry-After: a rate window's reset says nothing of
@@ -268,7 +272,7 @@ impl Client {
             }
             // The body of a rejection is never quoted: it may echo the key
             // in a form masking does not know.
-            401 | 403 => Attempt::Fail(
+            Answer::Rejected => Attempt::Fail(
                 Error::config(format!(
                     "the API key was rejected (HTTP {status}{request_id}): check the API key in \
                      the config (PersistIq: Settings > Integrations > API Key)"
@@ -279,10 +283,12 @@ impl Client {
             ),
             // Before any 2xx, and with base_url not ending in the API's
             // version, a 404 says more of base_url than of the page.
-            404 if !self.reached_api && !self.transport.base_url().ends_with("/v1/") => {
+            Answer::NotFound
+                if !self.reached_api && !self.transport.base_url().ends_with("/v1/") =>
+            {
                 Attempt::Fail(self.not_the_api(req.what, &request_id))
             }
-            300..=399 => {
+            Answer::Redirect => {
                 let location = head
                     .headers
                     .get("location")
@@ -499,7 +505,7 @@ impl Client {
     }
 
     /// Waits while the server's rate window is used up, as its last answer said.
-    fn wait_for_rate_window(&mut self, req: &Request, out: &mut Out) -> Result<()> {
+    fn wait_for_rate_window(&mut self, req: &Request, report: &mut impl Report) -> Result<()> {
         let Some(quiet) = self.quiet_until.take() else {
             return Ok(());
         };
@@ -509,251 +515,20 @@ impl Client {
         if self.time_left().is_some_and(|left| wait >= left) {
             return Err(rate_limited_until(quiet.until));
         }
-        if let Some(stream) = req.stream {
-            out.rate_limited(stream, Some(quiet.until_ms()));
-        }
         let note = format!(
             "{}: the API's rate window is used up; pausing {:.2} s until it resets",
             req.what,
             wait.as_secs_f64()
         );
-        out.waiting(Level::Info, &note)?;
+        report.waiting(&note, false, Some(Some(quiet.until_ms())))?;
         std::thread::sleep(wait);
         Ok(())
     }
 }
 
-/// A network fault: the API could not be reached, or did not answer.
-fn unreachable(kind: Kind, why: String) -> Trouble {
-    let mut trouble = Trouble::new(kind, why);
-    trouble.advice = Some(
-        "check base_url, this machine's network and any proxy (HTTPS_PROXY, proxy_url), \
-         then try again",
-    );
-    trouble
-}
-
-/// " (did you mean api.persistiq.com?)" for a host close to the API's.
-fn did_you_mean(host: &str) -> String {
-    crate::cli::closest(host, [API_HOST])
-        .filter(|h| !h.eq_ignore_ascii_case(host))
-        .map(|h| format!(" (did you mean {h}?)"))
-        .unwrap_or_default()
-}
-
-/// The error of a command whose next wait would outlast its budget.
-fn out_of_time(what: &str, trouble: &Trouble) -> Error {
-    match (trouble.kind, trouble.server_wait) {
-        (Kind::RateLimited, Some(wait)) => rate_limited_until(wait.until),
-        (Kind::RateLimited, None) => {
-            Error::transient("rate limited by the API; try again in a minute".to_string())
-        }
-        _ => Error::transient(format!(
-            "{what}: {}; no time left to retry within this command's budget",
-            trouble.why_and_advice()
-        )),
-    }
-}
-
-fn rate_limited_until(until: SystemTime) -> Error {
-    let secs = until
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs_f64().ceil() as i64);
-    Error::transient(format!(
-        "rate limited by the API until {}; try again then",
-        time::format_utc(secs)
-    ))
-}
-
-/// The TLS library's error inside a ureq error: ureq hands a failed
-/// handshake over as an `io::Error` that wraps it.
-fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
-    match e {
-        ureq::Error::Rustls(tls) => Some(tls),
-        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
-        _ => None,
-    }
-}
-
-/// A TLS failure with the API's host: a certificate that does not verify
-/// will not verify on a retry either, and no other stream would fare better.
-/// Says which check failed and what to do.
-fn tls_failure(e: &rustls::Error, host: &str, via: &str, trust: &str) -> Error {
-    use rustls::CertificateError as C;
-    let give_ca = "If your network inspects HTTPS with its own CA (a company proxy or \
-                   firewall), give that CA's certificate (PEM) in the config key \
-                   `ca_certificate`, or as a file named by SSL_CERT_FILE; otherwise check base_url";
-    let date = |t: rustls::pki_types::UnixTime| time::format_utc(t.as_secs() as i64);
-    let message = match e {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            C::UnknownIssuer => format!(
-                "the TLS certificate of {host}{via} is signed by a CA this connector does not \
-                 trust (unknown issuer; trusted: {trust}). {give_ca}"
-            ),
-            C::NotValidForName => format!(
-                "the TLS certificate presented for {host}{via} is not valid for that host name. \
-                 Check base_url, or whether something else answers in the API's place"
-            ),
-            C::NotValidForNameContext { presented, .. } => format!(
-                "the TLS certificate presented for {host}{via} is not valid for that host name \
-                 (it is for {}). Check base_url, or whether something else answers in the API's \
-                 place",
-                clip(
-                    &presented
-                        .iter()
-                        .map(|p| bare_name(p))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    QUOTE_BYTES
-                )
-            ),
-            C::Expired => format!(
-                "the TLS certificate of {host}{via} has expired. Check this machine's clock; if \
-                 it is right, the server's certificate must be renewed (or check base_url)"
-            ),
-            C::ExpiredContext { time, not_after } => format!(
-                "the TLS certificate of {host}{via} expired at {} (the time here is {}). Check \
-                 this machine's clock; if it is right, the server's certificate must be renewed \
-                 (or check base_url)",
-                date(*not_after),
-                date(*time)
-            ),
-            C::NotValidYet => format!(
-                "the TLS certificate of {host}{via} is not valid yet. Check this machine's clock"
-            ),
-            C::NotValidYetContext { time, not_before } => format!(
-                "the TLS certificate of {host}{via} is valid only from {} (the time here is {}). \
-                 Check this machine's clock",
-                date(*not_before),
-                date(*time)
-            ),
-            other => format!(
-                "the TLS certificate of {host}{via} was refused ({}; trusted: {trust}). {give_ca}",
-                secret::mask(&format!("{other:?}"))
-            ),
-        },
-        other => format!(
-            "the TLS handshake with {host}{via} failed ({}). Check base_url: it must name an \
-             HTTPS server",
-            secret::mask(&other.to_string())
-        ),
-    };
-    Error::config(message).stopping_sync("TLS with the API's host failed")
-}
-
-/// `other.test` of the TLS library's `DnsName("other.test")` (and
-/// `127.0.0.1` of `IpAddress(127.0.0.1)`).
-fn bare_name(presented: &str) -> &str {
-    let inner = presented
-        .split_once('(')
-        .and_then(|(_, rest)| rest.strip_suffix(')'))
-        .unwrap_or(presented);
-    inner.trim_matches('"')
-}
-
-/// The status a proxy answered a CONNECT with, from ureq's words for it
-/// ("proxy server responded 407/407").
-fn proxy_status(answer: &str) -> Option<u16> {
-    let rest = answer.split("responded ").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// "; request id ..." when the answer names one: PersistIq's support asks
-/// for it.
-fn request_id(headers: &ureq::http::HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| format!("; request id {}", clip(v, 100)))
-        .unwrap_or_default()
-}
-
-/// ": <reason>: <message>" from the API's error envelope, or a quote of the body.
-fn api_reason(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Option<Detail>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        reason: Option<String>,
-        message: Option<String>,
-    }
-    if body.is_empty() {
-        return String::new();
-    }
-    match serde_json::from_slice::<Envelope>(body) {
-        Ok(Envelope { error: Some(d) }) => {
-            let parts: Vec<&str> = [d.reason.as_deref(), d.message.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect();
-            format!(": {}", clip(&parts.join(": "), 2 * QUOTE_BYTES))
-        }
-        _ => format!(": body starts {}", quote(body)),
-    }
-}
-
-/// The first bytes of a body, fit for a one-line message.
-fn quote(body: &[u8]) -> String {
-    // Enough bytes that a key straddling the cut is still whole when masked.
-    let head = &body[..body.len().min(QUOTE_BYTES + secret::longest_form())];
-    format!("{:?}", clip(&String::from_utf8_lossy(head), QUOTE_BYTES))
-}
-
-/// Text from the server with the key masked, then cut to `max` bytes: in
-/// that order, or a key cut in two would no longer be recognised.
-fn clip(text: &str, max: usize) -> String {
-    // Only what can be shown is masked (a body's message may be megabytes),
-    // with enough past the cut for a key that straddles it.
-    let masked = secret::mask(truncate(text, max + secret::longest_form()));
-    truncate(&masked, max).to_string()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_host_close_to_the_apis_gets_a_guess() {
-        assert!(crate::config::DEFAULT_BASE_URL.contains(&format!("//{API_HOST}/")));
-        for typo in [
-            "api.persistiq.co",
-            "api.persitiq.com",
-            "app.persistiq.com",
-            "persistiq.com",
-        ] {
-            assert_eq!(
-                did_you_mean(typo),
-                " (did you mean api.persistiq.com?)",
-                "{typo}"
-            );
-        }
-        for other in [
-            "api.persistiq.com",
-            "API.PersistIq.com",
-            "example.invalid",
-            "localhost",
-        ] {
-            assert_eq!(did_you_mean(other), "", "{other}");
-        }
-    }
 
     /// Whether `then` is a repeat of `first`, two pages' record arrays.
     fn seen_only(first: &str, then: &str) -> bool {
@@ -825,14 +600,5 @@ mod tests {
             }
             assert_eq!(hashes.len(), 65_536, "bytes {a} and {b}");
         }
-    }
-
-    #[test]
-    fn api_reasons_and_quotes() {
-        let body = br#"{"status":"error","error":{"reason":"bad_params","message":"no"}}"#;
-        assert_eq!(api_reason(body), ": bad_params: no");
-        assert!(api_reason(b"<html>oops").contains("<html>oops"));
-        assert_eq!(truncate("h\u{e9}llo", 2), "h");
-        assert_eq!(quote(&[b'a'; 500]).len(), QUOTE_BYTES + 2);
     }
 }
