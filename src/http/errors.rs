@@ -135,7 +135,7 @@ pub(super) fn tls_failure(e: &rustls::Error, host: &str, via: &str, trust: &str)
 
 /// `other.test` of the TLS library's `DnsName("other.test")` (and
 /// `127.0.0.1` of `IpAddress(127.0.0.1)`).
-pub(super) fn bare_name(presented: &str) -> &str {
+pub(crate) fn bare_name(presented: &str) -> &str {
     let inner = presented
         .split_once('(')
         .and_then(|(_, rest)| rest.strip_suffix(')'))
@@ -155,7 +155,7 @@ pub(super) fn proxy_status(answer: &str) -> Option<u16> {
 
 /// "; request id ..." when the answer names one: PersistIq's support asks
 /// for it.
-pub(super) fn request_id(headers: &ureq::http::HeaderMap) -> String {
+pub(crate) fn request_id(headers: &ureq::http::HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

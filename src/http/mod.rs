@@ -5,7 +5,7 @@
 //! its waits through `client::Report`.
 
 pub mod client;
-mod errors;
+pub mod errors;
 pub mod rate;
 pub mod retry;
 pub mod transport;
