@@ -190,7 +190,7 @@ fn spec(out: &mut Out) {
         documentation_url: "https://github.com/source-persistiq/source-persistiq#readme",
         connection_specification: &schema,
     };
-    out.message("SPEC", "spec", &spec);
+    out.message(output::Kind::Spec, &spec);
 }
 
 /// A pretty JSON text compiled into the binary, as one line.
@@ -277,7 +277,7 @@ fn discover(out: &mut Out) -> Result<()> {
     struct Catalog<'a> {
         streams: Vec<Stream<'a>>,
     }
-    out.message("CATALOG", "catalog", &Catalog { streams });
+    out.message(output::Kind::Catalog, &Catalog { streams });
     Ok(())
 }
 

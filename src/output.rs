@@ -65,6 +65,32 @@ impl RecordEnd {
     }
 }
 
+/// The Airbyte messages written, each with its `type` and the key of its
+/// payload (RECORD lines are written apart: `Out::record`).
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Spec,
+    Catalog,
+    State,
+    Log,
+    Trace,
+    ConnectionStatus,
+}
+
+impl Kind {
+    /// The message's `type` and the key its payload goes under.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Spec => ("SPEC", "spec"),
+            Kind::Catalog => ("CATALOG", "catalog"),
+            Kind::State => ("STATE", "state"),
+            Kind::Log => ("LOG", "log"),
+            Kind::Trace => ("TRACE", "trace"),
+            Kind::ConnectionStatus => ("CONNECTION_STATUS", "connectionStatus"),
+        }
+    }
+}
+
 /// STREAM_STATUS values.
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -217,7 +243,7 @@ impl Out {
                 record_count: records as f64,
             },
         };
-        self.message("STATE", "state", &state);
+        self.message(Kind::State, &state);
     }
 
     /// A STREAM_STATUS without reasons.
@@ -260,7 +286,7 @@ impl Out {
                 reasons: reason.map(|r| [r]),
             },
         };
-        self.message("TRACE", "trace", &trace);
+        self.message(Kind::Trace, &trace);
     }
 
     /// A LOG line: `out.log(Level::Warn, format_args!("..."))`.
@@ -272,8 +298,7 @@ impl Out {
         }
         let message = message.to_string();
         self.message(
-            "LOG",
-            "log",
+            Kind::Log,
             &Log {
                 level,
                 message: &message,
@@ -324,7 +349,7 @@ impl Out {
                 stream_descriptor: stream.map(|s| &*s.descriptor),
             },
         };
-        self.message("TRACE", "trace", &trace);
+        self.message(Kind::Trace, &trace);
         self.failures.push(Failure {
             stream: stream.map(|s| s.name.clone()),
             message: err.message.clone(),
@@ -342,7 +367,7 @@ impl Out {
             status: if ok { "SUCCEEDED" } else { "FAILED" },
             message,
         };
-        self.message("CONNECTION_STATUS", "connectionStatus", &status);
+        self.message(Kind::ConnectionStatus, &status);
         if !ok {
             self.failures.push(Failure {
                 stream: None,
@@ -352,7 +377,8 @@ impl Out {
     }
 
     /// `{"type":kind,"<key>":payload}` on one line.
-    pub fn message(&mut self, kind: &str, key: &str, payload: &impl Serialize) {
+    pub fn message(&mut self, kind: Kind, payload: &impl Serialize) {
+        let (kind, key) = kind.names();
         self.buf.extend_from_slice(b"{\"type\":\"");
         self.buf.extend_from_slice(kind.as_bytes());
         self.buf.extend_from_slice(b"\",\"");
