@@ -38,14 +38,8 @@ pub const SPEC_JSON: &str = include_str!("spec.json");
 #[derive(Debug, Clone)]
 pub struct Config {
     pub api_key: ApiKey,
-    /// Absolute URL ending in `/`, scheme and host in lower case; every
-    /// request URL starts with it.
-    pub base_url: String,
-    /// `base_url`'s host in lower case, as certificates name it (an IPv6
-    /// address in brackets).
-    pub host: String,
-    /// `base_url` is plain http (and so a loopback host): no proxy may see it.
-    pub plain_http: bool,
+    /// Where every request URL starts.
+    pub base_url: BaseUrl,
     pub retry_schedule: Vec<Duration>,
     pub timeout: Duration,
     /// Lower bound of the first incremental sync, normalised to UTC.
@@ -80,7 +74,8 @@ impl Config {
         let api_key = api_key(obj)?;
         let ca_certificate = optional_text(obj, "ca_certificate")?;
         let proxy_url = optional_text(obj, "proxy_url")?;
-        // Plain http only ever goes to loopback; a proxy would see the key.
+        // The one plain-http rule: it only ever goes to loopback, and no
+        // proxy is chosen for it, as a proxy would see the key.
         let proxy = match base.plain_http {
             true => None,
             false => network::proxy(proxy_url.as_deref(), &base.host, env)?,
@@ -94,9 +89,7 @@ impl Config {
         };
         Ok(Config {
             api_key,
-            base_url: base.url,
-            host: base.host,
-            plain_http: base.plain_http,
+            base_url: base,
             retry_schedule: retry_schedule(obj)?,
             timeout: timeout(obj)?,
             start_date: start_date(obj)?,
@@ -191,12 +184,47 @@ fn optional_text(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> 
     }
 }
 
-/// A checked base_url.
-struct BaseUrl {
+/// A checked base_url: https, or plain http to a loopback host.
+#[derive(Debug, Clone)]
+pub struct BaseUrl {
+    /// Absolute, ending in `/`, scheme and host in lower case.
     url: String,
-    /// Lower case, IPv6 in brackets.
+    /// The host in lower case, as certificates name it (an IPv6 address
+    /// in brackets).
     host: String,
+    /// `scheme://host[:port]`: where `url`'s path starts.
+    origin_end: usize,
+    /// The port requests go to, said or the scheme's.
+    port: u16,
     plain_http: bool,
+}
+
+impl BaseUrl {
+    /// The URL itself: every request URL starts with it.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The host, as certificates name it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `scheme://host[:port]`, to say where a request went.
+    pub fn origin(&self) -> &str {
+        &self.url[..self.origin_end]
+    }
+
+    /// The port requests go to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Plain http, and so a loopback host: no TLS, and never a proxy (the
+    /// config chooses none).
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
+    }
 }
 
 fn base_url(obj: &Map<String, Value>) -> Result<BaseUrl> {
@@ -241,17 +269,16 @@ fn check_base_url(raw: &str) -> Result<BaseUrl, String> {
         _ => return Err("the scheme must be https".into()),
     };
     let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let mut url = format!(
-        "{scheme}://{}{port}{}",
-        host.to_ascii_lowercase(),
-        uri.path()
-    );
+    let origin = format!("{scheme}://{}{port}", host.to_ascii_lowercase());
+    let mut url = format!("{origin}{}", uri.path());
     if !url.ends_with('/') {
         url.push('/');
     }
     Ok(BaseUrl {
         url,
         host: host.to_ascii_lowercase(),
+        origin_end: origin.len(),
+        port: uri.port_u16().unwrap_or(if plain_http { 80 } else { 443 }),
         plain_http,
     })
 }
@@ -393,20 +420,28 @@ mod tests {
     #[test]
     fn base_url_rules() {
         let ok = |u: &str| Config::from_json(&json!({"api_key": KEY, "base_url": u}));
+        let url = |u: &str| ok(u).unwrap().base_url;
         assert_eq!(
-            ok("http://127.0.0.1:9/v1").unwrap().base_url,
+            url("http://127.0.0.1:9/v1").as_str(),
             "http://127.0.0.1:9/v1/"
         );
         // Decided on the parsed URL: any case of the scheme is plain http.
-        let upper = ok("HTTP://LocalHost:9/v1/").unwrap();
-        assert_eq!(upper.base_url, "http://localhost:9/v1/");
-        assert!(upper.plain_http);
-        assert!(!ok("HTTPS://API.persistiq.com/v1").unwrap().plain_http);
-        assert!(ok("HTTP://example.com/v1/").is_err());
+        let upper = url("HTTP://LocalHost:9/v1/");
+        assert_eq!(upper.as_str(), "http://localhost:9/v1/");
+        assert!(upper.plain_http());
         assert_eq!(
-            ok("http://[::1]:9/v1").unwrap().base_url,
-            "http://[::1]:9/v1/"
+            (upper.origin(), upper.host(), upper.port()),
+            ("http://localhost:9", "localhost", 9)
         );
+        let api = url("HTTPS://API.persistiq.com/v1");
+        assert!(!api.plain_http());
+        assert_eq!(
+            (api.origin(), api.port()),
+            ("https://api.persistiq.com", 443)
+        );
+        assert!(ok("HTTP://example.com/v1/").is_err());
+        let v6 = url("http://[::1]:9/v1");
+        assert_eq!((v6.as_str(), v6.host()), ("http://[::1]:9/v1/", "[::1]"));
         assert!(ok("https://api.persistiq.com/v1/").is_ok());
         for bad in [
             "http://example.com/v1/",
@@ -424,7 +459,7 @@ mod tests {
     #[test]
     fn defaults_and_limits() {
         let c = Config::from_json(&json!({"api_key": KEY, "extra": 1})).unwrap();
-        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.base_url.as_str(), DEFAULT_BASE_URL);
         let total: f64 = c.retry_schedule.iter().map(Duration::as_secs_f64).sum();
         assert!(total >= 60.0);
         assert!(

@@ -240,7 +240,7 @@ fn config_step(path: &Path, report: &mut Report) -> Option<Config> {
     let mut result = format!(
         "keys {}; base_url {}; CAs: {}",
         keys.join(", "),
-        config.base_url,
+        config.base_url.as_str(),
         config.trust.source
     );
     if unknown.is_empty() {
@@ -263,11 +263,9 @@ fn config_step(path: &Path, report: &mut Report) -> Option<Config> {
 
 /// Where base_url points: host (brackets off) and port.
 fn target(config: &Config) -> (String, u16) {
-    let host = config.host.trim_start_matches('[').trim_end_matches(']');
-    let uri: Option<ureq::http::Uri> = config.base_url.parse().ok();
-    let default = if config.plain_http { 80 } else { 443 };
-    let port = uri.and_then(|u| u.port_u16()).unwrap_or(default);
-    (host.to_string(), port)
+    let host = config.base_url.host();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.to_string(), config.base_url.port())
 }
 
 /// Every step from DNS on.
@@ -275,7 +273,7 @@ fn walk(config: &Config, report: &mut Report) {
     let (host, port) = target(config);
     // Through a proxy, this machine resolves and reaches the proxy; the
     // proxy resolves the API's host.
-    let proxy = config.proxy.as_ref().filter(|_| !config.plain_http);
+    let proxy = config.proxy.as_ref();
     let (dial_host, dial_port) = match proxy {
         Some(p) => (p.proxy.host().to_string(), p.proxy.port()),
         None => (host.clone(), port),
@@ -296,7 +294,7 @@ fn walk(config: &Config, report: &mut Report) {
         }
     };
     match stream {
-        Some(stream) if !config.plain_http => tls_step(config, stream, &host, report),
+        Some(stream) if !config.base_url.plain_http() => tls_step(config, stream, &host, report),
         Some(_) => {
             let result = "none: plain http to a loopback host".to_string();
             report.ok("tls", Instant::now(), result);

@@ -147,11 +147,11 @@ pub(super) fn proxy_step(
     report: &mut Report,
 ) -> Option<TcpStream> {
     let started = Instant::now();
-    let Some(p) = config.proxy.as_ref().filter(|_| !config.plain_http) else {
-        let result = if config.plain_http {
+    let Some(p) = config.proxy.as_ref() else {
+        let result = if config.base_url.plain_http() {
             "none: plain http to a loopback host never goes through a proxy".to_string()
         } else {
-            no_proxy_note(&config.host)
+            no_proxy_note(config.base_url.host())
         };
         report.ok("proxy", started, result);
         return Some(stream);

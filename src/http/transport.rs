@@ -1,7 +1,8 @@
 //! The wire: one keep-alive ureq agent and one try of one GET. What an
 //! answer means (retry, fail, use it) is for `client` and `retry` to say.
 
-use crate::config::Config;
+use crate::config::{BaseUrl, Config};
+use crate::secret::ApiKey;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,10 +35,8 @@ pub struct Transport {
     resolver: CachingResolver,
     /// How far the current try got toward a connection.
     reach: Arc<Reach>,
-    base_url: String,
-    /// base_url's host, as certificates name it.
-    host: String,
-    api_key: String,
+    base_url: BaseUrl,
+    api_key: ApiKey,
     /// The agent's own timeout (`timeout_seconds`).
     timeout: Duration,
     /// Where the trusted CAs come from, for messages.
@@ -97,8 +96,8 @@ impl Transport {
         // Always set, so that ureq's own reading of the environment (which
         // differs from curl's) never applies: the config decided. Plain
         // http only ever goes to loopback; a proxy would see the key.
-        let proxy = config.proxy.as_ref().filter(|_| !config.plain_http);
-        builder = builder.proxy(proxy.map(|p| p.proxy.clone()));
+        // Always set, even to none (for plain http the config chose none).
+        builder = builder.proxy(config.proxy.as_ref().map(|p| p.proxy.clone()));
         if let Some(roots) = &config.trust.roots {
             let tls = ureq::tls::TlsConfig::builder()
                 .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots.clone())))
@@ -119,8 +118,7 @@ impl Transport {
             resolver,
             reach,
             base_url: config.base_url.clone(),
-            host: config.host.clone(),
-            api_key: config.api_key.expose().to_string(),
+            api_key: config.api_key.clone(),
             timeout: config.timeout,
             trust: config.trust.source.clone(),
             proxy: config
@@ -150,12 +148,12 @@ impl Transport {
 
     /// base_url's host, as certificates name it.
     pub fn host(&self) -> &str {
-        &self.host
+        self.base_url.host()
     }
 
     /// base_url, as the config normalised it.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.base_url.as_str()
     }
 
     /// GETs `path_query` (relative to base_url) within `timeout`, reading
@@ -173,8 +171,8 @@ impl Transport {
         body.clear();
         let request = self
             .agent
-            .get(format!("{}{}", self.base_url, path_query))
-            .header("x-api-key", &self.api_key);
+            .get(format!("{}{}", self.base_url.as_str(), path_query))
+            .header("x-api-key", self.api_key.expose());
         self.reach.reset();
         // A request-level config copies the agent's: only when it differs.
         let called = if timeout == self.timeout {
@@ -217,12 +215,7 @@ impl Transport {
 
     /// `scheme://host:port` of base_url, to say where a request went.
     pub fn origin(&self) -> &str {
-        let url = &self.base_url;
-        let after_scheme = url.find("://").map_or(0, |i| i + 3);
-        let end = url[after_scheme..]
-            .find('/')
-            .map_or(url.len(), |i| after_scheme + i);
-        &url[..end]
+        self.base_url.origin()
     }
 }
 
