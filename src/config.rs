@@ -42,6 +42,11 @@ pub struct Config {
     pub base_url: BaseUrl,
     pub retry_schedule: Vec<Duration>,
     pub timeout: Duration,
+    /// How long a connection may take to open: `timeout` up to
+    /// `transport::CONNECT_TIMEOUT`, or up to SOURCE_PERSISTIQ_CONNECT_TIMEOUT
+    /// seconds when the environment sets it (a network that needs longer;
+    /// a test that must not wait 30 s).
+    pub connect_timeout: Duration,
     /// Lower bound of the first incremental sync, normalised to UTC.
     pub start_date: Option<crate::time::Stamp>,
     /// The CAs the API's certificate must chain to.
@@ -87,11 +92,13 @@ impl Config {
             true => &no_env,
             false => env,
         };
+        let timeout = timeout(obj)?;
         Ok(Config {
             api_key,
             base_url: base,
             retry_schedule: retry_schedule(obj)?,
-            timeout: timeout(obj)?,
+            timeout,
+            connect_timeout: timeout.min(connect_cap(env)?),
             start_date: start_date(obj)?,
             trust: network::trust(ca_certificate.as_deref(), trust_env)?,
             proxy,
@@ -338,6 +345,24 @@ fn timeout(obj: &Map<String, Value>) -> Result<Duration> {
                 ))
             }),
     }
+}
+
+/// The cap on opening a connection, from the environment or the default.
+fn connect_cap(env: &dyn Fn(&str) -> Option<String>) -> Result<Duration> {
+    const VAR: &str = "SOURCE_PERSISTIQ_CONNECT_TIMEOUT";
+    let Some(text) = env(VAR) else {
+        return Ok(crate::http::transport::CONNECT_TIMEOUT);
+    };
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| seconds(&Value::from(s), true, MAX_TIMEOUT_SECONDS))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{VAR} must be a number of seconds from 0 to {MAX_TIMEOUT_SECONDS}, found {:?}",
+                secret::mask(&text)
+            ))
+        })
 }
 
 fn start_date(obj: &Map<String, Value>) -> Result<Option<crate::time::Stamp>> {

@@ -9,21 +9,37 @@
 
 mod support;
 
+/// spec, check, discover and read as Airbyte calls them; the protocol's messages and exit codes
 mod connector;
+/// README.md and docs/: every relative link and anchor resolves
 mod docs;
+/// `doctor`: each step's row, passed and failed, over HTTP, HTTPS and a proxy
 mod doctor;
+/// the API key never printed, whatever form a server echoes it back in
 mod echo;
+/// one request's faults: 429s, 5xx, resets, stalls, short bodies, and their retries
 mod faults;
+/// a full read's output, byte for byte, against a file written before
 mod golden;
+/// the config, catalog and state files and the command line, and what is wrong with them
 mod inputs;
+/// an account that changes during a sync; stale and endless pages; whole lines under signals
 mod living;
+/// HTTPS, CAs, proxies, connections that never open, hosts that do not exist
 mod network;
+/// the release binaries, the image's Dockerfile, metadata.yaml, the changelog and SBOMs
 mod packaging;
+/// `replies`: per campaign, incremental, resumed through changes
 mod replies;
+/// resumable full refresh: a killed read goes on from its checkpoint
 mod resume;
+/// the state as a contract: every earlier shape, the shell's forms, what comes twice is said
 mod state;
+/// each stream's records, paging and incremental reads
 mod streams;
+/// the live line and stderr at a terminal (pty)
 mod terminal;
+/// bounded waits (check's budget, rate limits, Retry-After), cursors, and the key's checks
 mod trust;
 
 /// A test file left out of this list would silently never run.

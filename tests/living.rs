@@ -129,7 +129,7 @@ fn killed_in_the_big_campaign(mock: &MockServer, dir: &TempDir, state: Option<&s
     if let Some(state) = state {
         argv.extend(["--state", state]);
     }
-    let page_3 = |s: &mock::Seen| s.path == path && s.param("page").as_deref() == Some("3");
+    let page_3 = |s: &mock::Seen| s.is(&path, 3);
     let before = mock.seen().iter().filter(|s| page_3(s)).count();
     let (run, _) = interrupt_when(
         mock,
@@ -257,7 +257,7 @@ fn an_empty_page_is_remembered_through_a_resume() {
     let (cfg, cat) = args(&dir, &mock, &["events"], "incremental");
     let (first, _) = interrupt_when(
         &mock,
-        |s| s.path == "events" && s.param("page").as_deref() == Some("4"),
+        |s| s.is("events", 4),
         "TERM",
         &["read", "--config", &cfg, "--catalog", &cat],
     );
@@ -312,8 +312,7 @@ fn sigterm_at_any_point_of_the_last_page_leaves_its_records_with_their_state() {
             ..Options::default()
         });
         let all = mock.records("events");
-        let last_page =
-            |s: &mock::Seen| s.path == "events" && s.param("page").as_deref() == Some("3");
+        let last_page = |s: &mock::Seen| s.is("events", 3);
         // The last page answers late: long after the point below, or in
         // time to be written into a pipe that is no longer read.
         let answer_in = match point {
@@ -391,8 +390,7 @@ fn any_ending_signal_during_a_blocked_write_leaves_whole_lines_and_a_state() {
             ..Options::default()
         });
         let all = mock.records("events");
-        let last_page =
-            |s: &mock::Seen| s.path == "events" && s.param("page").as_deref() == Some("3");
+        let last_page = |s: &mock::Seen| s.is("events", 3);
         mock.add_fault(Fault::stall("events", 3, Duration::from_millis(300)));
         let dir = TempDir::new();
         let (cfg, cat) = args(&dir, &mock, &["events"], "incremental");

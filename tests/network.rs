@@ -174,8 +174,7 @@ fn a_full_read_over_https_killed_midway_goes_on_from_its_checkpoint() {
     https
         .mock
         .add_fault(Fault::stall("leads", 6, Duration::from_secs(30)));
-    let page_6 =
-        |s: &support::mock::Seen| s.path == "leads" && s.param("page").as_deref() == Some("6");
+    let page_6 = |s: &support::mock::Seen| s.is("leads", 6);
     let argv = ["read", "--config", &cfg, "--catalog", &cat];
     let (first, _) = interrupt_when(&https.mock, page_6, "TERM", &argv);
     assert_ne!(first.code, Some(0), "{}", first.stdout);
@@ -701,23 +700,37 @@ fn a_connection_that_never_opens_stops_the_sync() {
     assert_eq!(run.statuses("leads"), ["INCOMPLETE"]);
 }
 
-/// Opening a connection gets 30 s of a longer timeout_seconds: a firewall
-/// that drops packets held each try for the whole 60 s.
+/// Opening a connection gets 30 s of a longer timeout_seconds (a firewall
+/// that drops packets held each try for the whole 60 s), or what
+/// SOURCE_PERSISTIQ_CONNECT_TIMEOUT says: here 2 s, so that the test does
+/// not wait 30.
 #[test]
-fn opening_a_connection_is_given_up_after_30_s() {
+fn opening_a_connection_is_given_up_after_its_cap() {
     let silent = SilentPort::start();
     let dir = TempDir::new();
     let mut cfg = config(&format!("http://127.0.0.1:{}/v1/", silent.port));
     cfg["timeout_seconds"] = json!(60);
     cfg["retry_schedule_seconds"] = json!([]);
+    let cfg = dir.json("c.json", &cfg);
     let started = Instant::now();
-    let run = read(&dir, &cfg, Some(&["users"]));
+    let run = connector(
+        &["read", "--config", &cfg, "--streams", "users"],
+        &[("SOURCE_PERSISTIQ_CONNECT_TIMEOUT", "2")],
+        &[],
+    );
     let took = started.elapsed();
-    run.the_error_saying("transient_error", "opened within 30 s (after 1 try)");
+    run.the_error_saying("transient_error", "opened within 2 s (after 1 try)");
     assert!(
-        took >= Duration::from_secs(30) && took < Duration::from_secs(45),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
         "took {took:?}"
     );
+    // Not a number of seconds: said, before any request.
+    let run = connector(
+        &["read", "--config", &cfg, "--streams", "users"],
+        &[("SOURCE_PERSISTIQ_CONNECT_TIMEOUT", "soon")],
+        &[],
+    );
+    run.the_error_saying("config_error", "SOURCE_PERSISTIQ_CONNECT_TIMEOUT must be");
 }
 
 /// A host name that does not exist (`.invalid` never does, RFC 6761):

@@ -552,7 +552,7 @@ fn killed_at_the_big_campaigns_page_3(mock: &MockServer, dir: &TempDir) -> Run {
     let (cfg, cat) = catalog_args(dir, mock, "incremental");
     let (first, _) = interrupt_when(
         mock,
-        |s| s.path == path && s.param("page").as_deref() == Some("3"),
+        |s| s.is(&path, 3),
         "TERM",
         &["read", "--config", &cfg, "--catalog", &cat],
     );

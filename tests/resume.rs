@@ -44,7 +44,7 @@ fn killed_full_read(
         st = dir.json("state.json", state);
         argv.extend(["--state", &st]);
     }
-    let hit = |s: &mock::Seen| s.path == path && s.param("page") == Some(page.to_string());
+    let hit = |s: &mock::Seen| s.is(path, page);
     let before = mock.seen().iter().filter(|s| hit(s)).count();
     let (run, _) = interrupt_when(
         mock,

@@ -213,7 +213,7 @@ fn last_is_read_as_every_id_is() {
         let cat = dir.json("cat.json", &catalog(&["leads"], "full_refresh"));
         let (run, _) = interrupt_when(
             &mock,
-            |s| s.path == "leads" && s.param("page").as_deref() == Some("2"),
+            |s| s.is("leads", 2),
             "TERM",
             &["read", "--config", &cfg, "--catalog", &cat],
         );
@@ -249,7 +249,7 @@ fn state_lines_from_the_shell_resume_a_killed_read() {
     // A whole read, no catalog, killed in leads.
     let (first, _) = interrupt_when(
         &mock,
-        |s| s.path == "leads" && s.param("page").as_deref() == Some("6"),
+        |s| s.is("leads", 6),
         "TERM",
         &["read", "--config", &cfg],
     );
@@ -328,12 +328,7 @@ fn every_begun_campaign_keeps_its_page_in_every_later_checkpoint() {
         if let Some(s) = &state {
             argv.extend(["--state", s]);
         }
-        let (run, _) = interrupt_when(
-            &mock,
-            |s| s.path == *path && s.param("page").as_deref() == Some("3"),
-            "TERM",
-            &argv,
-        );
+        let (run, _) = interrupt_when(&mock, |s| s.is(path, 3), "TERM", &argv);
         written.extend(run.record_data("replies"));
         state = Some(dir.json("s.json", &state_file(&run)));
         if step == 1 {
@@ -372,7 +367,7 @@ fn a_404_on_the_resume_page_keeps_its_check() {
     let cat = dir.json("cat.json", &catalog(&["replies"], "full_refresh"));
     let (first, _) = interrupt_when(
         &mock,
-        |s| s.path == big && s.param("page").as_deref() == Some("4"),
+        |s| s.is(&big, 4),
         "TERM",
         &["read", "--config", &cfg, "--catalog", &cat],
     );
@@ -440,7 +435,7 @@ fn killed(
         st = dir.json("state.json", state);
         argv.extend(["--state", &st]);
     }
-    let hit = |s: &mock::Seen| s.path == path && s.param("page") == Some(page.to_string());
+    let hit = |s: &mock::Seen| s.is(path, page);
     let before = mock.seen().iter().filter(|s| hit(s)).count();
     let (run, _) = interrupt_when(
         mock,

@@ -39,6 +39,8 @@ pub struct Transport {
     api_key: ApiKey,
     /// The agent's own timeout (`timeout_seconds`).
     timeout: Duration,
+    /// How long a connection may take to open (`Config::connect_timeout`).
+    connect_timeout: Duration,
     /// Where the trusted CAs come from, for messages.
     trust: String,
     /// The proxy, for messages: `http://host:port` and where it was set.
@@ -51,11 +53,6 @@ pub struct Head {
     pub headers: HeaderMap,
     /// How reading the body ended.
     pub body: BodyRead,
-}
-
-/// How long a connection may take to open, given `timeout_seconds`.
-fn connect_timeout(timeout: Duration) -> Duration {
-    timeout.min(CONNECT_TIMEOUT)
 }
 
 /// A try that ended before an answer.
@@ -90,7 +87,7 @@ impl Transport {
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(config.timeout))
-            .timeout_connect(Some(connect_timeout(config.timeout)))
+            .timeout_connect(Some(config.connect_timeout))
             .user_agent(concat!("source-persistiq/", env!("CARGO_PKG_VERSION")))
             .accept("application/json");
         // Always set, so that ureq's own reading of the environment (which
@@ -120,6 +117,7 @@ impl Transport {
             base_url: config.base_url.clone(),
             api_key: config.api_key.clone(),
             timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
             trust: config.trust.source.clone(),
             proxy: config
                 .proxy
@@ -130,7 +128,7 @@ impl Transport {
 
     /// How long a connection may take to open.
     pub fn connect_timeout(&self) -> Duration {
-        connect_timeout(self.timeout)
+        self.connect_timeout
     }
 
     /// Where the trusted CAs come from ("the built-in Mozilla roots").

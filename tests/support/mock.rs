@@ -174,6 +174,11 @@ impl Seen {
     pub fn param(&self, name: &str) -> Option<String> {
         param(&self.query, name)
     }
+
+    /// Whether this was a request for page `page` of the list at `path`.
+    pub fn is(&self, path: &str, page: u64) -> bool {
+        self.path == path && self.param("page") == Some(page.to_string())
+    }
 }
 
 struct Shared {
