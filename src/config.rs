@@ -353,10 +353,11 @@ fn connect_cap(env: &dyn Fn(&str) -> Option<String>) -> Result<Duration> {
     let Some(text) = env(VAR) else {
         return Ok(crate::http::transport::CONNECT_TIMEOUT);
     };
-    text.trim()
-        .parse::<f64>()
+    // serde_json's number parser, already in the binary: core's float
+    // parsing would be kilobytes more.
+    serde_json::from_str::<Value>(text.trim())
         .ok()
-        .and_then(|s| seconds(&Value::from(s), true, MAX_TIMEOUT_SECONDS))
+        .and_then(|v| seconds(&v, true, MAX_TIMEOUT_SECONDS))
         .ok_or_else(|| {
             Error::config(format!(
                 "{VAR} must be a number of seconds from 0 to {MAX_TIMEOUT_SECONDS}, found {:?}",
