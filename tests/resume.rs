@@ -5,8 +5,7 @@
 use crate::support;
 
 use serde_json::{json, Value};
-use std::time::Duration;
-use support::mock::{self, Change, Fault, MockServer, Options, BIG_REPLIES_CAMPAIGN};
+use support::mock::{self, Change, MockServer, Options, BIG_REPLIES_CAMPAIGN};
 use support::*;
 
 /// Records of `want` that `got` lacks, and records `got` holds twice.
@@ -34,31 +33,7 @@ fn killed_full_read(
     state: Option<&Value>,
     stalled: (&str, u64),
 ) -> Run {
-    let (path, page) = stalled;
-    mock.add_fault(Fault::stall(path, page, Duration::from_secs(30)));
-    let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let cat = dir.json("cat.json", &catalog(&[stream], "full_refresh"));
-    let mut argv = vec!["read", "--config", &cfg, "--catalog", &cat];
-    let st;
-    if let Some(state) = state {
-        st = dir.json("state.json", state);
-        argv.extend(["--state", &st]);
-    }
-    let hit = |s: &mock::Seen| s.is(path, page);
-    let before = mock.seen().iter().filter(|s| hit(s)).count();
-    let (run, _) = interrupt_when(
-        mock,
-        |_| mock.seen().iter().filter(|s| hit(s)).count() > before,
-        "TERM",
-        &argv,
-    );
-    assert_ne!(
-        run.code,
-        Some(0),
-        "the read was to be killed: {}",
-        run.stdout
-    );
-    run
+    killed_read(mock, dir, stream, "full_refresh", state, stalled)
 }
 
 /// The requests the mock saw for `path` from request number `from` on.

@@ -415,38 +415,6 @@ fn tally(before: &[String], runs: &[&Run], stream: &str, all: &[String]) -> (usi
     (lost, twice, said)
 }
 
-/// A full or incremental read of `stream` killed while `stalled` (a path
-/// and page) is asked for, from `state` if given.
-fn killed(
-    mock: &MockServer,
-    dir: &TempDir,
-    stream: &str,
-    mode: &str,
-    state: Option<&Value>,
-    stalled: (&str, u64),
-) -> Run {
-    let (path, page) = stalled;
-    mock.add_fault(Fault::stall(path, page, Duration::from_secs(30)));
-    let cfg = dir.json("c.json", &config(&mock.base_url()));
-    let cat = dir.json("cat.json", &catalog(&[stream], mode));
-    let mut argv = vec!["read", "--config", &cfg, "--catalog", &cat];
-    let st;
-    if let Some(state) = state {
-        st = dir.json("state.json", state);
-        argv.extend(["--state", &st]);
-    }
-    let hit = |s: &mock::Seen| s.is(path, page);
-    let before = mock.seen().iter().filter(|s| hit(s)).count();
-    let (run, _) = interrupt_when(
-        mock,
-        |_| mock.seen().iter().filter(|s| hit(s)).count() > before,
-        "TERM",
-        &argv,
-    );
-    assert_ne!(run.code, Some(0), "to be killed: {}", run.stdout);
-    run
-}
-
 /// What a review that tried to write records twice unsaid found (each
 /// case wrote some twice with no count, or a count too low, before): a
 /// da27300 state with the campaign list moved; a second read from page 1
@@ -489,12 +457,12 @@ fn what_comes_twice_is_counted_whatever_moved_or_stopped() {
     // Read again from page 1 after deletions, stopped at page 3, resumed.
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
-    let r1 = killed(&mock, &dir, "leads", "full_refresh", None, ("leads", 6));
+    let r1 = killed_read(&mock, &dir, "leads", "full_refresh", None, ("leads", 6));
     mock.change(&Change::DeleteRecords {
         path: "leads".into(),
         at: (0..150).collect(),
     });
-    let r2 = killed(
+    let r2 = killed_read(
         &mock,
         &dir,
         "leads",
@@ -521,7 +489,7 @@ fn what_comes_twice_is_counted_whatever_moved_or_stopped() {
     let dir = TempDir::new();
     mock.add_replies(BIG_REPLIES_CAMPAIGN, 300);
     let big = mock::replies_path(BIG_REPLIES_CAMPAIGN);
-    let r1 = killed(&mock, &dir, "replies", "full_refresh", None, (&big, 4));
+    let r1 = killed_read(&mock, &dir, "replies", "full_refresh", None, (&big, 4));
     mock.change(&Change::DeleteRecords {
         path: big.clone(),
         at: (0..101).collect(),
@@ -544,7 +512,7 @@ fn what_comes_twice_is_counted_whatever_moved_or_stopped() {
     // `last` moved up its page: records after it were written too.
     let mock = MockServer::start(Options::default());
     let dir = TempDir::new();
-    let r1 = killed(
+    let r1 = killed_read(
         &mock,
         &dir,
         "campaigns",
@@ -579,7 +547,7 @@ fn what_comes_twice_is_counted_whatever_moved_or_stopped() {
         page5.join(",")
     );
     mock.add_fault(Fault::new("leads", Some(5), 2, Action::Body(body)));
-    let r1 = killed(&mock, &dir, "leads", "full_refresh", None, ("leads", 6));
+    let r1 = killed_read(&mock, &dir, "leads", "full_refresh", None, ("leads", 6));
     let r2 = read_mode(
         &mock,
         &dir,
@@ -613,7 +581,7 @@ fn an_unrecorded_state_stays_so_through_a_second_stop() {
             .cloned(),
     );
     let old: Value = serde_json::from_str(&fixture("da27300-replies-incremental.jsonl")).unwrap();
-    let r2 = killed(
+    let r2 = killed_read(
         &mock,
         &dir,
         "replies",

@@ -274,6 +274,48 @@ pub fn interrupt_when(
     (finish(output, &[mock::API_KEY]), took)
 }
 
+/// A read of `stream` in `mode` (with `state`, a state file's JSON, if
+/// given), killed with SIGTERM once the mock sees the request `stalled`
+/// names (a path and a page), which it stalls; the run so far.
+pub fn killed_read(
+    mock: &mock::MockServer,
+    dir: &TempDir,
+    stream: &str,
+    mode: &str,
+    state: Option<&Value>,
+    stalled: (&str, u64),
+) -> Run {
+    let (path, page) = stalled;
+    mock.add_fault(mock::Fault::stall(
+        path,
+        page,
+        std::time::Duration::from_secs(30),
+    ));
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let cat = dir.json("cat.json", &catalog(&[stream], mode));
+    let mut argv = vec!["read", "--config", &cfg, "--catalog", &cat];
+    let st;
+    if let Some(state) = state {
+        st = dir.json("state.json", state);
+        argv.extend(["--state", &st]);
+    }
+    let hit = |s: &mock::Seen| s.is(path, page);
+    let before = mock.seen().iter().filter(|s| hit(s)).count();
+    let (run, _) = interrupt_when(
+        mock,
+        |_| mock.seen().iter().filter(|s| hit(s)).count() > before,
+        "TERM",
+        &argv,
+    );
+    assert_ne!(
+        run.code,
+        Some(0),
+        "the read was to be killed: {}",
+        run.stdout
+    );
+    run
+}
+
 /// Runs `read` against a config and (optionally) a catalog of `streams`.
 pub fn read(dir: &TempDir, config: &Value, streams: Option<&[&str]>) -> Run {
     let cfg = dir.json("config.json", config);
