@@ -15,9 +15,9 @@ mod connector;
 mod docs;
 /// `doctor`: each step's row, passed and failed, over HTTP, HTTPS and a proxy
 mod doctor;
-/// the API key never printed, whatever form a server echoes it back in
+/// the API key: never printed, whatever form a server echoes it back in, and its checks
 mod echo;
-/// one request's faults: 429s, 5xx, resets, stalls, short bodies, and their retries
+/// one request's faults and waits: 429s and rate windows, 5xx and Retry-After, resets, stalls, bodies too short or too large, empty pages, a rejected key, and `check`'s budget
 mod faults;
 /// a full read's output, byte for byte, against a file written before
 mod golden;
@@ -33,14 +33,12 @@ mod packaging;
 mod replies;
 /// resumable full refresh: a killed read goes on from its checkpoint
 mod resume;
-/// the state as a contract: every earlier shape, the shell's forms, what comes twice is said
+/// the state as a contract: every earlier shape, the shell's forms, cursors, what comes twice is said
 mod state;
 /// each stream's records, paging and incremental reads
 mod streams;
 /// the live line and stderr at a terminal (pty)
 mod terminal;
-/// bounded waits (check's budget, rate limits, Retry-After), cursors, and the key's checks
-mod trust;
 
 /// A test file left out of this list would silently never run.
 #[test]

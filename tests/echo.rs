@@ -4,6 +4,7 @@
 use crate::support;
 
 use serde_json::json;
+use std::process::{Command, Stdio};
 use support::mock::{Action, Fault, MockServer, Options};
 use support::*;
 
@@ -281,4 +282,56 @@ fn no_transformed_echo_of_the_key_reaches_any_output() {
             panic!("{what}, the terminal: {run:?} of {echo:?} in {screen:?}");
         }
     }
+}
+
+/// The connector's own words stay whole whatever the key is, and the key
+/// is masked in every form the server may echo it in.
+#[test]
+fn masking_touches_only_text_from_outside() {
+    // Like the connector's words, but without whitespace: a key has none.
+    let key = "leads,page\"2\"/x";
+    let mock = MockServer::start(Options {
+        api_key: key.into(),
+        ..Options::default()
+    });
+    let escaped = serde_json::to_string(key).unwrap();
+    let percent = "leads%2Cpage%222%22%2Fx";
+    let body = format!(
+        r#"{{"error":{{"reason":"oops","message":"key {} url ?k={percent}"}}}}"#,
+        escaped.trim_matches('"')
+    );
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(2),
+        1,
+        Action::Status(503, vec![], body),
+    ));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["api_key"] = json!(key);
+    let cfg = dir.json("c.json", &cfg);
+    let output = Command::new(BIN)
+        .args(["read", "--config", &cfg, "--streams", "leads"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let run = finish(output, &[key, percent, escaped.trim_matches('"')]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let warn = &run.logs("WARN")[0];
+    assert!(
+        warn.starts_with("stream leads, page 2: HTTP 503: oops: key [redacted] url ?k=[redacted]"),
+        "{warn}"
+    );
+}
+
+#[test]
+fn a_key_too_short_to_mask_is_refused_as_truncated() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["api_key"] = json!("k");
+    let cfg = dir.json("c.json", &cfg);
+    let run = run(&["read", "--config", &cfg]);
+    run.the_error_saying("config_error", "truncated");
+    assert!(mock.seen().is_empty(), "a request was made");
 }

@@ -6,7 +6,7 @@ use crate::support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::mock::{Action, Fault, MockServer, Options, Trap, API_KEY};
+use support::mock::{Action, Fault, MockServer, Options, RateLimit, Trap, API_KEY};
 use support::*;
 
 /// The key may appear in a request only as the value of `x-api-key`.
@@ -484,4 +484,294 @@ fn a_reader_that_pauses_longer_than_the_timeout_costs_no_retry() {
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert!(run.logs("WARN").is_empty(), "{:?}", run.logs("WARN"));
     assert_eq!(run.record_data("events"), mock.records("events"));
+}
+
+#[test]
+fn an_empty_page_that_still_says_has_more_is_retried_once_then_taken() {
+    let mock = MockServer::start(Options::default());
+    // Once: a glitch, mended by the retry.
+    mock.add_fault(Fault::new("leads", Some(3), 1, Action::EmptyHasMore));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("leads"), mock.records("leads"));
+    assert_eq!(run.logs("WARN").len(), 1, "{:?}", run.logs("WARN"));
+
+    // Twice: taken as real (a server that filters after paging), warned
+    // about, and the sync goes on to page 4.
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new("leads", Some(3), 2, Action::EmptyHasMore));
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let all = mock.records("leads");
+    let mut expected = all[..200].to_vec();
+    expected.extend_from_slice(&all[300..]);
+    assert_eq!(run.record_data("leads"), expected);
+    let warns = run.logs("WARN");
+    assert_eq!(warns.len(), 2, "{warns:?}");
+    assert!(warns[1].contains("taken as it is"), "{warns:?}");
+}
+
+/// `check` against a 429 whose reset is 100 s away answers at once.
+#[test]
+fn check_does_not_wait_past_its_budget_for_a_rate_limit() {
+    let mock = MockServer::start(Options::default());
+    let reset = epoch_secs_from_now(100);
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Status(
+            429,
+            vec![("X-RateLimit-Reset".into(), reset.to_string())],
+            r#"{"error":{"reason":"too_many_requests","message":"slow down"}}"#.into(),
+        ),
+    ));
+    let dir = TempDir::new();
+    let cfg = dir.json("c.json", &config(&mock.base_url()));
+    let started = Instant::now();
+    let run = run(&["check", "--config", &cfg]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(run.code, Some(0));
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("rate limited by the API until"),
+        "{message}"
+    );
+    assert!(message.contains("try again then"), "{message}");
+}
+
+/// `check` against a server that never answers gives up within its budget.
+#[test]
+fn check_answers_within_its_budget_when_the_api_hangs() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "users",
+        None,
+        usize::MAX,
+        Action::Stall(Duration::from_secs(300)),
+    ));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["retry_schedule_seconds"] = json!([]);
+    cfg["timeout_seconds"] = json!(600);
+    let cfg = dir.json("c.json", &cfg);
+    let started = Instant::now();
+    let run = run(&["check", "--config", &cfg]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(33), "took {took:?}");
+    assert_eq!(run.code, Some(0));
+    let status = &run.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+}
+
+/// A server that refuses everything for 2 s and says so only in
+/// `Retry-After` (no `X-RateLimit-*`): the retry waits for it.
+#[test]
+fn retry_after_is_waited_for_in_seconds_and_as_a_date() {
+    for (status, http_date) in [(429, false), (503, false), (503, true)] {
+        let mock = MockServer::start(Options::default());
+        mock.add_fault(Fault::new(
+            "leads",
+            Some(2),
+            1,
+            Action::CloseFor(Duration::from_secs(2), status, http_date),
+        ));
+        let dir = TempDir::new();
+        let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+        let case = format!("{status} (date: {http_date})");
+        assert_eq!(run.code, Some(0), "{case}: {}", run.stdout);
+        assert_eq!(run.record_data("leads"), mock.records("leads"), "{case}");
+        let tries = requests_for(&mock, "leads", 2);
+        assert_eq!(tries.len(), 2, "{case}: one refusal, then the page");
+        let waited = tries[1].duration_since(tries[0]).unwrap();
+        assert!(
+            waited >= Duration::from_millis(1000),
+            "{case}: waited {waited:?}"
+        );
+    }
+}
+
+/// While a stream waits on a rate limit its status says RATE_LIMITED,
+/// with the reset time when the server gave one: after a 429, and when an
+/// answer said the window is spent (here users', paid by leads' first page).
+#[test]
+fn rate_limit_waits_are_stream_statuses_with_the_reset_time() {
+    let limited = |reset: u64| {
+        Action::Status(
+            429,
+            vec![("X-RateLimit-Reset".into(), reset.to_string())],
+            "{}".into(),
+        )
+    };
+    let spent = |reset: u64| {
+        Action::Headers(vec![
+            ("X-RateLimit-Remaining".into(), "0".into()),
+            ("X-RateLimit-Reset".into(), reset.to_string()),
+        ])
+    };
+    for (case, path, fault) in [
+        ("429", "leads", limited as fn(u64) -> Action),
+        ("spent", "users", spent),
+    ] {
+        let mock = MockServer::start(Options::default());
+        let reset = epoch_secs_from_now(2);
+        let page = if path == "leads" { 2 } else { 1 };
+        mock.add_fault(Fault::new(path, Some(page), 1, fault(reset)));
+        let dir = TempDir::new();
+        let run = read(&dir, &config(&mock.base_url()), Some(&["users", "leads"]));
+        assert_eq!(run.code, Some(0), "{case}: {}", run.stdout);
+        assert!(run.status_reasons("users").is_empty(), "{case}");
+        let reasons = run.status_reasons("leads");
+        assert_eq!(reasons.len(), 1, "{case}: {reasons:?}");
+        assert_eq!(reasons[0][0]["type"], "RATE_LIMITED");
+        let quota_reset = reasons[0][0]["rate_limited"]["quota_reset"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            (reset * 1000..=reset * 1000 + 1000).contains(&quota_reset),
+            "{case}: {quota_reset} vs {reset}"
+        );
+        let statuses = run.statuses("leads");
+        assert_eq!(statuses.first().unwrap(), "STARTED", "{case}");
+        assert_eq!(statuses.last().unwrap(), "COMPLETE", "{case}");
+        assert_eq!(run.record_data("leads"), mock.records("leads"), "{case}");
+    }
+}
+
+/// A window of 5 requests per 2 s, enforced: the sync paces itself on the
+/// headers and never runs into a 429.
+#[test]
+fn an_enforced_rate_window_is_kept_without_a_429() {
+    let mock = MockServer::start(Options {
+        leads: 1200,
+        rate_limit: Some(RateLimit {
+            limit: 5,
+            window_secs: 2,
+        }),
+        ..Options::default()
+    });
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("leads"), mock.records("leads"));
+    assert_eq!(mock.rate_limited(), 0, "429s served");
+    assert!(!run.status_reasons("leads").is_empty());
+}
+
+#[test]
+fn a_body_over_the_cap_fails_at_once_saying_too_large() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "users",
+        Some(1),
+        usize::MAX,
+        Action::Huge((64 << 20) + 10),
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
+    run.the_error_saying("system_error", "too large (over 64 MiB)");
+    assert_eq!(mock.seen().len(), 1, "no retry");
+}
+
+/// A rejected key ends the sync at the first stream: one error, and every
+/// stream INCOMPLETE.
+#[test]
+fn a_rejected_key_stops_at_the_first_stream() {
+    let mock = MockServer::start(Options::default());
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["api_key"] = json!("the-wrong-key-42");
+    let run = read(&dir, &cfg, Some(&["users", "leads", "campaigns"]));
+    run.the_error_saying("config_error", "rejected");
+    for stream in ["users", "leads", "campaigns"] {
+        assert_eq!(
+            run.statuses(stream).last().unwrap(),
+            "INCOMPLETE",
+            "{stream}"
+        );
+    }
+    assert_eq!(mock.seen().len(), 1, "one request");
+}
+
+#[test]
+fn a_timeout_says_which_setting_it_was() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::stall("users", 1, Duration::from_secs(5)));
+    let dir = TempDir::new();
+    let mut cfg = config(&mock.base_url());
+    cfg["timeout_seconds"] = json!(0.5);
+    cfg["retry_schedule_seconds"] = json!([]);
+    let run = read(&dir, &cfg, Some(&["users"]));
+    run.the_error_saying("transient_error", "within timeout_seconds (0.5 s)");
+}
+
+/// A glitch of an empty page after a retry for another trouble still gets
+/// its own retry; and an empty page taken as it is keeps the cursor where
+/// it was, since it may have hidden records.
+#[test]
+fn an_empty_page_gets_its_own_retry_and_a_taken_one_holds_the_cursor() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "leads",
+        Some(3),
+        1,
+        Action::Status(503, vec![], "{}".into()),
+    ));
+    mock.add_fault(Fault::new("leads", Some(3), 1, Action::EmptyHasMore));
+    let dir = TempDir::new();
+    let retried = read(&dir, &config(&mock.base_url()), Some(&["leads"]));
+    assert_eq!(retried.code, Some(0), "{}", retried.stdout);
+    assert_eq!(
+        retried.record_data("leads"),
+        mock.records("leads"),
+        "page 3 retried"
+    );
+
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new("leads", Some(3), 2, Action::EmptyHasMore));
+    let since = "2025-01-01T00:00:00Z";
+    let state = stream_state("leads", json!({"updated_after": since}));
+    let run = read_incremental(&mock, &dir, "leads", Some(&state));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let last = final_state(&run, "leads");
+    assert_eq!(last, json!({"updated_after": since}), "the cursor moved");
+    assert!(
+        run.logs("WARN").iter().any(|w| w.contains("cursor stays")),
+        "{:?}",
+        run.logs("WARN")
+    );
+}
+
+/// A 503 whose answer names a rate-window reset far off is retried on the
+/// schedule: the reset says nothing of when a failing server is back.
+#[test]
+fn a_5xx_waits_for_retry_after_only() {
+    let reset = epoch_secs_from_now(60);
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "users",
+        Some(1),
+        1,
+        Action::Status(
+            503,
+            vec![("X-RateLimit-Reset".into(), reset.to_string())],
+            "{}".into(),
+        ),
+    ));
+    let dir = TempDir::new();
+    let started = Instant::now();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["users"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }

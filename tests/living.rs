@@ -590,3 +590,41 @@ fn records_deleted_from_pages_already_read_cost_as_many_records() {
         assert_eq!(ids(&again.record_data("leads")), now);
     }
 }
+
+#[test]
+fn a_stale_copy_of_the_page_before_is_retried_not_skipped() {
+    let mock = MockServer::start(Options::default());
+    // Page 2 of campaigns comes back once as page 1 (a proxy's stale copy).
+    mock.add_fault(Fault::new("campaigns", Some(2), 1, Action::RepeatFirstPage));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.record_data("campaigns"), mock.records("campaigns"));
+    let warns = run.logs("WARN");
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert!(
+        warns[0].contains("page 2") && warns[0].contains("repeats"),
+        "{}",
+        warns[0]
+    );
+    assert_eq!(requests_for(&mock, "campaigns", 2).len(), 2);
+}
+
+#[test]
+fn a_stale_page_that_persists_fails_the_stream_naming_the_page() {
+    let mock = MockServer::start(Options::default());
+    mock.add_fault(Fault::new(
+        "campaigns",
+        Some(2),
+        usize::MAX,
+        Action::RepeatFirstPage,
+    ));
+    let dir = TempDir::new();
+    let run = read(&dir, &config(&mock.base_url()), Some(&["campaigns"]));
+    run.the_error_saying("system_error", "campaigns, page 2");
+    assert_eq!(
+        run.record_data("campaigns"),
+        mock.records("campaigns")[..100]
+    );
+    assert_eq!(run.statuses("campaigns").last().unwrap(), "INCOMPLETE");
+}

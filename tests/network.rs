@@ -8,7 +8,7 @@ use crate::support;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::mock::{Action, Fault, MockServer, Options, API_KEY};
+use support::mock::{Action, Fault, MockServer, Options, Trap, API_KEY};
 use support::tls::{ConnectProxy, ProxyMode, SilentPort, Staller, TestCa, TlsFront, MOCK_NAMES};
 use support::*;
 
@@ -884,4 +884,35 @@ fn the_spec_marks_the_proxy_secret_and_the_ca_multiline() {
     assert!(spec["ca_certificate"]["airbyte_secret"].is_null());
     let why = spec["ca_certificate"]["description"].as_str().unwrap();
     assert!(why.contains("instead of"), "{why}");
+}
+
+/// `HTTP://` is plain http too: no proxy may see the request (and its key).
+#[test]
+fn no_spelling_of_plain_http_goes_through_a_proxy() {
+    let mock = MockServer::start(Options::default());
+    let proxy = Trap::start("127.0.0.1:0");
+    let dir = TempDir::new();
+    for scheme in ["HTTP", "Http", "http"] {
+        let mut cfg = config(&mock.base_url());
+        cfg["base_url"] = json!(format!("{scheme}://{}/v1/", mock.addr));
+        let cfg = dir.json("c.json", &cfg);
+        let proxy_url = format!("http://{}", proxy.addr);
+        let output = Command::new(BIN)
+            .args(["read", "--config", &cfg, "--streams", "users"])
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("HTTPS_PROXY", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let run = finish(output, &[API_KEY]);
+        assert_eq!(run.code, Some(0), "{scheme}: {}", run.stdout);
+        assert_eq!(run.record_data("users"), mock.records("users"), "{scheme}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        proxy.hits.lock().unwrap().is_empty(),
+        "the proxy saw a request"
+    );
 }

@@ -316,6 +316,15 @@ pub fn killed_read(
     run
 }
 
+/// When the mock saw each request for page `page` of `path`.
+pub fn requests_for(mock: &mock::MockServer, path: &str, page: u64) -> Vec<std::time::SystemTime> {
+    mock.seen()
+        .into_iter()
+        .filter(|s| s.is(path, page))
+        .map(|s| s.at)
+        .collect()
+}
+
 /// Runs `read` against a config and (optionally) a catalog of `streams`.
 pub fn read(dir: &TempDir, config: &Value, streams: Option<&[&str]>) -> Run {
     let cfg = dir.json("config.json", config);
