@@ -436,9 +436,7 @@ impl<'a> StreamRun<'a> {
                 self.again = Some((until, 0));
             }
             if self.plan.resumable {
-                if let Some(c) = &mut self.plan.cursor {
-                    c.held |= pager.took_empty;
-                }
+                self.plan.took_empty(pager.took_empty);
                 if let (None, Some(p)) = (at, parent) {
                     self.plan.done.insert(p.to_string());
                 }

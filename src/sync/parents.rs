@@ -198,9 +198,7 @@ impl StreamRun<'_> {
             }
             match previous.take() {
                 Some(prev) if prev.ids == listing.ids => {
-                    if let Some(c) = &mut self.plan.cursor {
-                        c.held |= prev.took_empty || listing.took_empty;
-                    }
+                    self.plan.took_empty(prev.took_empty || listing.took_empty);
                     return Ok(listing.ids);
                 }
                 Some(prev) => log!(

@@ -75,6 +75,15 @@ impl Plan {
             .and_then(|c| c.spec.cursor.record_field())
     }
 
+    /// A list read took an empty page that said more followed as it is
+    /// (`Pager::took_empty`): it may have hidden records, so an incremental
+    /// cursor must not move past them. The one place that fact reaches.
+    pub(super) fn took_empty(&mut self, took_empty: bool) {
+        if let Some(c) = &mut self.cursor {
+            c.held |= took_empty;
+        }
+    }
+
     /// The plan for `def` in `mode`, going on from `saved` where it holds
     /// a checkpoint of the same mode. A full read ignores a complete state,
     /// an empty one and an incremental one: it starts at page 1.
