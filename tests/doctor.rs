@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::mock::{Action, Fault, MockServer, Options, RateLimit, API_KEY};
-use support::tls::{ConnectProxy, ProxyMode, Staller, TestCa, TlsFront, MOCK_NAMES};
+use support::tls::{ConnectProxy, ProxyMode, Staller, TestCa, MOCK_NAMES};
 use support::*;
 
 /// The variables that could change how the binary reaches the mock.
@@ -134,31 +134,6 @@ fn doctor(cfg: &Value, env: &[(&str, &str)], secrets: &[&str]) -> Diagnosis {
         doc,
         rows,
         took,
-    }
-}
-
-/// The mock behind a TLS front whose certificate a CA of this run signed.
-struct Https {
-    /// Kept for as long as the front serves it.
-    _mock: MockServer,
-    front: TlsFront,
-    dir: TempDir,
-    ca_file: String,
-}
-
-impl Https {
-    fn start(names: &[&str], expired: bool) -> Https {
-        let mock = MockServer::start(Options::default());
-        let ca = TestCa::new("Test Corp Inspection CA");
-        let front = TlsFront::start(mock.addr, &ca.server_cert(names, expired));
-        let dir = TempDir::new();
-        let ca_file = dir.file("corp-ca.pem", &ca.pem);
-        Https {
-            _mock: mock,
-            front,
-            dir,
-            ca_file,
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::mock::{Action, Fault, MockServer, Options, Trap, API_KEY};
-use support::tls::{ConnectProxy, ProxyMode, SilentPort, Staller, TestCa, TlsFront, MOCK_NAMES};
+use support::tls::{ConnectProxy, ProxyMode, SilentPort, Staller, TestCa, MOCK_NAMES};
 use support::*;
 
 /// Every variable that could change how the binary reaches the mock; the
@@ -29,47 +29,8 @@ const NETWORK_VARS: [&str; 12] = [
     "CURL_CA_BUNDLE",
 ];
 
-/// The mock behind a TLS front whose certificate a CA of this run signed.
-struct Https {
-    mock: MockServer,
-    front: TlsFront,
-    ca: TestCa,
-    dir: TempDir,
-    /// The CA's certificate in a file.
-    ca_file: String,
-}
-
+/// What the network tests do with the HTTPS mock.
 impl Https {
-    fn start(names: &[&str], expired: bool) -> Https {
-        let mock = MockServer::start(Options::default());
-        let ca = TestCa::new("Test Corp Inspection CA");
-        let front = TlsFront::start(mock.addr, &ca.server_cert(names, expired));
-        let dir = TempDir::new();
-        let ca_file = dir.file("corp-ca.pem", &ca.pem);
-        Https {
-            mock,
-            front,
-            ca,
-            dir,
-            ca_file,
-        }
-    }
-
-    fn usual() -> Https {
-        Https::start(&MOCK_NAMES, false)
-    }
-
-    /// The test config for `https://HOST:PORT/v1/`.
-    fn config(&self, host: &str) -> Value {
-        config(&self.front.base_url(host))
-    }
-
-    /// A file holding another CA's certificate, one the mock's is not from.
-    fn other_ca_file(&self) -> String {
-        self.dir
-            .file("other-ca.pem", &TestCa::new("Some Other CA").pem)
-    }
-
     fn check(&self, cfg: &Value, env: &[(&str, &str)]) -> Run {
         let path = self.dir.json("check.json", cfg);
         connector(&["check", "--config", &path], env, &[])

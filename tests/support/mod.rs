@@ -428,3 +428,45 @@ pub fn ids(records: &[String]) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// The mock behind a TLS front whose certificate a CA of this run signed.
+pub struct Https {
+    pub mock: mock::MockServer,
+    pub front: tls::TlsFront,
+    pub ca: tls::TestCa,
+    pub dir: TempDir,
+    /// The CA's certificate in a file.
+    pub ca_file: String,
+}
+
+impl Https {
+    pub fn start(names: &[&str], expired: bool) -> Https {
+        let mock = mock::MockServer::start(mock::Options::default());
+        let ca = tls::TestCa::new("Test Corp Inspection CA");
+        let front = tls::TlsFront::start(mock.addr, &ca.server_cert(names, expired));
+        let dir = TempDir::new();
+        let ca_file = dir.file("corp-ca.pem", &ca.pem);
+        Https {
+            mock,
+            front,
+            ca,
+            dir,
+            ca_file,
+        }
+    }
+
+    pub fn usual() -> Https {
+        Https::start(&tls::MOCK_NAMES, false)
+    }
+
+    /// The test config for `https://HOST:PORT/v1/`.
+    pub fn config(&self, host: &str) -> Value {
+        config(&self.front.base_url(host))
+    }
+
+    /// A file holding another CA's certificate, one the mock's is not from.
+    pub fn other_ca_file(&self) -> String {
+        self.dir
+            .file("other-ca.pem", &tls::TestCa::new("Some Other CA").pem)
+    }
+}
