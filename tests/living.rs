@@ -328,24 +328,7 @@ fn sigterm_at_any_point_of_the_last_page_leaves_its_records_with_their_state() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let reader = SlowReader::new(child.stdout.take().unwrap());
-        let started = Instant::now();
-        while !mock.seen().iter().any(last_page) {
-            assert!(started.elapsed() < Duration::from_secs(20), "no page 3");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        // stdout blocks: the last page is written into a pipe no one reads.
-        reader.paused.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(800));
-        let kill = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        std::thread::sleep(Duration::from_millis(100));
-        reader.paused.store(false, Ordering::SeqCst);
-        let status = child.wait().unwrap();
-        let stdout = reader.thread.join().unwrap();
+        let (status, stdout) = signal_while_blocked(&mock, &mut child, last_page, "TERM");
         let first = finish(
             std::process::Output {
                 status,
@@ -404,23 +387,7 @@ fn any_ending_signal_during_a_blocked_write_leaves_whole_lines_and_a_state() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let reader = SlowReader::new(child.stdout.take().unwrap());
-        let started = Instant::now();
-        while !mock.seen().iter().any(last_page) {
-            assert!(started.elapsed() < Duration::from_secs(20), "no page 3");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        reader.paused.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(800));
-        let kill = Command::new("kill")
-            .args([&format!("-{name}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        std::thread::sleep(Duration::from_millis(100));
-        reader.paused.store(false, Ordering::SeqCst);
-        let status = child.wait().unwrap();
-        let stdout = reader.thread.join().unwrap();
+        let (status, stdout) = signal_while_blocked(&mock, &mut child, last_page, name);
         assert_eq!(status.signal(), Some(number), "SIG{name}: {status}");
         let first = finish(
             std::process::Output {
@@ -627,4 +594,33 @@ fn a_stale_page_that_persists_fails_the_stream_naming_the_page() {
         mock.records("campaigns")[..100]
     );
     assert_eq!(run.statuses("campaigns").last().unwrap(), "INCOMPLETE");
+}
+
+/// Waits for the request `asked` names, then blocks the child's stdout (a
+/// pipe nobody reads, with the last page's write under way), sends it
+/// SIG`signal`, and drains it: its exit status and all it wrote.
+fn signal_while_blocked(
+    mock: &MockServer,
+    child: &mut std::process::Child,
+    asked: impl Fn(&mock::Seen) -> bool,
+    signal: &str,
+) -> (std::process::ExitStatus, Vec<u8>) {
+    let reader = SlowReader::new(child.stdout.take().unwrap());
+    let started = Instant::now();
+    while !mock.seen().iter().any(&asked) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no page 3");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // stdout blocks: the last page is written into a pipe no one reads.
+    reader.paused.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(800));
+    let kill = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(100));
+    reader.paused.store(false, Ordering::SeqCst);
+    let status = child.wait().unwrap();
+    (status, reader.thread.join().unwrap())
 }
